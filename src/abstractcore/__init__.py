@@ -1,0 +1,106 @@
+"""abstractcore: one API for every LLM, remote or in-process, sync and async.
+
+    from abstractcore import create_llm
+    llm = create_llm("openai", model="gpt-4o-mini")
+    print(llm.generate("Hello").content)          # blocking
+    r = await llm.agenerate("Hello")               # asyncio or trio
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from abstractcore._sync import LLM
+from abstractcore.core.capabilities import Capabilities
+from abstractcore.core.config import Timeout
+from abstractcore.core.errors import (
+    AbstractCoreError,
+    AuthenticationError,
+    BackendNotInstalledError,
+    BadRequestError,
+    ConfigurationError,
+    ContextLengthExceededError,
+    LocalBackendError,
+    ModelLoadError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderStatusError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    StructuredOutputError,
+    ToolCallError,
+)
+from abstractcore.core.registry import PROVIDERS, create_provider
+from abstractcore.core.retry import RetryConfig
+from abstractcore.core.types import (
+    GenerateResponse,
+    ImagePart,
+    Message,
+    StreamChunk,
+    TextPart,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from abstractcore.tools.schema import tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LLM",
+    "PROVIDERS",
+    "AbstractCoreError",
+    "AuthenticationError",
+    "BackendNotInstalledError",
+    "BadRequestError",
+    "Capabilities",
+    "ConfigurationError",
+    "ContextLengthExceededError",
+    "GenerateResponse",
+    "ImagePart",
+    "LocalBackendError",
+    "Message",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "PermissionDeniedError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderStatusError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "RetryConfig",
+    "ServerError",
+    "StreamChunk",
+    "StructuredOutputError",
+    "TextPart",
+    "Timeout",
+    "ToolCall",
+    "ToolCallError",
+    "ToolSpec",
+    "Usage",
+    "create_llm",
+    "tool",
+]
+
+
+def create_llm(provider: str, model: str | None = None, **config: Any) -> LLM:
+    """Create an LLM client: ``create_llm("ollama", model="qwen2.5-coder:7b", temperature=0.3)``.
+
+    ``config`` holds connection options (``api_key``, ``base_url``, ``timeout``,
+    ``retry_config``, ``headers``, ``max_connections``, ``http_client``, and
+    back-end options of in-process providers) and default generation
+    parameters (``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed``,
+    ...), which calls may override. Everything is validated here: an unknown
+    provider or keyword, or an invalid value, raises ``ConfigurationError``
+    before any request is sent.
+
+    The returned object serves blocking callers (``generate``, ``stream``,
+    ``unload``, ``list_models``) and async ones (``agenerate``, ``astream``,
+    ``aunload``, ``alist_models``), also both at once.
+    """
+    return LLM(create_provider(provider, model, **config))

@@ -1,0 +1,1 @@
+"""Core types, errors, configuration and the provider registry (imports nothing above it)."""

@@ -1,0 +1,223 @@
+"""Provider-neutral data types: messages in, responses and stream chunks out.
+
+Plain dataclasses, so ``import abstractcore`` stays cheap (no pydantic import).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+__all__ = [
+    "ContentPart",
+    "GenerateResponse",
+    "ImagePart",
+    "Message",
+    "Role",
+    "StreamChunk",
+    "TextPart",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolSpec",
+    "Usage",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """A piece of text inside a message."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image inside a message: raw bytes with a MIME type, or a URL."""
+
+    data: bytes | None = None
+    mime_type: str = "image/png"
+    url: str | None = None
+
+    def __repr__(self) -> str:
+        size = f"{len(self.data)} bytes" if self.data is not None else self.url
+        return f"ImagePart({self.mime_type}, {size})"
+
+
+ContentPart = Union[TextPart, ImagePart]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call requested by the model; ``arguments`` is already parsed JSON."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+    def arguments_json(self) -> str:
+        """The arguments as a JSON string (the wire form most providers use)."""
+        return json.dumps(self.arguments, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A fragment of a tool call while streaming, keyed by ``index``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments_fragment: str = ""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: a name, a description and a JSON-Schema for its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass
+class Message:
+    """One turn of a conversation.
+
+    ``content`` is text or a list of content parts (text and images). An
+    assistant turn may carry ``tool_calls``; a ``tool`` turn answers one call
+    and names it with ``tool_call_id``.
+    """
+
+    role: Role
+    content: str | list[ContentPart] = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            from abstractcore.core.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"Message role must be one of {', '.join(_ROLES)}; got {self.role!r}.")
+
+    @property
+    def text(self) -> str:
+        """The text of this message, image parts left out."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """Build a message from the common ``{"role": ..., "content": ...}`` form."""
+        from abstractcore.core.errors import ConfigurationError
+
+        if "role" not in data:
+            raise ConfigurationError(
+                f"A message needs a 'role' (system/user/assistant/tool); got keys {sorted(data)}.")
+        content = data.get("content") or ""
+        parts: str | list[ContentPart]
+        if isinstance(content, str):
+            parts = content
+        elif isinstance(content, list):
+            parts = [_part_from_dict(p) for p in content]
+        else:
+            raise ConfigurationError(
+                f"Message content must be a string or a list of parts; got {type(content).__name__}.")
+        calls = [
+            c if isinstance(c, ToolCall) else ToolCall(
+                id=str(c.get("id", "")),
+                name=str(c.get("name") or c.get("function", {}).get("name", "")),
+                arguments=_arguments_of(c))
+            for c in data.get("tool_calls") or []
+        ]
+        return cls(role=data["role"], content=parts, tool_calls=calls,
+                   tool_call_id=data.get("tool_call_id"), name=data.get("name"))
+
+
+def _arguments_of(call: Mapping[str, Any]) -> dict[str, Any]:
+    args = call.get("arguments")
+    if args is None:
+        args = call.get("function", {}).get("arguments", {})
+    if isinstance(args, str):
+        args = json.loads(args or "{}")
+    return dict(args)
+
+
+def _part_from_dict(part: Any) -> ContentPart:
+    from abstractcore.core.errors import ConfigurationError
+
+    if isinstance(part, (TextPart, ImagePart)):
+        return part
+    if isinstance(part, str):
+        return TextPart(part)
+    if isinstance(part, Mapping):
+        kind = part.get("type")
+        if kind == "text":
+            return TextPart(str(part.get("text", "")))
+        if kind == "image_url":
+            url = part.get("image_url")
+            url = url.get("url") if isinstance(url, Mapping) else url
+            return ImagePart(url=str(url))
+    raise ConfigurationError(
+        f"Unknown content part {part!r}; use {{'type': 'text', 'text': ...}} or an ImagePart.")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one generation."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def of(cls, input_tokens: int | None, output_tokens: int | None) -> Usage:
+        """Usage from two counts, with the total computed."""
+        i, o = int(input_tokens or 0), int(output_tokens or 0)
+        return cls(i, o, i + o)
+
+
+@dataclass
+class GenerateResponse:
+    """The answer to one ``generate`` call."""
+
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    raw: Any = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return self.content
+
+
+@dataclass
+class StreamChunk:
+    """One piece of a streamed answer.
+
+    ``content`` is the text delta. Tool calls are delivered whole, with their
+    full arguments, on the chunk where they complete (``tool_calls``);
+    ``tool_call_deltas`` carries the raw fragments for callers who want them.
+    The last chunk carries ``finish_reason`` and, where the provider reports
+    it, ``usage``.
+    """
+
+    content: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_deltas: list[ToolCallDelta] = field(default_factory=list)
+    model: str | None = None
+    raw: Any = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return self.content

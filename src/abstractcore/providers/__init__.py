@@ -1,0 +1,1 @@
+"""Provider implementations; imported lazily by the registry."""

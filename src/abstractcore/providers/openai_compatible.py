@@ -1,0 +1,200 @@
+"""The OpenAI Chat Completions wire format, for any server that speaks it.
+
+``OpenAICompatibleProvider`` ("openai-compatible") needs a ``base_url``;
+OpenAI, LM Studio, vLLM and OpenRouter are small subclasses of it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from abstractcore.core.errors import ProviderConnectionError, ResponseFormatError
+from abstractcore.core.types import (
+    GenerateResponse,
+    ImagePart,
+    Message,
+    StreamChunk,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from abstractcore.providers._http import HttpProvider
+from abstractcore.providers.base import Request
+from abstractcore.tools.accumulator import ToolCallAccumulator
+from abstractcore.transport.sse import SSEDecoder, parse_json_data
+
+__all__ = ["OpenAICompatibleProvider"]
+
+_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty",
+           "frequency_penalty")
+
+
+def _image_url(part: ImagePart) -> str:
+    if part.url:
+        return part.url
+    data = base64.b64encode(part.data or b"").decode()
+    return f"data:{part.mime_type};base64,{data}"
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    if isinstance(message.content, str):
+        return message.content
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        else:
+            parts.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
+    return parts
+
+
+def message_to_openai(message: Message) -> dict[str, Any]:
+    """One ``Message`` in the Chat Completions form."""
+    out: dict[str, Any] = {"role": message.role, "content": _content(message)}
+    if message.tool_calls:
+        # "content": "" rather than null: llama.cpp's server rejects null with a 500.
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments_json()}}
+            for c in message.tool_calls]
+    if message.role == "tool" and message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name and message.role != "tool":
+        out["name"] = message.name
+    return out
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    return Usage.of(data.get("prompt_tokens"), data.get("completion_tokens"))
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    accumulator = ToolCallAccumulator()
+    for index, call in enumerate(raw or []):
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            import json
+
+            arguments = json.dumps(arguments or {})
+        accumulator.add(ToolCallDelta(index=index, id=call.get("id"), name=function.get("name"),
+                                      arguments_fragment=arguments))
+    return accumulator.finish()
+
+
+class OpenAICompatibleProvider(HttpProvider):
+    """Any server speaking OpenAI's Chat Completions API (``base_url`` required)."""
+
+    name: ClassVar[str] = "openai-compatible"
+    default_model: ClassVar[str | None] = "default"
+    base_url_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_BASE_URL"
+    api_key_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_API_KEY"
+    #: How ``response_model`` asks for JSON: "json_schema" (OpenAI) or "json_object" with a
+    #: schema (llama.cpp's server, which answers json_schema with HTTP 500).
+    json_mode: ClassVar[str] = "json_schema"
+
+    # -- request ----------------------------------------------------------------
+
+    def _body(self, request: Request, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model,
+                                "messages": [message_to_openai(m) for m in request.messages]}
+        for name in _PARAMS:
+            value = request.params.get(name)
+            if value is not None:
+                body[name] = value
+        if request.tools:
+            body["tools"] = [{"type": "function",
+                              "function": {"name": t.name, "description": t.description,
+                                           "parameters": dict(t.parameters)}}
+                             for t in request.tools]
+            if request.tool_choice is not None:
+                body["tool_choice"] = (
+                    {"type": "function", "function": {"name": request.tool_choice}}
+                    if isinstance(request.tool_choice, str)
+                    and request.tool_choice not in ("auto", "none", "required")
+                    else request.tool_choice)
+        if request.json_schema is not None:
+            if self.json_mode == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "response", "schema": request.json_schema}}
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    # -- hooks ------------------------------------------------------------------
+
+    async def _complete(self, request: Request) -> GenerateResponse:
+        data = await self._http.request_json("POST", "chat/completions",
+                                             self._body(request, stream=False),
+                                             model=request.model, timeout=request.timeout)
+        try:
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+        except (KeyError, IndexError, TypeError):
+            raise ResponseFormatError(
+                f"{self.name} reply has no choices: {str(data)[:200]!r}",
+                provider=self.name, model=request.model) from None
+        return GenerateResponse(
+            content=message.get("content") or "", tool_calls=_tool_calls(message.get("tool_calls")),
+            usage=_usage(data.get("usage")), finish_reason=choice.get("finish_reason"),
+            model=data.get("model") or request.model, provider=self.name, raw=data)
+
+    async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        decoder = SSEDecoder()
+        tools = ToolCallAccumulator()
+        finish_reason: str | None = None
+        usage: Usage | None = None
+        model = request.model
+        done = False
+        async with self._http.stream("POST", "chat/completions", self._body(request, stream=True),
+                                     model=request.model, timeout=request.timeout) as chunks:
+            async for raw in chunks:
+                for event in decoder.feed(raw):
+                    if event.data.strip() == "[DONE]":
+                        done = True
+                        break
+                    data = parse_json_data(event.data)
+                    if not isinstance(data, dict):
+                        raise ResponseFormatError(f"unexpected stream event {event.data[:200]!r}",
+                                                  provider=self.name, model=request.model)
+                    if "error" in data:
+                        raise self._http.errors.to_error(
+                            int(data.get("status") or 500), {}, event.data.encode(),
+                            model=request.model)
+                    model = data.get("model") or model
+                    usage = _usage(data.get("usage")) or usage
+                    for choice in data.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        for call in delta.get("tool_calls") or []:
+                            function = call.get("function") or {}
+                            tool_delta = ToolCallDelta(
+                                index=int(call.get("index", 0)), id=call.get("id"),
+                                name=function.get("name"),
+                                arguments_fragment=function.get("arguments") or "")
+                            tools.add(tool_delta)
+                            yield StreamChunk(tool_call_deltas=[tool_delta], model=model)
+                        if delta.get("content"):
+                            yield StreamChunk(content=delta["content"], model=model, raw=data)
+                        finish_reason = choice.get("finish_reason") or finish_reason
+                if done:
+                    break
+        if not done and finish_reason is None:
+            raise ProviderConnectionError(
+                f"{self.name} stream ended before the answer was complete.",
+                provider=self.name, model=request.model)
+        yield StreamChunk(finish_reason=finish_reason or "stop", usage=usage,
+                          tool_calls=tools.finish(), model=model)
+
+    async def alist_models(self) -> list[str]:
+        """Model ids from ``GET /models``."""
+        data = await self._http.request_json("GET", "models", model=self.model)
+        return [str(m.get("id")) for m in (data.get("data") or []) if isinstance(m, dict)]

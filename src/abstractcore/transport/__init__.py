@@ -1,0 +1,1 @@
+"""HTTP transport (pooled, retrying, error-mapping), stream decoders and the worker bridge."""

@@ -1,0 +1,227 @@
+"""``HttpClient``: the one place where requests are pooled, retried and mapped to errors.
+
+- One transport per provider instance *per event loop*, so the sync face's
+  background loop and the user's loop never share connections. On asyncio the
+  transport is aiohttp; on trio, or when the user hands in an
+  ``httpx.AsyncClient``, it is httpx.
+- Retries (``RetryConfig``): connection errors, timeouts, 408, 409, 429, 5xx;
+  ``Retry-After`` honoured; a stream is never retried once its response has
+  been handed on.
+- Every failure becomes a class of the error tree carrying provider, model,
+  status and request id. Secret header values are never logged or shown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import sniffio
+
+from abstractcore.core.config import Timeout
+from abstractcore.core.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderStatusError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+from abstractcore.core.retry import RetryConfig
+from abstractcore.transport.base import HttpRequest, Transport, TransportFailure, TransportResponse
+from abstractcore.transport.errors import ErrorMapper, redact
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["HttpClient"]
+
+logger = logging.getLogger("abstractcore.http")
+
+_RETRY_STATUSES = frozenset({408, 409, 429})
+
+
+def _loop_key() -> tuple[str, object]:
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        import asyncio
+
+        return library, asyncio.get_running_loop()
+    if library == "trio":
+        import trio
+
+        return library, trio.lowlevel.current_trio_token()
+    return library, object()
+
+
+def _is_retryable(error: ProviderError) -> bool:
+    if isinstance(error, ProviderConnectionError):
+        return True
+    if isinstance(error, (RateLimitError, ServerError)):
+        return True
+    return isinstance(error, ProviderStatusError) and error.status_code in _RETRY_STATUSES
+
+
+class HttpClient:
+    """Pooled, retrying JSON-over-HTTP client of one provider instance."""
+
+    def __init__(self, *, provider: str, base_url: str, headers: Mapping[str, str] | None = None,
+                 secret_headers: Mapping[str, str] | None = None, timeout: Timeout | None = None,
+                 retry: RetryConfig | None = None, max_connections: int = 100,
+                 httpx_client: httpx.AsyncClient | None = None,
+                 error_mapper: ErrorMapper | None = None) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"content-type": "application/json", "accept": "application/json",
+                         **dict(headers or {})}
+        self._secret_headers = dict(secret_headers or {})
+        self.timeout = timeout or Timeout()
+        self.retry = retry or RetryConfig()
+        self.max_connections = max_connections
+        self._httpx_client = httpx_client
+        secrets = [v for v in self._secret_headers.values() if v]
+        secrets += [v.split(" ", 1)[1] for v in secrets if v.lower().startswith("bearer ")]
+        self._secrets = tuple(secrets)
+        self.errors = error_mapper or ErrorMapper(provider)
+        self.errors.secrets = tuple(set(self.errors.secrets) | set(self._secrets))
+        self._transports: dict[int, tuple[object, Transport]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
+
+    # -- transports -------------------------------------------------------------
+
+    def _transport(self) -> Transport:
+        library, loop = _loop_key()
+        key = id(loop)
+        entry = self._transports.get(key)
+        if entry is not None and entry[0] is loop:
+            return entry[1]
+        transport: Transport
+        if self._httpx_client is not None or library != "asyncio":
+            from abstractcore.transport.httpx_transport import HttpxTransport
+
+            transport = HttpxTransport(max_connections=self.max_connections,
+                                       client=self._httpx_client)
+        else:
+            from abstractcore.transport.aiohttp_transport import AiohttpTransport
+
+            transport = AiohttpTransport(max_connections=self.max_connections)
+        with self._lock:
+            self._forget_closed_loops()
+            self._transports[key] = (loop, transport)
+        return transport
+
+    def _forget_closed_loops(self) -> None:
+        for key, (loop, _) in list(self._transports.items()):
+            is_closed = getattr(loop, "is_closed", None)
+            if is_closed is not None and is_closed():
+                del self._transports[key]
+
+    async def aclose(self) -> None:
+        """Close the connections opened on the running event loop; forget the others."""
+        try:
+            _, loop = _loop_key()
+        except sniffio.AsyncLibraryNotFoundError:
+            return
+        with self._lock:
+            entry = self._transports.pop(id(loop), None)
+            self._forget_closed_loops()
+        if entry is not None and entry[0] is loop:
+            await entry[1].aclose()
+
+    # -- requests ---------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: Any, timeout: Timeout | None,
+                 headers: Mapping[str, str] | None) -> HttpRequest:
+        url = path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
+        content = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        all_headers = {**self._headers, **self._secret_headers, **dict(headers or {})}
+        return HttpRequest(method, url, all_headers, content, timeout or self.timeout)
+
+    async def _send(self, request: HttpRequest, *, stream: bool, model: str | None) -> TransportResponse:
+        attempt = 0
+        while True:
+            attempt += 1
+            error: ProviderError
+            try:
+                response = await self._send_once(request, stream=stream)
+            except TransportFailure as exc:
+                cls = ProviderTimeoutError if exc.timeout else ProviderConnectionError
+                error = cls(self._connection_message(exc, request), provider=self.provider,
+                            model=model)
+            else:
+                if response.status < 400:
+                    return response
+                body = await response.read()
+                await response.aclose()
+                error = self.errors.to_error(response.status, response.headers, body, model=model)
+            if attempt >= self.retry.max_attempts or not _is_retryable(error):
+                raise error
+            retry_after = getattr(error, "retry_after", None)
+            delay = self.retry.delay(attempt, retry_after)
+            logger.info("%s %s failed (%s); retry %d of %d in %.2fs", request.method,
+                        request.url, type(error).__name__, attempt, self.retry.max_attempts - 1,
+                        delay)
+            await anyio.sleep(delay)
+
+    async def _send_once(self, request: HttpRequest, *, stream: bool) -> TransportResponse:
+        transport = self._transport()
+        if not stream or request.timeout.total is None:
+            return await transport.send(request, stream=stream)
+        try:
+            with anyio.fail_after(request.timeout.total):
+                return await transport.send(request, stream=True)
+        except TimeoutError as exc:
+            raise TransportFailure(f"timed out waiting for {request.url}", timeout=True) from exc
+
+    def _connection_message(self, exc: TransportFailure, request: HttpRequest) -> str:
+        what = "timed out" if exc.timeout else "could not connect or the connection broke"
+        return redact(f"{self.provider} at {self.base_url} {what} ({exc}). "
+                      f"Check that the server is running and reachable, or raise timeout=.",
+                      self._secrets)
+
+    async def request_json(self, method: str, path: str, body: Any = None, *,
+                           model: str | None = None, timeout: Timeout | None = None,
+                           headers: Mapping[str, str] | None = None) -> Any:
+        """Send a request and return its JSON reply (``ResponseFormatError`` if it is not JSON)."""
+        request = self._request(method, path, body, timeout, headers)
+        response = await self._send(request, stream=False, model=model)
+        raw = await response.read()
+        try:
+            return json.loads(raw)
+        except ValueError:
+            from abstractcore.core.errors import ResponseFormatError
+
+            excerpt = raw[:200].decode("utf-8", errors="replace")
+            raise ResponseFormatError(
+                f"{self.provider} sent a reply that is not JSON (HTTP {response.status}): "
+                f"{excerpt!r}", provider=self.provider, model=model) from None
+
+    @asynccontextmanager
+    async def stream(self, method: str, path: str, body: Any = None, *, model: str | None = None,
+                     timeout: Timeout | None = None,
+                     headers: Mapping[str, str] | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Open a streamed response; yields its body chunks. Retried only before this yields."""
+        request = self._request(method, path, body, timeout, headers)
+        response = await self._send(request, stream=True, model=model)
+        try:
+            yield self._chunks(response, model)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+
+    async def _chunks(self, response: TransportResponse, model: str | None) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.iter_bytes():
+                yield chunk
+        except TransportFailure as exc:
+            cls = ProviderTimeoutError if exc.timeout else ProviderConnectionError
+            raise cls(redact(f"{self.provider} stream broke off: {exc}", self._secrets),
+                      provider=self.provider, model=model) from None

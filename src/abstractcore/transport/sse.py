@@ -1,0 +1,163 @@
+"""Pure, incremental stream decoders: Server-Sent Events and NDJSON. No I/O.
+
+``SSEDecoder`` follows the WHATWG event-stream rules: lines end in CRLF, LF or
+CR (also when a CRLF is split between two chunks), ``:`` starts a comment,
+``data`` lines of one event are joined with ``\\n``, one leading space after
+the colon is dropped, an event is dispatched on a blank line, and bytes may be
+split anywhere (inside a UTF-8 character too). Malformed input raises
+``ResponseFormatError`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from abstractcore.core.errors import ResponseFormatError
+
+__all__ = ["NDJSONDecoder", "SSEDecoder", "SSEEvent", "parse_json_data"]
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    """One dispatched event. ``event`` defaults to ``"message"``."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Feed bytes as they arrive; get back the events they complete."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="strict")
+        self._buffer = ""
+        self._skip_lf = False
+        self._first = True
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+        self._last_id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Decode ``chunk`` and return the events it completes, in order."""
+        try:
+            text = self._utf8.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise ResponseFormatError(f"event stream is not valid UTF-8: {exc}") from None
+        return self._consume(text)
+
+    def close(self) -> list[SSEEvent]:
+        """Flush at end of stream. A trailing event without a blank line is dropped (WHATWG)."""
+        try:
+            text = self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise ResponseFormatError(f"event stream ends inside a UTF-8 character: {exc}") from None
+        return self._consume(text)
+
+    def _consume(self, text: str) -> list[SSEEvent]:
+        if self._first and text:
+            if text.startswith("\ufeff"):
+                text = text[1:]
+            self._first = False
+        if self._skip_lf and text:
+            if text[0] == "\n":
+                text = text[1:]
+            self._skip_lf = False
+        buffer = self._buffer + text
+        events: list[SSEEvent] = []
+        start = 0
+        length = len(buffer)
+        while True:
+            cr = buffer.find("\r", start)
+            lf = buffer.find("\n", start)
+            if cr < 0 and lf < 0:
+                break
+            end = lf if cr < 0 or (0 <= lf < cr) else cr
+            line = buffer[start:end]
+            if buffer[end] == "\r":
+                if end + 1 < length:
+                    start = end + 2 if buffer[end + 1] == "\n" else end + 1
+                else:
+                    start = end + 1
+                    self._skip_lf = True
+            else:
+                start = end + 1
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        self._buffer = buffer[start:]
+        return events
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if not line:
+            return self._dispatch()
+        if line[0] == ":":
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._last_id = value
+        elif name == "retry":
+            if value.isascii() and value.isdigit():
+                self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> SSEEvent | None:
+        data, event, retry = self._data, self._event, self._retry
+        self._data, self._event, self._retry = [], "", None
+        if not data:
+            return None
+        return SSEEvent(data="\n".join(data), event=event or "message", id=self._last_id,
+                        retry=retry)
+
+
+class NDJSONDecoder:
+    """Newline-delimited JSON: one object per line, split anywhere."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="strict")
+        self._buffer = ""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        """Decode ``chunk``; return the objects of the lines it completes."""
+        try:
+            self._buffer += self._utf8.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise ResponseFormatError(f"NDJSON stream is not valid UTF-8: {exc}") from None
+        *lines, self._buffer = self._buffer.split("\n")
+        return _parse_lines(lines)
+
+    def close(self) -> list[Any]:
+        """Flush at end of stream: a last line without newline still counts."""
+        try:
+            self._buffer += self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise ResponseFormatError(f"NDJSON stream ends inside a UTF-8 character: {exc}") from None
+        rest, self._buffer = self._buffer, ""
+        return _parse_lines([rest])
+
+
+def _parse_lines(lines: Iterable[str]) -> list[Any]:
+    return [parse_json_data(line) for line in lines if line.strip()]
+
+
+def parse_json_data(text: str) -> Any:
+    """``json.loads`` that raises ``ResponseFormatError`` with a short excerpt."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        excerpt = text if len(text) <= 200 else text[:200] + "..."
+        raise ResponseFormatError(f"expected JSON in the stream, got {excerpt!r}") from None

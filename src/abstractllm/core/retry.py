@@ -1,0 +1,5 @@
+"""Alias of ``abstractcore.core.retry``."""
+
+from abstractcore.core.retry import RetryConfig
+
+__all__ = ["RetryConfig"]
