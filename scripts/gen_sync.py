@@ -214,7 +214,7 @@ def main() -> int:
     if args.check:
         current = TARGET.read_text() if TARGET.exists() else ""
         if current != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run python scripts/gen_sync.py",
+            print(f"{TARGET} is stale: run python scripts/gen_sync.py",
                   file=sys.stderr)
             return 1
         return 0

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any as _Any
 
 from abstractcore._sync import LLM
 from abstractcore.core.capabilities import Capabilities
@@ -34,7 +34,8 @@ from abstractcore.core.errors import (
     StructuredOutputError,
     ToolCallError,
 )
-from abstractcore.core.registry import PROVIDERS, create_provider
+from abstractcore.core.registry import PROVIDERS
+from abstractcore.core.registry import create_provider as _create_provider
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
     GenerateResponse,
@@ -88,7 +89,7 @@ __all__ = [
 ]
 
 
-def create_llm(provider: str, model: str | None = None, **config: Any) -> LLM:
+def create_llm(provider: str, model: str | None = None, **config: _Any) -> LLM:
     """Create an LLM client: ``create_llm("ollama", model="qwen2.5-coder:7b", temperature=0.3)``.
 
     ``config`` holds connection options (``api_key``, ``base_url``, ``timeout``,
@@ -103,4 +104,4 @@ def create_llm(provider: str, model: str | None = None, **config: Any) -> LLM:
     ``unload``, ``list_models``) and async ones (``agenerate``, ``astream``,
     ``aunload``, ``alist_models``), also both at once.
     """
-    return LLM(create_provider(provider, model, **config))
+    return LLM(_create_provider(provider, model, **config))

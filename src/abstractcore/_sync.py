@@ -75,6 +75,10 @@ class LLM:
     async def agenerate(self, prompt: str | None=None, *, messages: Sequence[Message | dict[str, Any]] | None=None, system_prompt: str | None=None, tools: Sequence[Any] | None=None, tool_choice: str | dict[str, Any] | None=None, response_model: None=None, media: Sequence[Any] | None=None, stream: Literal[True], **params: Any) -> AsyncIterator[StreamChunk]:
         ...
 
+    @overload
+    async def agenerate(self, prompt: str | None=None, *, messages: Sequence[Message | dict[str, Any]] | None=None, system_prompt: str | None=None, tools: Sequence[Any] | None=None, tool_choice: str | dict[str, Any] | None=None, response_model: type[Any] | None=None, media: Sequence[Any] | None=None, stream: bool=False, **params: Any) -> Any:
+        ...
+
     async def agenerate(self, prompt: str | None=None, *, messages: Sequence[Message | dict[str, Any]] | None=None, system_prompt: str | None=None, tools: Sequence[Any] | None=None, tool_choice: str | dict[str, Any] | None=None, response_model: type[Any] | None=None, media: Sequence[Any] | None=None, stream: bool=False, **params: Any) -> Any:
         """Generate an answer.
 
@@ -124,6 +128,10 @@ class LLM:
 
     @overload
     def generate(self, prompt: str | None=None, *, messages: Sequence[Message | dict[str, Any]] | None=None, system_prompt: str | None=None, tools: Sequence[Any] | None=None, tool_choice: str | dict[str, Any] | None=None, response_model: None=None, media: Sequence[Any] | None=None, stream: Literal[True], **params: Any) -> Iterator[StreamChunk]:
+        ...
+
+    @overload
+    def generate(self, prompt: str | None=None, *, messages: Sequence[Message | dict[str, Any]] | None=None, system_prompt: str | None=None, tools: Sequence[Any] | None=None, tool_choice: str | dict[str, Any] | None=None, response_model: type[Any] | None=None, media: Sequence[Any] | None=None, stream: bool=False, **params: Any) -> Any:
         ...
 
     def generate(self, prompt: str | None=None, *, messages: Sequence[Message | dict[str, Any]] | None=None, system_prompt: str | None=None, tools: Sequence[Any] | None=None, tool_choice: str | dict[str, Any] | None=None, response_model: type[Any] | None=None, media: Sequence[Any] | None=None, stream: bool=False, **params: Any) -> Any:

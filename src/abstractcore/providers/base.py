@@ -119,6 +119,15 @@ class AsyncProvider(abc.ABC):
                         response_model: None = None, media: Sequence[Any] | None = None,
                         stream: Literal[True], **params: Any) -> AsyncIterator[StreamChunk]: ...
 
+    @overload
+    async def agenerate(self, prompt: str | None = None, *,
+                        messages: Sequence[Message | dict[str, Any]] | None = None,
+                        system_prompt: str | None = None, tools: Sequence[Any] | None = None,
+                        tool_choice: str | dict[str, Any] | None = None,
+                        response_model: type[Any] | None = None,
+                        media: Sequence[Any] | None = None, stream: bool = False,
+                        **params: Any) -> Any: ...
+
     async def agenerate(self, prompt: str | None = None, *,
                         messages: Sequence[Message | dict[str, Any]] | None = None,
                         system_prompt: str | None = None, tools: Sequence[Any] | None = None,

@@ -112,7 +112,7 @@ class AiohttpTransport:
         session = getattr(self, "_session", None)
         if session is not None and not session.closed:
             try:
-                session.connector._close()  # type: ignore[union-attr]
+                session.connector._close()
             except Exception:
                 pass
 

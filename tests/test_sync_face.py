@@ -1,0 +1,165 @@
+"""The generated blocking face: freshness, threads, loops, and stream shutdown."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from abstractcore import LLM, AuthenticationError, ProviderConnectionError, RetryConfig, create_llm
+from tests.servers.openai_fake import KEY, WORDS, FakeOpenAI, Fault, running_fake_openai
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server() -> Any:
+    with running_fake_openai() as state:
+        yield state
+
+
+@pytest.fixture
+def fake(server: FakeOpenAI) -> FakeOpenAI:
+    server.reset()
+    return server
+
+
+def make(fake: FakeOpenAI, **config: Any) -> LLM:
+    return create_llm("openai", model="gpt-fake", base_url=fake.base_url, api_key=KEY,
+                      retry_config=RetryConfig(max_attempts=1), **config)
+
+
+def test_generated_file_is_fresh() -> None:
+    result = subprocess.run([sys.executable, "scripts/gen_sync.py", "--check"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_fails_when_generated_file_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("gen_sync", ROOT / "scripts" / "gen_sync.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    stale = tmp_path / "_sync.py"
+    stale.write_text(gen.render().replace("def generate(", "def generate_old(", 1))
+    monkeypatch.setattr(gen, "TARGET", stale)
+    monkeypatch.setattr(sys, "argv", ["gen_sync.py", "--check"])
+    assert gen.main() == 1
+    stale.write_text(gen.render() + "\n# extra line\n")
+    assert gen.main() == 1
+    stale.write_text(gen.render())
+    assert gen.main() == 0
+
+
+def test_every_async_method_has_a_blocking_twin() -> None:
+    for async_name, sync_name in [("agenerate", "generate"), ("astream", "stream"),
+                                  ("aunload", "unload"), ("alist_models", "list_models"),
+                                  ("aclose", "close")]:
+        assert callable(getattr(LLM, async_name)) and callable(getattr(LLM, sync_name))
+        assert getattr(LLM, sync_name).__doc__
+
+
+def test_plain_script_generate_and_errors_keep_their_type(fake: FakeOpenAI) -> None:
+    llm = make(fake)
+    assert llm.generate("hi").content == "".join(WORDS)
+    bad = create_llm("openai", model="gpt-fake", base_url=fake.base_url, api_key="sk-bad-key-123")
+    with pytest.raises(AuthenticationError):
+        bad.generate("hi")
+
+
+def test_generate_stream_true_returns_an_iterator(fake: FakeOpenAI) -> None:
+    llm = make(fake)
+    out = llm.generate("hi", stream=True)
+    assert "".join(c.content for c in out) == "".join(WORDS)
+
+
+@pytest.mark.anyio
+async def test_agenerate_stream_true_returns_an_async_iterator(fake: FakeOpenAI) -> None:
+    llm = make(fake)
+    out = await llm.agenerate("hi", stream=True)
+    assert isinstance(out, AsyncIterator)
+    assert "".join([c.content async for c in out]) == "".join(WORDS)
+    await llm.aclose()
+
+
+def test_many_threads_at_once(fake: FakeOpenAI) -> None:
+    llm = make(fake)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: llm.generate("hi").content, range(32)))
+    assert results == ["".join(WORDS)] * 32
+    with ThreadPoolExecutor(4) as pool:
+        streams = list(pool.map(lambda _: "".join(c.content for c in llm.stream("hi")), range(8)))
+    assert streams == ["".join(WORDS)] * 8
+
+
+def test_breaking_out_of_a_sync_stream_stops_the_producer(fake: FakeOpenAI) -> None:
+    fake.script.append(Fault("delay_stream", seconds=0.5))
+    llm = make(fake)
+    start = time.monotonic()
+    for chunk in llm.stream("hi"):
+        assert chunk.content == WORDS[0]
+        break
+    deadline = time.monotonic() + 3
+    while fake.open_streams and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.open_streams == 0, "the server still streams: the connection was not released"
+    assert time.monotonic() - start < 2, "breaking out must not wait for the whole stream"
+    assert llm.generate("hi").content == "".join(WORDS)
+
+
+def test_error_mid_stream_reaches_the_sync_caller_after_the_chunks_before_it(fake: FakeOpenAI) -> None:
+    fake.script.append(Fault("drop_stream", events=3))
+    llm = make(fake)
+    got: list[str] = []
+    with pytest.raises(ProviderConnectionError):
+        for chunk in llm.stream("hi"):
+            got.append(chunk.content)
+    assert "".join(got) == "".join(WORDS[:3])
+
+
+def test_bad_arguments_raise_at_call_time_not_on_iteration(fake: FakeOpenAI) -> None:
+    from abstractcore import ConfigurationError
+
+    llm = make(fake)
+    with pytest.raises(ConfigurationError):
+        llm.stream("hi", temperature=-1)
+    assert fake.requests == []
+
+
+def test_context_managers_close(fake: FakeOpenAI) -> None:
+    with make(fake) as llm:
+        assert llm.generate("hi").content
+
+
+def test_sync_call_from_the_portal_thread_raises_instead_of_deadlocking(fake: FakeOpenAI) -> None:
+    from abstractcore import _portal
+
+    llm = make(fake)
+    llm.generate("hi")
+
+    async def inside() -> None:
+        llm.generate("hi")
+
+    with pytest.raises(RuntimeError):
+        _portal.portal().call(inside)
+
+
+def test_script_exits_cleanly_without_close(fake: FakeOpenAI) -> None:
+    code = ("from abstractcore import create_llm\n"
+            f"llm = create_llm('openai', model='m', base_url={fake.base_url!r}, api_key={KEY!r})\n"
+            "print(llm.generate('hi').content)\n"
+            "import asyncio\n"
+            "async def main():\n"
+            "    print((await llm.agenerate('hi')).content)\n"
+            "asyncio.run(main())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["".join(WORDS)] * 2
+    assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr
