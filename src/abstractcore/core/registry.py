@@ -15,7 +15,13 @@ __all__ = ["PROVIDERS", "create_provider", "provider_class"]
 
 #: provider name -> "module:Class" under ``abstractcore.providers``.
 PROVIDERS: dict[str, str] = {
+    "anthropic": "anthropic:AnthropicProvider",
+    "ollama": "ollama:OllamaProvider",
     "openai": "openai:OpenAIProvider",
+    "openai-compatible": "openai_compatible:OpenAICompatibleProvider",
+    "lmstudio": "lmstudio:LMStudioProvider",
+    "vllm": "vllm:VLLMProvider",
+    "openrouter": "openrouter:OpenRouterProvider",
 }
 
 _ALIASES = {"openai_compatible": "openai-compatible", "lm-studio": "lmstudio", "hf": "huggingface"}

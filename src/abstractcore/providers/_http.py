@@ -27,6 +27,8 @@ class HttpProvider(AsyncProvider):
     default_base_url: ClassVar[str | None] = None
     #: Scheme to assume for a base URL given as host:port.
     default_scheme: ClassVar[str | None] = None
+    #: What to tell the user when the server cannot be reached (None: a generic hint).
+    connect_hint: ClassVar[str | None] = None
 
     def _configure(self, options: dict[str, Any]) -> None:
         key = options.get("api_key")
@@ -62,7 +64,7 @@ class HttpProvider(AsyncProvider):
             headers={**self._default_headers(), **headers},
             secret_headers=self._auth_headers(self._api_key) if self._api_key else {},
             timeout=self.timeout, retry=self.retry_config, max_connections=max_connections,
-            httpx_client=client, error_mapper=self._error_mapper())
+            httpx_client=client, error_mapper=self._error_mapper(), connect_hint=self.connect_hint)
 
     def _normalise_base_url(self, url: str) -> str:
         """Adjust a validated base URL (e.g. add ``/v1``). Default: unchanged."""

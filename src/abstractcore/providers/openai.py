@@ -19,6 +19,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
+    extra_params: ClassVar[frozenset[str]] = frozenset()
 
     def _check_key(self) -> None:
         host = urlsplit(self.base_url).hostname or ""

@@ -10,7 +10,12 @@ import base64
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from abstractcore.core.errors import ProviderConnectionError, ResponseFormatError
+from abstractcore.core.errors import (
+    BadRequestError,
+    ProviderConnectionError,
+    ProviderStatusError,
+    ResponseFormatError,
+)
 from abstractcore.core.types import (
     GenerateResponse,
     ImagePart,
@@ -24,12 +29,18 @@ from abstractcore.core.types import (
 from abstractcore.providers._http import HttpProvider
 from abstractcore.providers.base import Request
 from abstractcore.tools.accumulator import ToolCallAccumulator
+from abstractcore.transport.errors import ErrorDetail, ErrorMapper
 from abstractcore.transport.sse import SSEDecoder, parse_json_data
 
-__all__ = ["OpenAICompatibleProvider"]
+__all__ = ["OpenAICompatibleProvider", "with_v1"]
 
-_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty",
+_PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "stop", "seed", "presence_penalty",
            "frequency_penalty")
+
+
+def with_v1(url: str) -> str:
+    """``url`` ending in ``/v1`` (servers documented as host:port accept both forms)."""
+    return url if url.rstrip("/").endswith("/v1") else f"{url.rstrip('/')}/v1"
 
 
 def _image_url(part: ImagePart) -> str:
@@ -87,16 +98,35 @@ def _tool_calls(raw: Any) -> list[ToolCall]:
     return accumulator.finish()
 
 
+class OpenAICompatibleErrors(ErrorMapper):
+    """OpenAI's error codes, plus servers that report a rejected request as a 500."""
+
+    def refine(self, detail: ErrorDetail, default: type[ProviderStatusError]) -> type[ProviderStatusError]:
+        # llama-cpp-python answers a request its schema rejects with HTTP 500 and a pydantic
+        # "validation error" on ('body', ...): retrying it can never succeed.
+        if detail.status == 500 and "validation error" in detail.message and "'body'" in detail.message:
+            return BadRequestError
+        return super().refine(detail, default)
+
+
 class OpenAICompatibleProvider(HttpProvider):
     """Any server speaking OpenAI's Chat Completions API (``base_url`` required)."""
 
     name: ClassVar[str] = "openai-compatible"
     default_model: ClassVar[str | None] = "default"
+    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
     base_url_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_BASE_URL"
     api_key_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_API_KEY"
     #: How ``response_model`` asks for JSON: "json_schema" (OpenAI) or "json_object" with a
     #: schema (llama.cpp's server, which answers json_schema with HTTP 500).
     json_mode: ClassVar[str] = "json_schema"
+
+    def _configure(self, options: dict[str, Any]) -> None:
+        super()._configure(options)
+        self._json_mode = self.json_mode
+
+    def _error_mapper(self) -> ErrorMapper:
+        return OpenAICompatibleErrors(self.name, key_env=self.api_key_env)
 
     # -- request ----------------------------------------------------------------
 
@@ -119,7 +149,7 @@ class OpenAICompatibleProvider(HttpProvider):
                     and request.tool_choice not in ("auto", "none", "required")
                     else request.tool_choice)
         if request.json_schema is not None:
-            if self.json_mode == "json_object":
+            if self._json_mode == "json_object":
                 body["response_format"] = {"type": "json_object", "schema": request.json_schema}
             else:
                 body["response_format"] = {
@@ -133,9 +163,20 @@ class OpenAICompatibleProvider(HttpProvider):
     # -- hooks ------------------------------------------------------------------
 
     async def _complete(self, request: Request) -> GenerateResponse:
-        data = await self._http.request_json("POST", "chat/completions",
-                                             self._body(request, stream=False),
-                                             model=request.model, timeout=request.timeout)
+        try:
+            data = await self._http.request_json("POST", "chat/completions",
+                                                 self._body(request, stream=False),
+                                                 model=request.model, timeout=request.timeout)
+        except BadRequestError as exc:
+            # A server that rejects OpenAI's json_schema response_format (llama.cpp's) gets
+            # {"type": "json_object", "schema": ...} instead, for this and later calls.
+            if (request.json_schema is None or self._json_mode != "json_schema"
+                    or "response_format" not in str(exc.body)):
+                raise
+            self._json_mode = "json_object"
+            data = await self._http.request_json("POST", "chat/completions",
+                                                 self._body(request, stream=False),
+                                                 model=request.model, timeout=request.timeout)
         try:
             choice = data["choices"][0]
             message = choice.get("message") or {}

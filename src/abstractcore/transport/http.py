@@ -74,7 +74,7 @@ class HttpClient:
                  secret_headers: Mapping[str, str] | None = None, timeout: Timeout | None = None,
                  retry: RetryConfig | None = None, max_connections: int = 100,
                  httpx_client: httpx.AsyncClient | None = None,
-                 error_mapper: ErrorMapper | None = None) -> None:
+                 error_mapper: ErrorMapper | None = None, connect_hint: str | None = None) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self._headers = {"content-type": "application/json", "accept": "application/json",
@@ -84,6 +84,7 @@ class HttpClient:
         self.retry = retry or RetryConfig()
         self.max_connections = max_connections
         self._httpx_client = httpx_client
+        self._connect_hint = connect_hint or "Check that the server is running and reachable"
         secrets = [v for v in self._secret_headers.values() if v]
         secrets += [v.split(" ", 1)[1] for v in secrets if v.lower().startswith("bearer ")]
         self._secrets = tuple(secrets)
@@ -183,9 +184,8 @@ class HttpClient:
 
     def _connection_message(self, exc: TransportFailure, request: HttpRequest) -> str:
         what = "timed out" if exc.timeout else "could not connect or the connection broke"
-        return redact(f"{self.provider} at {self.base_url} {what} ({exc}). "
-                      f"Check that the server is running and reachable, or raise timeout=.",
-                      self._secrets)
+        hint = "Raise timeout=... or check the server's load" if exc.timeout else self._connect_hint
+        return redact(f"{self.provider} at {self.base_url} {what} ({exc}). {hint}.", self._secrets)
 
     async def request_json(self, method: str, path: str, body: Any = None, *,
                            model: str | None = None, timeout: Timeout | None = None,

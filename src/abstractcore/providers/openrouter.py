@@ -1,0 +1,45 @@
+"""OpenRouter: many hosted models behind one OpenAI-compatible gateway."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from abstractcore.core.errors import ConfigurationError
+from abstractcore.providers.openai_compatible import OpenAICompatibleProvider
+
+__all__ = ["OpenRouterProvider"]
+
+
+class OpenRouterProvider(OpenAICompatibleProvider):
+    """``create_llm("openrouter", model="anthropic/claude-3.5-haiku")``; key from ``OPENROUTER_API_KEY``.
+
+    Attribution headers (``HTTP-Referer``, ``X-Title``) come from ``app_url`` /
+    ``app_name`` or ``OPENROUTER_APP_URL`` / ``OPENROUTER_APP_NAME``.
+    """
+
+    name: ClassVar[str] = "openrouter"
+    default_model: ClassVar[str | None] = "openai/gpt-4o-mini"
+    api_key_env: ClassVar[str | None] = "OPENROUTER_API_KEY"
+    base_url_env: ClassVar[str | None] = "OPENROUTER_BASE_URL"
+    default_base_url: ClassVar[str | None] = "https://openrouter.ai/api/v1"
+    options: ClassVar[frozenset[str]] = OpenAICompatibleProvider.options | {"app_url", "app_name"}
+    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
+
+    def _configure(self, options: dict[str, Any]) -> None:
+        self._app_url = options.get("app_url") or os.environ.get("OPENROUTER_APP_URL")
+        self._app_name = options.get("app_name") or os.environ.get("OPENROUTER_APP_NAME") or "abstractcore"
+        super()._configure(options)
+
+    def _default_headers(self) -> dict[str, str]:
+        headers = {"X-Title": str(self._app_name)}
+        if self._app_url:
+            headers["HTTP-Referer"] = str(self._app_url)
+        return headers
+
+    def _check_key(self) -> None:
+        host = urlsplit(self.base_url).hostname or ""
+        if self._api_key is None and host.endswith("openrouter.ai"):
+            raise ConfigurationError(
+                "OpenRouter needs an API key: set OPENROUTER_API_KEY or pass api_key='sk-or-...'.")
