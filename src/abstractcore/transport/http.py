@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,7 @@ class HttpClient:
         self._secrets = tuple(secrets)
         self.errors = error_mapper or ErrorMapper(provider)
         self.errors.secrets = tuple(set(self.errors.secrets) | set(self._secrets))
-        self._transports: dict[int, tuple[object, Transport]] = {}
+        self._transports: dict[int, tuple[weakref.ref[object], Transport]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -102,7 +103,7 @@ class HttpClient:
         library, loop = _loop_key()
         key = id(loop)
         entry = self._transports.get(key)
-        if entry is not None and entry[0] is loop:
+        if entry is not None and entry[0]() is loop:
             return entry[1]
         transport: Transport
         if self._httpx_client is not None or library != "asyncio":
@@ -114,15 +115,21 @@ class HttpClient:
             from abstractcore.transport.aiohttp_transport import AiohttpTransport
 
             transport = AiohttpTransport(max_connections=self.max_connections)
+        transports = self._transports
+
+        def forget(_: object, key: int = key) -> None:  # the loop (or trio run) is gone
+            transports.pop(key, None)
+
         with self._lock:
             self._forget_closed_loops()
-            self._transports[key] = (loop, transport)
+            self._transports[key] = (weakref.ref(loop, forget), transport)
         return transport
 
     def _forget_closed_loops(self) -> None:
-        for key, (loop, _) in list(self._transports.items()):
+        for key, (ref, _) in list(self._transports.items()):
+            loop = ref()
             is_closed = getattr(loop, "is_closed", None)
-            if is_closed is not None and is_closed():
+            if loop is None or (is_closed is not None and is_closed()):
                 del self._transports[key]
 
     async def aclose(self) -> None:
@@ -134,7 +141,7 @@ class HttpClient:
         with self._lock:
             entry = self._transports.pop(id(loop), None)
             self._forget_closed_loops()
-        if entry is not None and entry[0] is loop:
+        if entry is not None and entry[0]() is loop:
             await entry[1].aclose()
 
     # -- requests ---------------------------------------------------------------
