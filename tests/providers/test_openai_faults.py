@@ -279,3 +279,23 @@ async def test_user_supplied_httpx_client_is_used_and_left_open(fake: FakeOpenAI
         await llm.aclose()
         assert seen == [f"{fake.base_url}/chat/completions"]
         assert not client.is_closed
+
+
+async def test_api_key_never_reaches_a_log_record(fake: FakeOpenAI,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    fake.script.extend([Fault("status", 500), Fault("status", 429, headers={"retry-after": "0"})])
+    llm = make(fake)
+    await llm.agenerate("hi")
+    bad = make(fake, api_key="sk-never-log-me-12345")
+    with pytest.raises(AuthenticationError):
+        await bad.agenerate("hi")
+    retries = [r for r in caplog.records if r.name == "abstractcore.http"]
+    assert len(retries) == 2, "each retry is logged"
+    for record in caplog.records:
+        text = record.getMessage()
+        assert KEY not in text and "sk-never-log-me-12345" not in text
+    await llm.aclose()
+    await bad.aclose()

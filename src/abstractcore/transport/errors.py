@@ -138,7 +138,8 @@ class ErrorMapper:
         if issubclass(cls, RateLimitError):
             return "Slow down, or raise retry_config=RetryConfig(max_attempts=...)."
         if issubclass(cls, ServerError):
-            return "The provider failed; it was retried. Try again later."
+            return ("The provider failed. Requests are retried automatically (retry_config); "
+                    "a stream that had already started is not. Try again later.")
         if issubclass(cls, BadRequestError):
             return "Check the request parameters."
         return ""

@@ -1,0 +1,326 @@
+"""Ollama's native API: ``POST /api/chat`` (NDJSON stream), ``GET /api/tags``.
+
+Translation only: ``Message``s become Ollama chat messages (images as base64
+``images``, tool calls with object ``arguments``), generation parameters go
+to ``options`` (``max_tokens`` is ``num_predict``), ``keep_alive`` and
+``format`` (a JSON schema for ``response_model``) are top-level. Each NDJSON
+line of a stream becomes a ``StreamChunk``; the ``done`` line carries the
+finish reason and the token counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Any, ClassVar
+
+from abstractcore.core.capabilities import Capabilities
+from abstractcore.core.errors import (
+    ConfigurationError,
+    ModelNotFoundError,
+    ProviderConnectionError,
+    ProviderStatusError,
+    ResponseFormatError,
+    ServerError,
+)
+from abstractcore.core.types import (
+    GenerateResponse,
+    ImagePart,
+    Message,
+    StreamChunk,
+    ToolCall,
+    Usage,
+)
+from abstractcore.providers._http import HttpProvider
+from abstractcore.providers.base import Request
+from abstractcore.transport.errors import ErrorDetail, ErrorMapper
+from abstractcore.transport.sse import NDJSONDecoder
+
+__all__ = ["OllamaErrorMapper", "OllamaProvider", "to_ollama_message", "to_ollama_messages"]
+
+logger = logging.getLogger("abstractcore.ollama")
+
+DEFAULT_PORT = 11434
+#: Common parameter -> name in Ollama's ``options``.
+_OPTIONS = {"temperature": "temperature", "max_tokens": "num_predict", "top_p": "top_p",
+            "seed": "seed", "num_ctx": "num_ctx", "top_k": "top_k",
+            "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty"}
+_DONE_REASONS = {"stop": "stop", "length": "length"}
+
+
+class OllamaErrorMapper(ErrorMapper):
+    """Maps Ollama's ``{"error": "..."}`` replies; a missing model says ``ollama pull``."""
+
+    def refine(self, detail: ErrorDetail, default: type[ProviderStatusError]) -> type[ProviderStatusError]:
+        """``ModelNotFoundError`` for "model ... not found" (Ollama answers 404)."""
+        message = detail.message.lower()
+        if "not found" in message and "model" in message:
+            return ModelNotFoundError
+        return super().refine(detail, default)
+
+    def advice(self, cls: type[ProviderStatusError], detail: ErrorDetail, model: str | None) -> str:
+        """What to do, in Ollama's terms."""
+        if issubclass(cls, ModelNotFoundError):
+            return (f"Download it with `ollama pull {model}` (`ollama list` shows the models "
+                    "this server has).")
+        if issubclass(cls, ServerError):
+            return ("Ollama failed. Requests are retried automatically (see retry_config=); a "
+                    "stream that had started is not. Try again; `ollama ps` and the server log "
+                    "show what the runner is doing.")
+        return super().advice(cls, detail, model)
+
+
+def _host_url(value: str) -> str:
+    """``OLLAMA_HOST``-style values (``host``, ``host:port``, ``:port``) as a URL."""
+    value = value.strip()
+    if "://" in value:
+        return value
+    if value.startswith(":"):
+        value = "127.0.0.1" + value
+    host, slash, path = value.partition("/")
+    has_port = "]:" in host if host.startswith("[") else ":" in host
+    if not has_port:
+        host = f"{host}:{DEFAULT_PORT}"
+    return f"http://{host}{slash}{path}"
+
+
+def _image_data(part: ImagePart) -> str:
+    if part.data is not None:
+        return base64.b64encode(part.data).decode("ascii")
+    url = part.url or ""
+    if url.startswith("data:") and ";base64," in url:
+        payload = url.split(",", 1)[1]
+        try:
+            base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigurationError("The image data: URL holds invalid base64.") from None
+        return payload
+    raise ConfigurationError(
+        "Ollama takes images as bytes: pass a file path, bytes or a base64 data: URL "
+        f"in media=, not a link ({url[:80]!r}).")
+
+
+def to_ollama_message(message: Message) -> dict[str, Any]:
+    """One ``Message`` in Ollama's chat form."""
+    out: dict[str, Any] = {"role": message.role, "content": message.text}
+    if not isinstance(message.content, str):
+        images = [_image_data(p) for p in message.content if isinstance(p, ImagePart)]
+        if images:
+            out["images"] = images
+    if message.tool_calls:
+        out["tool_calls"] = [{"id": call.id, "function": {"index": index, "name": call.name,
+                                                          "arguments": call.arguments}}
+                             for index, call in enumerate(message.tool_calls)]
+    if message.role == "tool":
+        if message.name:
+            out["tool_name"] = message.name
+        if message.tool_call_id:
+            out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def to_ollama_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The ``messages`` array; a tool result is named after the call it answers (``tool_name``)."""
+    names = {call.id: call.name for m in messages for call in m.tool_calls}
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        item = to_ollama_message(message)
+        if message.role == "tool" and "tool_name" not in item and message.tool_call_id in names:
+            item["tool_name"] = names[message.tool_call_id]
+        out.append(item)
+    return out
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    for position, call in enumerate(raw or []):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments or "{}")
+            except ValueError:
+                arguments = {"value": arguments}
+        index = function.get("index", position)
+        calls.append(ToolCall(id=str(call.get("id") or f"call_{index}"),
+                              name=str(function.get("name") or ""),
+                              arguments=arguments if isinstance(arguments, dict)
+                              else {"value": arguments}))
+    return calls
+
+
+def _usage(data: dict[str, Any]) -> Usage | None:
+    if data.get("prompt_eval_count") is None and data.get("eval_count") is None:
+        return None
+    return Usage.of(data.get("prompt_eval_count"), data.get("eval_count"))
+
+
+def _finish_reason(data: dict[str, Any], had_tool_calls: bool) -> str:
+    if had_tool_calls:
+        return "tool_calls"
+    reason = data.get("done_reason")
+    return _DONE_REASONS.get(str(reason), str(reason)) if reason else "stop"
+
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[Any, None]:
+    """The parsed NDJSON lines of a body (a last line without newline included)."""
+    decoder = NDJSONDecoder()
+    async for raw in chunks:
+        for line in decoder.feed(raw):
+            yield line
+    for line in decoder.close():
+        yield line
+
+
+def _check_keep_alive(value: Any) -> None:
+    if value is None or isinstance(value, str) or (
+            isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return
+    raise ConfigurationError(
+        f"keep_alive must be a duration such as '5m' or '1h', seconds, 0 (unload now) or -1 "
+        f"(keep loaded); got {value!r}.")
+
+
+class OllamaProvider(HttpProvider):
+    """``create_llm("ollama", model="qwen2.5-coder:7b")``; server from ``OLLAMA_HOST``.
+
+    ``base_url`` / ``OLLAMA_HOST`` may be a URL or Ollama's ``host:port`` form
+    (default ``http://localhost:11434``). Extra parameters: ``num_ctx``,
+    ``top_k`` (in ``options``) and ``keep_alive`` (how long the server keeps
+    the model loaded). ``unload()`` asks the server to free the model now.
+    Ollama has no ``tool_choice``: tools are offered and the model decides
+    (``tool_choice="none"`` leaves them out).
+    """
+
+    name: ClassVar[str] = "ollama"
+    extra_params: ClassVar[frozenset[str]] = frozenset({"num_ctx", "top_k", "keep_alive"})
+    base_url_env: ClassVar[str | None] = "OLLAMA_HOST"
+    default_base_url: ClassVar[str | None] = f"http://localhost:{DEFAULT_PORT}"
+    default_scheme: ClassVar[str | None] = "http"
+    capabilities: Capabilities = Capabilities(vision=True, local=True)
+    connect_hint: ClassVar[str | None] = (
+        "Is Ollama running? Start it with `ollama serve`, or point base_url= / OLLAMA_HOST at "
+        "the machine that runs it")
+
+    # -- configuration ------------------------------------------------------------
+
+    def _configure(self, options: dict[str, Any]) -> None:
+        url = options.get("base_url")
+        if url is None:
+            url = os.environ.get("OLLAMA_HOST") or None
+        if isinstance(url, str) and url.strip():
+            options = {**options, "base_url": _host_url(url)}
+        _check_keep_alive(self.defaults.get("keep_alive"))
+        super()._configure(options)
+
+    def _normalise_base_url(self, url: str) -> str:
+        for suffix in ("/api", "/v1"):  # the native API lives under /api; /v1 is the OpenAI one
+            if url.endswith(suffix):
+                return url[: -len(suffix)]
+        return url
+
+    def _error_mapper(self) -> ErrorMapper:
+        return OllamaErrorMapper(self.name)
+
+    # -- request ------------------------------------------------------------------
+
+    def _body(self, request: Request, *, stream: bool) -> dict[str, Any]:
+        params = request.params
+        body: dict[str, Any] = {"model": request.model,
+                                "messages": to_ollama_messages(request.messages),
+                                "stream": stream}
+        options: dict[str, Any] = {}
+        for name, option in _OPTIONS.items():
+            if params.get(name) is not None:
+                options[option] = params[name]
+        if params.get("stop"):
+            stop = params["stop"]
+            options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        if options:
+            body["options"] = options
+        if params.get("keep_alive") is not None:
+            _check_keep_alive(params["keep_alive"])
+            body["keep_alive"] = params["keep_alive"]
+        if request.tools and request.tool_choice != "none":
+            body["tools"] = [{"type": "function",
+                              "function": {"name": t.name, "description": t.description,
+                                           "parameters": dict(t.parameters)}}
+                             for t in request.tools]
+        if request.json_schema is not None:
+            body["format"] = request.json_schema
+        return body
+
+    # -- hooks --------------------------------------------------------------------
+
+    async def _complete(self, request: Request) -> GenerateResponse:
+        data = await self._http.request_json("POST", "api/chat", self._body(request, stream=False),
+                                             model=request.model, timeout=request.timeout)
+        if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+            raise ResponseFormatError(f"{self.name} reply has no message: {str(data)[:200]!r}",
+                                      provider=self.name, model=request.model)
+        message = data["message"]
+        calls = _tool_calls(message.get("tool_calls"))
+        return GenerateResponse(
+            content=str(message.get("content") or ""), tool_calls=calls, usage=_usage(data),
+            finish_reason=_finish_reason(data, bool(calls)),
+            model=data.get("model") or request.model, provider=self.name, raw=data)
+
+    async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        had_calls = False
+        final: dict[str, Any] | None = None
+        async with self._http.stream("POST", "api/chat", self._body(request, stream=True),
+                                     model=request.model, timeout=request.timeout) as chunks, \
+                aclosing(_lines(chunks)) as lines:
+            async for line in lines:
+                if not isinstance(line, dict):
+                    raise ResponseFormatError(f"unexpected stream line {str(line)[:200]!r}",
+                                              provider=self.name, model=request.model)
+                if "error" in line:  # Ollama reports a failure mid-stream this way
+                    raise self._http.errors.to_error(
+                        500, {}, json.dumps(line).encode(), model=request.model)
+                message = line.get("message") or {}
+                calls = _tool_calls(message.get("tool_calls"))
+                had_calls = had_calls or bool(calls)
+                if message.get("content") or calls:
+                    yield StreamChunk(content=str(message.get("content") or ""), tool_calls=calls,
+                                      model=line.get("model") or request.model, raw=line)
+                if line.get("done"):
+                    final = line
+                    break
+        if final is None:
+            raise ProviderConnectionError(
+                f"{self.name} stream ended before its done line: the answer is incomplete. "
+                "Try again.", provider=self.name, model=request.model)
+        yield StreamChunk(finish_reason=_finish_reason(final, had_calls), usage=_usage(final),
+                          model=final.get("model") or request.model)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def aunload(self) -> None:
+        """Ask the server to unload the model now (``keep_alive: 0``), then close the pool.
+
+        Nothing to do when the server is down or never had the model. The
+        object stays usable: the next call loads the model again.
+        """
+        try:
+            await self._http.request_json(
+                "POST", "api/chat", {"model": self.model, "messages": [], "keep_alive": 0},
+                model=self.model)
+        except (ProviderConnectionError, ModelNotFoundError) as exc:
+            logger.debug("ollama unload of %s: nothing to unload (%s)", self.model, type(exc).__name__)
+        finally:
+            await self.aclose()
+
+    async def alist_models(self) -> list[str]:
+        """Model names from ``GET /api/tags``."""
+        data = await self._http.request_json("GET", "api/tags", model=self.model)
+        models = data.get("models") if isinstance(data, dict) else None
+        return [str(m.get("name") or m.get("model")) for m in (models or [])
+                if isinstance(m, dict) and (m.get("name") or m.get("model"))]
