@@ -40,7 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,10 +336,25 @@ class Result:
     c100: list[float] = field(default_factory=list)
     c500: list[float] = field(default_factory=list)
     stream: list[float] = field(default_factory=list)
+    server_busy: list[float] = field(default_factory=list)  # fraction of one CPU during @100
 
     def median(self, key: str) -> float | None:
         values = getattr(self, key)
         return statistics.median(values) if values else None
+
+
+SERVER_PID: int | None = None
+
+
+def _server_cpu_seconds() -> float | None:
+    """CPU time the fake server process has used (Linux /proc), to show it is not the limit."""
+    if SERVER_PID is None:
+        return None
+    try:
+        fields = Path(f"/proc/{SERVER_PID}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 async def _sequential(client: Client, n: int) -> float:
@@ -403,7 +418,11 @@ async def _measure(clients: list[Client], pool: int, sizes: Sizes) -> list[Resul
     for run in range(sizes.runs):
         for client, result in zip(clients, results):
             result.seq_us.append(await _sequential(client, sizes.sequential))
+            cpu0, t0 = _server_cpu_seconds(), time.perf_counter()
             result.c100.append(await _concurrent(client, sizes.concurrent_total, 100))
+            cpu1 = _server_cpu_seconds()
+            if cpu0 is not None and cpu1 is not None:
+                result.server_busy.append((cpu1 - cpu0) / (time.perf_counter() - t0))
             result.c500.append(await _concurrent(client, sizes.concurrent_total, 500))
             result.stream.append(await _streams(client, sizes.streams_per_run, sizes.stream_chunks))
             print(f"  run {run + 1}/{sizes.runs} {client.name:34s} seq {result.seq_us[-1]:7.0f} µs"
@@ -549,8 +568,111 @@ def report(results: list[Result], sync_us: list[float] | None, imp: dict[str, An
         tops = ", ".join(f"{n} {us / 1000:.1f} ms" for n, us in imp["importtime_top_cumulative_us"])
         out.append(f"- largest cumulative imports (-X importtime): {tops}")
         out.append("")
+    busy = ref.median("server_busy")
+    if busy is not None:
+        out.append(f"Fake server CPU while bare aiohttp ran @100: {busy * 100:.0f}% of one core "
+                   "(the client, not the server, is the limit).\n")
     out.append(f"Setup: {meta['setup']}")
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# --what-if: the recommended src/ changes, applied in this process only
+# ---------------------------------------------------------------------------
+
+def apply_what_if() -> list[str]:
+    """Monkeypatch abstractcore *in memory* to preview the recommended fixes.
+
+    Nothing under src/ is touched. Each patch mirrors one recommendation of
+    benchmarks/README.md; a patch whose target moved is skipped and reported.
+    """
+    applied: list[str] = []
+    try:  # 1. aiohttp session without trust_env (no netrc + proxy lookups in threads per request)
+        import aiohttp
+
+        from abstractcore.transport import aiohttp_transport as at
+
+        class _NoTrustEnv:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(aiohttp, name)
+
+            @staticmethod
+            def ClientSession(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:  # noqa: N802
+                kwargs["trust_env"] = False
+                return aiohttp.ClientSession(*args, **kwargs)
+
+        at.aiohttp = _NoTrustEnv()  # type: ignore[assignment]
+        applied.append("AiohttpTransport: ClientSession(trust_env=False)")
+    except Exception as exc:  # pragma: no cover - depends on src/ at the time
+        applied.append(f"trust_env patch skipped ({exc!r})")
+    try:  # 2. SSE decoder: split on LF when the text has no CR (no rescans of the buffer)
+        from abstractcore.transport import sse
+
+        slow = sse.SSEDecoder._consume
+
+        def _consume(self: Any, text: str) -> list[Any]:
+            if "\r" in text or self._skip_lf or self._first:
+                return slow(self, text)
+            lines = (self._buffer + text).split("\n")
+            self._buffer = lines.pop()
+            events = []
+            for line in lines:
+                event = self._line(line)
+                if event is not None:
+                    events.append(event)
+            return events
+
+        class _Event:  # SSEEvent without frozen-dataclass __init__ (object.__setattr__ x4)
+            __slots__ = ("data", "event", "id", "retry")
+
+            def __init__(self, data: str, event: str = "message", id: str | None = None,
+                         retry: int | None = None) -> None:
+                self.data, self.event, self.id, self.retry = data, event, id, retry
+
+        slow_line = sse.SSEDecoder._line
+
+        def _line(self: Any, line: str) -> Any:
+            if line.startswith("data: "):  # the common case: no partition, no name dispatch
+                self._data.append(line[6:])
+                return None
+            return slow_line(self, line)
+
+        def _dispatch(self: Any) -> Any:
+            data, event, retry = self._data, self._event, self._retry
+            self._data, self._event, self._retry = [], "", None
+            if not data:
+                return None
+            return _Event(data[0] if len(data) == 1 else "\n".join(data), event or "message",
+                          self._last_id, retry)
+
+        sse.SSEDecoder._consume = _consume  # type: ignore[method-assign]
+        sse.SSEDecoder._line = _line  # type: ignore[method-assign]
+        sse.SSEDecoder._dispatch = _dispatch  # type: ignore[method-assign]
+        applied.append("SSEDecoder: LF-only split fast path, 'data: ' fast path, slotted event")
+    except Exception as exc:  # pragma: no cover
+        applied.append(f"SSE patch skipped ({exc!r})")
+    try:  # 3. sync face: hand coroutines to the portal loop with run_coroutine_threadsafe
+        from abstractcore import _portal
+
+        slow_call = _portal.call
+        loops: list[asyncio.AbstractEventLoop] = []
+
+        async def _running_loop() -> asyncio.AbstractEventLoop:
+            return asyncio.get_running_loop()
+
+        def call(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+            if not loops:
+                loops.append(_portal.portal().call(_running_loop))
+            result = asyncio.run_coroutine_threadsafe(fn(*args), loops[0]).result()
+            if isinstance(result, AsyncIterator):
+                return _portal.iterate(result)
+            return result
+
+        _portal.call = call  # type: ignore[assignment]
+        applied.append(f"_portal.call: asyncio.run_coroutine_threadsafe (was {slow_call.__name__})")
+    except Exception as exc:  # pragma: no cover
+        applied.append(f"portal patch skipped ({exc!r})")
+    return applied
 
 
 # ---------------------------------------------------------------------------
@@ -587,8 +709,11 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=100,
                         help="connection pool size for every client (abstractcore's default: 100)")
     parser.add_argument("--clients", default="aiohttp,httpx,httpx-aiohttp,abstractcore,"
-                        "abstractcore+httpx-aiohttp,abstractcore+httpx",
-                        help="comma list; 'aiohttp' (the reference) is always run first")
+                        "abstractcore+httpx-aiohttp",
+                        help="comma list of aiohttp, httpx, httpx-aiohttp, abstractcore, "
+                             "abstractcore+httpx-aiohttp, abstractcore+httpx (the trio / "
+                             "user-client path; slow, so not run by default); 'aiohttp', the "
+                             "reference, always runs first")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin server and client to separate CPUs")
     parser.add_argument("--no-import", action="store_true", help="skip the import-time probe")
@@ -596,7 +721,13 @@ def main() -> None:
                         help="write results to this file (default benchmarks/results/overhead-*.json)")
     parser.add_argument("--profile", choices=("generate", "sequential", "stream"),
                         help="cProfile abstractcore only and print the hot spots")
+    parser.add_argument("--what-if", action="store_true",
+                        help="preview the recommended src/ fixes, monkeypatched in memory "
+                             "(src/ untouched; results labelled WHAT-IF)")
     args = parser.parse_args()
+    what_if = apply_what_if() if args.what_if else []
+    if what_if:
+        print("WHAT-IF run, abstractcore patched in memory: " + "; ".join(what_if), flush=True)
 
     sizes = (Sizes(sequential=300, concurrent_total=1000, streams_per_run=1, stream_chunks=5000,
                    import_runs=5) if args.quick else
@@ -615,6 +746,8 @@ def main() -> None:
     server = ctx.Process(target=serve, args=(child, sizes.stream_chunks,
                                              server_cpu if pin else None), daemon=True)
     server.start()
+    global SERVER_PID
+    SERVER_PID = server.pid
     try:
         if not parent.poll(30):
             raise SystemExit("fake server did not start")
@@ -652,19 +785,24 @@ def main() -> None:
              f"Python {versions['python']}, aiohttp {versions['aiohttp']}, httpx {versions['httpx']}, "
              f"httpx-aiohttp {versions.get('httpx-aiohttp', '?')}, stock asyncio loop, "
              f"{os.cpu_count()} CPUs.")
-    meta = {"runs": sizes.runs, "import_runs": sizes.import_runs, "setup": setup}
+    if what_if:
+        setup = "**WHAT-IF** (abstractcore patched in memory: " + "; ".join(what_if) + "). " + setup
+    meta = {"runs": sizes.runs, "import_runs": sizes.import_runs, "setup": setup,
+            "what_if": what_if}
     text = report(results, sync_us, imp, meta)
     print()
     print(text)
 
     out_path = Path(args.json) if args.json else (
-        HERE / "results" / f"overhead-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json")
+        HERE / "results" / f"overhead-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}"
+        f"{'-whatif' if what_if else ''}.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps({
         "meta": {**meta, "versions": versions, "pool": args.pool, "quick": args.quick,
                  "sizes": sizes.__dict__},
         "clients": [{"name": r.name, "note": r.note, "seq_us": r.seq_us, "c100_rps": r.c100,
                      "c500_rps": r.c500, "stream_deltas_per_s": r.stream,
+                     "server_cpu_fraction_at_100": r.server_busy,
                      "median": {"seq_us": r.median("seq_us"), "c100_rps": r.median("c100"),
                                 "c500_rps": r.median("c500"),
                                 "stream_deltas_per_s": r.median("stream")}} for r in results],

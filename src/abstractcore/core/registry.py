@@ -18,6 +18,8 @@ PROVIDERS: dict[str, str] = {
     "anthropic": "anthropic:AnthropicProvider",
     "ollama": "ollama:OllamaProvider",
     "openai": "openai:OpenAIProvider",
+    "huggingface": "huggingface:HuggingFaceProvider",
+    "mlx": "mlx:MLXProvider",
     "openai-compatible": "openai_compatible:OpenAICompatibleProvider",
     "lmstudio": "lmstudio:LMStudioProvider",
     "vllm": "vllm:VLLMProvider",

@@ -204,8 +204,10 @@ class GenerateResponse:
 class StreamChunk:
     """One piece of a streamed answer.
 
-    ``content`` is the text delta. Tool calls are delivered whole, with their
-    full arguments, on the chunk where they complete (``tool_calls``);
+    ``content`` is the text delta. Each tool call is delivered whole, with its
+    full arguments, exactly once, on the chunk where it completes
+    (``tool_calls``; for OpenAI-style streams, which do not mark the end of a
+    call, that is the last chunk): collect ``tool_calls`` across chunks.
     ``tool_call_deltas`` carries the raw fragments for callers who want them.
     The last chunk carries ``finish_reason`` and, where the provider reports
     it, ``usage``.
