@@ -1,13 +1,15 @@
 """What does abstractcore cost on top of a bare HTTP client?
 
-    /work/venv/bin/python benchmarks/overhead.py            # full run (< 3 min)
-    /work/venv/bin/python benchmarks/overhead.py --quick    # fewer requests (~40 s)
+    /work/venv/bin/python benchmarks/overhead.py            # full run (~1-2.5 min)
+    /work/venv/bin/python benchmarks/overhead.py --quick    # fewer requests (~30-45 s)
+    /work/venv/bin/python benchmarks/overhead.py --what-if  # preview the recommended fixes
     /work/venv/bin/python benchmarks/overhead.py --profile generate|sequential|stream
 
 Starts a cheap fake OpenAI Chat Completions server (raw asyncio Protocol,
-HTTP/1.1 keep-alive, Content-Length replies, chunked SSE streams) in a
-*separate process* on 127.0.0.1, then measures in this process, median of 3
-runs, with every client driven the same way and given the same pool size:
+HTTP/1.1 keep-alive, Content-Length replies, chunked SSE streams, canned bytes)
+in a *separate process* on 127.0.0.1, then measures in this process, median of
+3 runs (round-robin over the clients), every client driven the same way and
+given the same pool size (100 connections, abstractcore's default):
 
 - microseconds per sequential request, and requests/s with 100 and 500
   requests in flight (N workers gathered, each looping over its share of a
@@ -20,8 +22,13 @@ runs, with every client driven the same way and given the same pool size:
 
 Clients: bare aiohttp (the reference), bare httpx.AsyncClient, httpx driven
 by the ``httpx-aiohttp`` transport, abstractcore ``agenerate``/``astream``
-(aiohttp transport, the default on asyncio) and abstractcore handed an
-``httpx_aiohttp.HttpxAiohttpClient`` / a plain ``httpx.AsyncClient``.
+(aiohttp transport, the default on asyncio), abstractcore handed an
+``httpx_aiohttp.HttpxAiohttpClient`` and, on request (``--clients``),
+abstractcore handed a plain ``httpx.AsyncClient``.
+
+``--what-if`` monkeypatches abstractcore in memory (never on disk) with the
+changes recommended in benchmarks/README.md, so their effect can be measured
+before src/ changes; the output is labelled WHAT-IF.
 
 Nothing here imports abstractcore at module level: the server process (spawned)
 re-imports this file and must stay light.
@@ -388,6 +395,10 @@ async def _streams(client: Client, streams: int, chunks: int) -> float:
     return streams * chunks / (time.perf_counter() - start)
 
 
+CLIENTS = ("aiohttp", "httpx", "httpx-aiohttp", "abstractcore", "abstractcore+httpx-aiohttp",
+           "abstractcore+httpx")
+
+
 async def run_async(url: str, pool: int, sizes: Sizes, names: list[str]) -> list[Result]:
     factories: dict[str, Callable[[], Awaitable[Client]]] = {
         "aiohttp": lambda: make_aiohttp(url, pool),
@@ -498,19 +509,19 @@ def measure_import(runs: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 def _fmt(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
+    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def _ratio(key: str, value: float | None, ref: float | None) -> tuple[str, bool | None]:
     if value is None or not ref:
-        return "–", None
+        return "-", None
     if key == "seq":
         r = value / ref
         ok = r <= TARGETS[key][1]
     else:
         r = value / ref
         ok = r >= TARGETS[key][1]
-    return f"{r:.2f}×", ok
+    return f"{r:.2f}x", ok
 
 
 def report(results: list[Result], sync_us: list[float] | None, imp: dict[str, Any] | None,
@@ -535,8 +546,8 @@ def report(results: list[Result], sync_us: list[float] | None, imp: dict[str, An
         out.append(f"| {r.name} | " + " | ".join(cells) + " |")
     if sync_us:
         v = statistics.median(sync_us)
-        out.append(f"| abstractcore sync `generate` | {_fmt(v)} ({v / ref_vals['seq']:.2f}×) "
-                   "| – | – | – |")
+        out.append(f"| abstractcore sync `generate` | {_fmt(v)} ({v / ref_vals['seq']:.2f}x) "
+                   "| - | - | - |")
     out.append("")
     ac = next((r for r in results if r.name == "abstractcore"), None)
     if ac is not None:
@@ -549,11 +560,11 @@ def report(results: list[Result], sync_us: list[float] | None, imp: dict[str, An
             v = ac.median(attr)
             text, ok = _ratio(key, v, ref_vals[key])
             op, t = TARGETS[key]
-            out.append(f"| {label} | {_fmt(v)} | {_fmt(ref_vals[key])} | {text} | {op} {t}× "
+            out.append(f"| {label} | {_fmt(v)} | {_fmt(ref_vals[key])} | {text} | {op} {t}x "
                        f"| {'yes' if ok else 'NO'} |")
         if imp is not None:
             ok = imp["import_cost_ms"] <= IMPORT_TARGET_MS
-            out.append(f"| import abstractcore | {imp['import_cost_ms']:.0f} ms | – | – "
+            out.append(f"| import abstractcore | {imp['import_cost_ms']:.0f} ms | - | - "
                        f"| ≤ {IMPORT_TARGET_MS:.0f} ms | {'yes' if ok else 'NO'} |")
         out.append("")
     if imp is not None:
@@ -597,12 +608,16 @@ def apply_what_if() -> list[str]:
                 return getattr(aiohttp, name)
 
             @staticmethod
-            def ClientSession(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:  # noqa: N802
+            def ClientSession(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
                 kwargs["trust_env"] = False
+                # An explicit User-Agent instead of skip_auto_headers=("User-Agent",), which
+                # sends aiohttp down its slow path in ClientRequest.update_auto_headers.
+                if "User-Agent" in (kwargs.pop("skip_auto_headers", None) or ()):
+                    kwargs["headers"] = {"User-Agent": "abstractcore", **(kwargs.get("headers") or {})}
                 return aiohttp.ClientSession(*args, **kwargs)
 
         at.aiohttp = _NoTrustEnv()  # type: ignore[assignment]
-        applied.append("AiohttpTransport: ClientSession(trust_env=False)")
+        applied.append("AiohttpTransport: ClientSession(trust_env=False), explicit User-Agent")
     except Exception as exc:  # pragma: no cover - depends on src/ at the time
         applied.append(f"trust_env patch skipped ({exc!r})")
     try:  # 2. SSE decoder: split on LF when the text has no CR (no rescans of the buffer)
@@ -651,10 +666,50 @@ def apply_what_if() -> list[str]:
         applied.append("SSEDecoder: LF-only split fast path, 'data: ' fast path, slotted event")
     except Exception as exc:  # pragma: no cover
         applied.append(f"SSE patch skipped ({exc!r})")
-    try:  # 3. sync face: hand coroutines to the portal loop with run_coroutine_threadsafe
+    try:  # 3. per-request micro-costs: one ClientTimeout per Timeout, one cached JSON encoder
+        import functools
+        import types
+
+        from abstractcore.transport import aiohttp_transport as at2
+        from abstractcore.transport import http as http_mod
+
+        slow_timeout = at2._client_timeout
+
+        @functools.lru_cache(maxsize=64)
+        def _client_timeout(timeout: Any, *, stream: bool) -> Any:
+            if (not stream and timeout.read is not None and timeout.total is not None
+                    and timeout.read >= timeout.total):  # sock_read is redundant: total bounds it
+                return aiohttp.ClientTimeout(total=timeout.total, sock_connect=timeout.connect)
+            return slow_timeout(timeout, stream=stream)
+
+        at2._client_timeout = _client_timeout
+        encoder = json.JSONEncoder(ensure_ascii=False)
+
+        def dumps(obj: Any, **kwargs: Any) -> str:
+            return encoder.encode(obj) if kwargs == {"ensure_ascii": False} else json.dumps(obj, **kwargs)
+
+        http_mod.json = types.SimpleNamespace(dumps=dumps, loads=json.loads)  # type: ignore[assignment]
+
+        slow_loop_key = http_mod._loop_key
+
+        def _loop_key() -> tuple[str, object]:  # asyncio first, sniffio only when not on asyncio
+            loop = asyncio._get_running_loop()
+            return ("asyncio", loop) if loop is not None else slow_loop_key()
+
+        http_mod._loop_key = _loop_key
+
+        from abstractcore.providers import openai_compatible as oc
+
+        slow_tool_calls = oc._tool_calls
+        oc._tool_calls = lambda raw: slow_tool_calls(raw) if raw else []
+        applied.append("cached ClientTimeout per Timeout (no sock_read when read >= total, "
+                       "non-stream); cached JSONEncoder; _loop_key asyncio fast path; "
+                       "_tool_calls(None) fast path")
+    except Exception as exc:  # pragma: no cover
+        applied.append(f"micro-cost patch skipped ({exc!r})")
+    try:  # 4. sync face: hand coroutines to the portal loop with run_coroutine_threadsafe
         from abstractcore import _portal
 
-        slow_call = _portal.call
         loops: list[asyncio.AbstractEventLoop] = []
 
         async def _running_loop() -> asyncio.AbstractEventLoop:
@@ -669,7 +724,7 @@ def apply_what_if() -> list[str]:
             return result
 
         _portal.call = call  # type: ignore[assignment]
-        applied.append(f"_portal.call: asyncio.run_coroutine_threadsafe (was {slow_call.__name__})")
+        applied.append("_portal.call: asyncio.run_coroutine_threadsafe instead of BlockingPortal.call")
     except Exception as exc:  # pragma: no cover
         applied.append(f"portal patch skipped ({exc!r})")
     return applied
@@ -714,6 +769,7 @@ def main() -> None:
                              "abstractcore+httpx-aiohttp, abstractcore+httpx (the trio / "
                              "user-client path; slow, so not run by default); 'aiohttp', the "
                              "reference, always runs first")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin server and client to separate CPUs")
     parser.add_argument("--no-import", action="store_true", help="skip the import-time probe")
@@ -733,8 +789,12 @@ def main() -> None:
                    import_runs=5) if args.quick else
              Sizes(sequential=1000, concurrent_total=2000, streams_per_run=3, stream_chunks=5000,
                    import_runs=9))
+    sizes.runs = max(1, args.runs)
     names = [n.strip() for n in args.clients.split(",") if n.strip()]
     names = ["aiohttp"] + [n for n in names if n != "aiohttp"]
+    unknown = set(names) - set(CLIENTS)
+    if unknown:
+        parser.error(f"unknown client(s) {', '.join(sorted(unknown))}; choose from {', '.join(CLIENTS)}")
 
     pin = not args.no_pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
     if pin:
@@ -779,7 +839,7 @@ def main() -> None:
         pass
     setup = (f"{'quick' if args.quick else 'full'} run in {elapsed:.0f} s; "
              f"{sizes.sequential} sequential requests, {sizes.concurrent_total} requests per "
-             f"concurrency level, {sizes.streams_per_run} × {sizes.stream_chunks}-delta streams "
+             f"concurrency level, {sizes.streams_per_run} x {sizes.stream_chunks}-delta streams "
              f"per run; pool {args.pool} connections for every client; fake server = raw asyncio "
              f"Protocol in its own process{' (client and server pinned to separate CPUs)' if pin else ''}; "
              f"Python {versions['python']}, aiohttp {versions['aiohttp']}, httpx {versions['httpx']}, "

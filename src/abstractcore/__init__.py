@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any as _Any
 
 from abstractcore._sync import LLM
+from abstractcore._version import __version__
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
@@ -49,7 +50,6 @@ from abstractcore.core.types import (
 )
 from abstractcore.tools.schema import tool
 
-__version__ = "0.1.0"
 
 __all__ = [
     "LLM",

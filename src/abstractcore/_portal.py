@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import asyncio
+
     from anyio.from_thread import BlockingPortal
 
 __all__ = ["call", "iterate", "portal"]
@@ -24,6 +26,8 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _portal: BlockingPortal | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
 _STREAM_BUFFER = 64
 
 
@@ -38,6 +42,12 @@ def portal() -> BlockingPortal:
     return _portal
 
 
+def _running_loop() -> asyncio.AbstractEventLoop:
+    portal()
+    assert _loop is not None
+    return _loop
+
+
 def _start() -> BlockingPortal:
     import anyio
     from anyio.from_thread import BlockingPortal
@@ -45,14 +55,19 @@ def _start() -> BlockingPortal:
     ready = threading.Event()
     holder: list[BlockingPortal] = []
 
+    import asyncio
+
     async def main() -> None:
+        global _loop
+        _loop = asyncio.get_running_loop()
         async with BlockingPortal() as p:
             holder.append(p)
             ready.set()
             await p.sleep_until_stopped()
 
-    thread = threading.Thread(target=anyio.run, args=(main,), name="abstractcore-portal",
-                              daemon=True)
+    global _thread
+    thread = _thread = threading.Thread(target=anyio.run, args=(main,),
+                                        name="abstractcore-portal", daemon=True)
     thread.start()
     ready.wait()
     atexit.register(_close_at_exit)
@@ -76,9 +91,27 @@ def call(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``fn(*args)`` on the background loop and wait for its result.
 
     If the result is an async iterator (``agenerate(stream=True)``), a blocking
-    iterator over it is returned instead.
+    iterator over it is returned instead. Calling it from the background loop's
+    own thread raises ``RuntimeError`` instead of deadlocking.
     """
-    result = portal().call(fn, *args)
+    loop = _running_loop()
+    if threading.current_thread() is _thread:
+        raise RuntimeError("abstractcore's blocking methods cannot be called from its own "
+                           "background event loop; use the async methods there.")
+
+    async def run() -> T:
+        return await fn(*args)
+
+    import asyncio
+
+    # run_coroutine_threadsafe costs half of BlockingPortal.call per call (measured: 39 vs
+    # 78-96 us); anyio still works inside, the loop being anyio's asyncio loop.
+    future = asyncio.run_coroutine_threadsafe(run(), loop)
+    try:
+        result = future.result()
+    except BaseException:
+        future.cancel()  # e.g. KeyboardInterrupt while waiting: stop the work too
+        raise
     if isinstance(result, AsyncIterator):
         return iterate(result)  # type: ignore[return-value]
     return result

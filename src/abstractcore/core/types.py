@@ -51,7 +51,7 @@ class ImagePart:
 ContentPart = Union[TextPart, ImagePart]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     """A tool call requested by the model; ``arguments`` is already parsed JSON."""
 
@@ -64,7 +64,7 @@ class ToolCall:
         return json.dumps(self.arguments, ensure_ascii=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCallDelta:
     """A fragment of a tool call while streaming, keyed by ``index``."""
 
@@ -169,7 +169,7 @@ def _part_from_dict(part: Any) -> ContentPart:
         f"Unknown content part {part!r}; use {{'type': 'text', 'text': ...}} or an ImagePart.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts of one generation."""
 
@@ -184,7 +184,7 @@ class Usage:
         return cls(i, o, i + o)
 
 
-@dataclass
+@dataclass(slots=True)
 class GenerateResponse:
     """The answer to one ``generate`` call."""
 
@@ -200,7 +200,7 @@ class GenerateResponse:
         return self.content
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamChunk:
     """One piece of a streamed answer.
 

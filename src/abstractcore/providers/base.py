@@ -26,6 +26,7 @@ from abstractcore.core.types import (
     TextPart,
     ToolSpec,
 )
+from abstractcore.tools.schema import to_tool_specs
 
 __all__ = ["AsyncProvider", "Request"]
 
@@ -35,7 +36,7 @@ T = TypeVar("T")
 BASE_OPTIONS = frozenset({"retry_config"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     """A normalised request, as the provider hooks receive it."""
 
@@ -68,7 +69,7 @@ class AsyncProvider(abc.ABC):
     capabilities: Capabilities = Capabilities()
 
     def __init__(self, model: str | None = None, **config: Any) -> None:
-        params = GENERATION_PARAMS | self.extra_params
+        params = self._params = GENERATION_PARAMS | self.extra_params
         validate_params(config, params | BASE_OPTIONS | self.options,
                         where=f"create_llm({self.name!r})")
         model = model or self.default_model
@@ -213,15 +214,15 @@ class AsyncProvider(abc.ABC):
                        system_prompt: str | None, tools: Sequence[Any] | None,
                        tool_choice: str | dict[str, Any] | None, media: Sequence[Any] | None,
                        params: dict[str, Any]) -> Request:
-        validate_params(params, GENERATION_PARAMS | self.extra_params,
-                        where=f"{self.name}.generate()")
-        merged = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
+        if params:
+            validate_params(params, self._params, where=f"{self.name}.generate()")
+            merged = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
+        else:
+            merged = dict(self.defaults)
         timeout = Timeout.of(merged.pop("timeout")) if "timeout" in merged else self.timeout
         built = _messages(prompt, messages, system_prompt, media)
-        from abstractcore.tools.schema import to_tool_specs
-
         return Request(model=self.model, messages=built, params=merged, timeout=timeout,
-                       tools=to_tool_specs(tools), tool_choice=tool_choice)
+                       tools=to_tool_specs(tools) if tools else [], tool_choice=tool_choice)
 
 
 def _messages(prompt: str | None, messages: Sequence[Message | dict[str, Any]] | None,

@@ -85,6 +85,8 @@ def _usage(data: Any) -> Usage | None:
 
 
 def _tool_calls(raw: Any) -> list[ToolCall]:
+    if not raw:
+        return []
     accumulator = ToolCallAccumulator()
     for index, call in enumerate(raw or []):
         function = call.get("function") or {}

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import sniffio
 
+from abstractcore._version import __version__
 from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
     ProviderConnectionError,
@@ -45,14 +47,14 @@ __all__ = ["HttpClient"]
 logger = logging.getLogger("abstractcore.http")
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _loop_key() -> tuple[str, object]:
+    loop = asyncio._get_running_loop()  # the fast path: no sniffio lookup per request
+    if loop is not None:
+        return "asyncio", loop
     library = sniffio.current_async_library()
-    if library == "asyncio":
-        import asyncio
-
-        return library, asyncio.get_running_loop()
     if library == "trio":
         import trio
 
@@ -78,9 +80,10 @@ class HttpClient:
                  error_mapper: ErrorMapper | None = None, connect_hint: str | None = None) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
-        self._headers = {"content-type": "application/json", "accept": "application/json",
-                         **dict(headers or {})}
         self._secret_headers = dict(secret_headers or {})
+        self._headers = {"content-type": "application/json", "accept": "application/json",
+                         "user-agent": f"abstractcore/{__version__}", **dict(headers or {}),
+                         **self._secret_headers}
         self.timeout = timeout or Timeout()
         self.retry = retry or RetryConfig()
         self.max_connections = max_connections
@@ -115,10 +118,12 @@ class HttpClient:
             from abstractcore.transport.aiohttp_transport import AiohttpTransport
 
             transport = AiohttpTransport(max_connections=self.max_connections)
-        transports = self._transports
+        client = weakref.ref(self)  # no cycle through the callback: pools die with the client
 
         def forget(_: object, key: int = key) -> None:  # the loop (or trio run) is gone
-            transports.pop(key, None)
+            alive = client()
+            if alive is not None:
+                alive._transports.pop(key, None)
 
         with self._lock:
             self._forget_closed_loops()
@@ -149,8 +154,8 @@ class HttpClient:
     def _request(self, method: str, path: str, body: Any, timeout: Timeout | None,
                  headers: Mapping[str, str] | None) -> HttpRequest:
         url = path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
-        content = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-        all_headers = {**self._headers, **self._secret_headers, **dict(headers or {})}
+        content = None if body is None else _ENCODER.encode(body).encode()
+        all_headers = {**self._headers, **headers} if headers else self._headers
         return HttpRequest(method, url, all_headers, content, timeout or self.timeout)
 
     async def _send(self, request: HttpRequest, *, stream: bool, model: str | None) -> TransportResponse:
@@ -159,7 +164,17 @@ class HttpClient:
             attempt += 1
             error: ProviderError
             try:
-                response = await self._send_once(request, stream=stream)
+                if stream and request.timeout.total is not None:
+                    # the total bounds the wait for the headers; ``read`` each gap afterwards
+                    with anyio.fail_after(request.timeout.total):
+                        response = await self._transport().send(request, stream=True)
+                else:
+                    response = await self._transport().send(request, stream=stream)
+            except TimeoutError:
+                error = ProviderTimeoutError(
+                    self._connection_message(
+                        TransportFailure(f"timed out waiting for {request.url}", timeout=True),
+                        request), provider=self.provider, model=model)
             except TransportFailure as exc:
                 cls = ProviderTimeoutError if exc.timeout else ProviderConnectionError
                 error = cls(self._connection_message(exc, request), provider=self.provider,
@@ -178,16 +193,6 @@ class HttpClient:
                         request.url, type(error).__name__, attempt, self.retry.max_attempts - 1,
                         delay)
             await anyio.sleep(delay)
-
-    async def _send_once(self, request: HttpRequest, *, stream: bool) -> TransportResponse:
-        transport = self._transport()
-        if not stream or request.timeout.total is None:
-            return await transport.send(request, stream=stream)
-        try:
-            with anyio.fail_after(request.timeout.total):
-                return await transport.send(request, stream=True)
-        except TimeoutError as exc:
-            raise TransportFailure(f"timed out waiting for {request.url}", timeout=True) from exc
 
     def _connection_message(self, exc: TransportFailure, request: HttpRequest) -> str:
         what = "timed out" if exc.timeout else "could not connect or the connection broke"

@@ -21,7 +21,7 @@ from abstractcore.core.errors import ResponseFormatError
 __all__ = ["NDJSONDecoder", "SSEDecoder", "SSEEvent", "parse_json_data"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SSEEvent:
     """One dispatched event. ``event`` defaults to ``"message"``."""
 
@@ -72,6 +72,13 @@ class SSEDecoder:
             self._skip_lf = False
         buffer = self._buffer + text
         events: list[SSEEvent] = []
+        if "\r" not in buffer:  # the common case (no CR at all): one split, no rescans
+            *lines, self._buffer = buffer.split("\n")
+            for line in lines:
+                event = self._line(line)
+                if event is not None:
+                    events.append(event)
+            return events
         start = 0
         length = len(buffer)
         while True:
@@ -96,6 +103,9 @@ class SSEDecoder:
         return events
 
     def _line(self, line: str) -> SSEEvent | None:
+        if line.startswith("data:"):  # fast path for the line that matters
+            self._data.append(line[6:] if line.startswith("data: ") else line[5:])
+            return None
         if not line:
             return self._dispatch()
         if line[0] == ":":
