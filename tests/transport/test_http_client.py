@@ -73,3 +73,26 @@ def test_retry_after_forms() -> None:
 def test_redact_hides_secrets() -> None:
     assert redact("key sk-abc123 leaked", ["sk-abc123"]) == "key *** leaked"
     assert redact("short", ["ab"]) == "short"
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_proxy_from_the_environment_is_used(fake: FakeOpenAI, runner: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = fake.base_url.removesuffix("/v1")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("http_proxy", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    fake.reset()
+    # this host does not exist: only a proxy can answer
+    llm = create_llm("openai", model="m", base_url="http://llm.invalid/v1", api_key=KEY)
+
+    async def main() -> str:
+        try:
+            return (await llm.agenerate("hi")).content
+        finally:
+            await llm.aclose()
+
+    out = asyncio.run(main()) if runner == "asyncio" else trio.run(main)
+    assert out == "".join(WORDS)
+    assert fake.requests[-1]["headers"]["Host"] == "llm.invalid"
