@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any as _Any
 
 from abstractcore._sync import LLM
-from abstractcore._version import __version__
+from abstractcore._version import __version__ as __version__
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
@@ -49,7 +49,6 @@ from abstractcore.core.types import (
     Usage,
 )
 from abstractcore.tools.schema import tool
-
 
 __all__ = [
     "LLM",

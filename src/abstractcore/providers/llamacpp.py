@@ -1,0 +1,160 @@
+"""The llama.cpp engine (llama-cpp-python) for GGUF models, used by the "huggingface" provider.
+
+The chat template comes from the GGUF (``create_chat_completion``). Tokens
+are streamed as llama.cpp samples them; the cancel flag is checked at every
+sampled token, and usage is counted from the exact prompt and completion
+tokens llama.cpp evaluated.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from abstractcore.providers._local import Engine, GenerationSpec, Outcome, collect_garbage, require
+
+__all__ = ["LlamaCppEngine"]
+
+#: llama.cpp's own default (512) is too small for a chat; the model's full context costs memory.
+DEFAULT_N_CTX = 4096
+
+_PASSTHROUGH = ("temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty",
+                "frequency_penalty")
+
+
+class _Probe:
+    """Per-call state shared with the counting ``Llama`` subclass."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+
+def _counting_llama(llama_cpp: Any) -> Any:
+    """A ``Llama`` subclass whose ``generate`` counts tokens and stops when cancelled."""
+
+    class CountingLlama(llama_cpp.Llama):  # type: ignore[misc]
+        probe: _Probe | None = None
+
+        def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+            inner: Iterator[int] = super().generate(tokens, *args, **kwargs)
+            probe = self.probe
+            return inner if probe is None else self._counted(inner, probe, len(tokens))
+
+        def _counted(self, inner: Iterator[int], probe: _Probe, prompt_tokens: int) -> Iterator[int]:
+            probe.prompt_tokens = prompt_tokens
+            is_eog = self._eog_test()
+            try:
+                for token in inner:
+                    if probe.cancel.is_set():
+                        return
+                    if not is_eog(token):  # the tokens llama.cpp keeps as completion
+                        probe.completion_tokens += 1
+                    yield token
+            finally:
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()
+
+        def _eog_test(self) -> Callable[[int], bool]:
+            vocab = getattr(getattr(self, "_model", None), "vocab", None)
+            test = getattr(llama_cpp, "llama_vocab_is_eog", None)
+            if vocab is not None and test is not None:
+                return lambda token: bool(test(vocab, token))
+            eos = self.token_eos()
+            return lambda token: token == eos
+
+    return CountingLlama
+
+
+class LlamaCppEngine(Engine):
+    """A GGUF model run by llama-cpp-python."""
+
+    def __init__(self, path: Path, *, n_ctx: int | None = None, n_gpu_layers: int | None = None,
+                 n_threads: int | None = None) -> None:
+        self.path = path
+        self.n_ctx = n_ctx or DEFAULT_N_CTX
+        self.n_gpu_layers = n_gpu_layers
+        self.n_threads = n_threads
+        self._llama: Any = None
+
+    def __repr__(self) -> str:
+        return f"LlamaCppEngine({str(self.path)!r})"
+
+    @property
+    def loaded(self) -> bool:
+        """True while the model is in memory."""
+        return self._llama is not None
+
+    def load(self) -> None:
+        """Load the GGUF (memory-mapped; ~0.1 s for a small model)."""
+        llama_cpp = require("llama_cpp", "llamacpp", "Running GGUF models")
+        kwargs: dict[str, Any] = {"model_path": str(self.path), "n_ctx": self.n_ctx,
+                                  "verbose": False}
+        if self.n_gpu_layers is not None:
+            kwargs["n_gpu_layers"] = self.n_gpu_layers
+        if self.n_threads is not None:
+            kwargs["n_threads"] = self.n_threads
+        self._llama = _counting_llama(llama_cpp)(**kwargs)
+
+    def generate(self, spec: GenerationSpec, emit: Callable[[str], None],
+                 cancel: threading.Event) -> Outcome:
+        """A chat completion: streamed one delta per decoded token, or in one piece."""
+        llama = self._llama
+        kwargs: dict[str, Any] = {name: getattr(spec, name) for name in _PASSTHROUGH
+                                  if getattr(spec, name) is not None}
+        if spec.max_tokens is not None:
+            kwargs["max_tokens"] = spec.max_tokens
+        if spec.stop:
+            kwargs["stop"] = list(spec.stop)
+        if spec.repeat_penalty is not None:
+            kwargs["repeat_penalty"] = spec.repeat_penalty
+        if spec.json_schema is not None:  # grammar-constrained JSON
+            kwargs["response_format"] = {"type": "json_object", "schema": spec.json_schema}
+        probe = _Probe(cancel)
+        llama.probe = probe
+        try:
+            if not spec.stream:  # one piece: skips the per-token stop-string bookkeeping
+                reply = llama.create_chat_completion(messages=spec.messages, **kwargs)
+                choice = reply["choices"][0]
+                emit(choice["message"].get("content") or "")
+                return Outcome(choice.get("finish_reason") or "length", probe.prompt_tokens,
+                               probe.completion_tokens)
+            finish = self._stream(llama, spec, kwargs, emit, cancel)
+        finally:
+            llama.probe = None
+        return Outcome(finish, probe.prompt_tokens, probe.completion_tokens)
+
+    @staticmethod
+    def _stream(llama: Any, spec: GenerationSpec, kwargs: dict[str, Any],
+                emit: Callable[[str], None], cancel: threading.Event) -> str:
+        finish = "length"
+        chunks = llama.create_chat_completion(messages=spec.messages, stream=True, **kwargs)
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    emit(text)
+                finish = choice.get("finish_reason") or finish
+                if cancel.is_set():
+                    break
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return finish
+
+    def unload(self) -> None:
+        """Close the native model and context (``Llama.close()``) and collect."""
+        llama, self._llama = self._llama, None
+        if llama is None:
+            return
+        llama.close()
+        ref = weakref.ref(llama)
+        del llama
+        collect_garbage(ref)

@@ -1,0 +1,104 @@
+"""The "mlx" provider: mlx-lm running SmolLM2-135M on the CPU, in process.
+
+The MLX model directory is built once per session from the real GGUF. MLX on
+a Linux CPU makes 2-3 tokens/s with this model, so generations stay short.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from pathlib import Path
+
+import anyio
+import pytest
+
+from abstractcore import LLM, GenerateResponse, ModelNotFoundError, create_llm
+from tests.support.local_models import build_hf_dir, wait_until
+
+SYSTEM = "Be brief."  # replaces SmolLM2's longer default system prompt: less to prefill
+
+
+@pytest.fixture(scope="session")
+def hf_dir(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_hf_dir(gguf_path, tmp_path_factory.getbasetemp() / "smollm2-fp16")
+
+
+@pytest.fixture(scope="session")
+def mlx(hf_dir: Path) -> LLM:
+    return create_llm("mlx", model=str(hf_dir), max_tokens=3, temperature=0)
+
+
+def assert_answer(r: GenerateResponse, max_tokens: int) -> None:
+    assert r.content.strip()
+    assert r.provider == "mlx"
+    assert r.finish_reason in ("stop", "length")
+    assert r.usage is not None and r.usage.input_tokens > 3
+    assert 0 < r.usage.output_tokens <= max_tokens
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+
+
+def test_generate_answers_with_usage(mlx: LLM) -> None:
+    r = mlx.generate("What is the capital of France?", system_prompt=SYSTEM)
+    assert_answer(r, 3)
+
+
+def test_stream_yields_tokens_then_usage_on_the_last_chunk(mlx: LLM) -> None:
+    chunks = list(mlx.stream("Tell me a story.", system_prompt=SYSTEM, max_tokens=4,
+                             temperature=0.7, top_p=0.9, seed=3))
+    texts = [c.content for c in chunks if c.content]
+    assert len(texts) >= 2
+    last = chunks[-1]
+    assert last.finish_reason in ("stop", "length")
+    assert last.usage is not None and 0 < last.usage.output_tokens <= 4
+    assert last.usage.output_tokens >= len(texts)
+
+
+def test_breaking_out_of_a_sync_stream_stops_generation(mlx: LLM) -> None:
+    for _ in mlx.stream("Write a long story.", system_prompt=SYSTEM, max_tokens=200):
+        break  # the dropped iterator closes the stream
+    assert wait_until(lambda: not mlx.provider.busy, 20)  # 200 tokens would take over a minute
+    assert_answer(mlx.generate("Say hello.", system_prompt=SYSTEM, max_tokens=2), 2)
+
+
+@pytest.mark.anyio
+async def test_closing_an_async_stream_stops_generation(mlx: LLM) -> None:
+    async with aclosing(mlx.astream("Write a long story.", system_prompt=SYSTEM,
+                                    max_tokens=200)) as stream:
+        async for _ in stream:
+            break
+    assert await anyio.to_thread.run_sync(wait_until, lambda: not mlx.provider.busy, 20)
+    assert_answer(await mlx.agenerate("Say hello.", system_prompt=SYSTEM, max_tokens=1), 1)
+
+
+@pytest.mark.anyio
+async def test_concurrent_agenerate_calls_queue_and_all_answer(mlx: LLM) -> None:
+    results: dict[int, GenerateResponse] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await mlx.agenerate(f"Say {i}.", system_prompt=SYSTEM, max_tokens=2)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(2):
+            tg.start_soon(one, i)
+    assert sorted(results) == [0, 1]
+    for r in results.values():
+        assert_answer(r, 2)
+
+
+def test_unload_then_the_next_call_reloads(mlx: LLM) -> None:
+    mlx.generate("Hi.", system_prompt=SYSTEM, max_tokens=1)
+    assert mlx.provider.loaded
+    mlx.unload()
+    assert not mlx.provider.loaded
+    assert_answer(mlx.generate("Hi.", system_prompt=SYSTEM, max_tokens=2), 2)
+
+
+def test_missing_models_are_model_not_found(tmp_path: Path, gguf_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError) as info:
+        create_llm("mlx", model=str(tmp_path / "no-such-model")).generate("Hi")
+    assert info.value.status_code is None
+    with pytest.raises(ModelNotFoundError, match="hf download mlx-community/SmolLM2-135M"):
+        create_llm("mlx", model="mlx-community/SmolLM2-135M",
+                   cache_dir=str(tmp_path)).generate("Hi")
+    with pytest.raises(ModelNotFoundError, match="MLX model directory"):
+        create_llm("mlx", model=str(gguf_path)).generate("Hi")

@@ -1,0 +1,163 @@
+"""The "huggingface" provider running SmolLM2-135M through transformers, in process.
+
+The session model is the real GGUF, dequantised by transformers
+(``backend="transformers"``); the unload test uses a model directory built
+from the same GGUF (safetensors), which auto-selects transformers.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import aclosing
+from pathlib import Path
+
+import anyio
+import pytest
+
+from abstractcore import LLM, ConfigurationError, GenerateResponse, ModelNotFoundError, create_llm
+from tests.support.local_models import build_hf_dir, rss_bytes, wait_until
+
+LONG = "Write a long story about a dragon who learns to bake bread."
+QUESTION = "What is the capital of France?"
+
+
+@pytest.fixture(scope="session")
+def tf(gguf_path: Path) -> LLM:
+    return create_llm("huggingface", model=str(gguf_path), backend="transformers", max_tokens=12,
+                      temperature=0)
+
+
+@pytest.fixture(scope="session")
+def hf_dir(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_hf_dir(gguf_path, tmp_path_factory.getbasetemp() / "smollm2-fp16")
+
+
+def assert_answer(r: GenerateResponse, max_tokens: int) -> None:
+    assert r.content.strip()
+    assert r.finish_reason in ("stop", "length")
+    assert r.usage is not None and r.usage.input_tokens > 5
+    assert 0 < r.usage.output_tokens <= max_tokens
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+
+
+def test_generate_answers_from_the_dequantised_gguf(tf: LLM, gguf_path: Path) -> None:
+    r = tf.generate(QUESTION)
+    assert_answer(r, 12)
+    assert "Paris" in r.content
+    # the same chat template and tokenizer as llama.cpp reads from the GGUF
+    llama = create_llm("huggingface", model=str(gguf_path), max_tokens=1)
+    assert llama.generate(QUESTION).usage == type(r.usage)(r.usage.input_tokens, 1,  # type: ignore[union-attr]
+                                                           r.usage.input_tokens + 1)  # type: ignore[union-attr]
+    llama.unload()
+
+
+def test_stream_yields_tokens_then_usage_on_the_last_chunk(tf: LLM) -> None:
+    chunks = list(tf.stream("Tell me a story about a cat.", max_tokens=16))
+    texts = [c.content for c in chunks if c.content]
+    assert len(texts) >= 3
+    last = chunks[-1]
+    assert last.finish_reason in ("stop", "length") and last.usage is not None
+    plain = tf.generate("Tell me a story about a cat.", max_tokens=16)
+    assert "".join(texts) == plain.content
+    assert plain.usage == last.usage
+
+
+def test_seed_temperature_and_stop_are_honoured(tf: LLM) -> None:
+    a = tf.generate("Tell me a joke.", temperature=0.9, top_p=0.9, seed=7, max_tokens=8)
+    b = tf.generate("Tell me a joke.", temperature=0.9, top_p=0.9, seed=7, max_tokens=8)
+    assert a.content == b.content
+    others = {tf.generate("Tell me a joke.", temperature=1.5, seed=s, max_tokens=8).content
+              for s in (1, 2)}
+    assert len(others | {a.content}) > 1
+    full = tf.generate(QUESTION).content
+    stop = full.split()[2]  # whatever the model says, stop at its third word
+    cut = tf.generate(QUESTION, stop=[stop])
+    assert cut.finish_reason == "stop"
+    assert cut.content == full[:full.index(stop)]
+
+
+def test_breaking_out_of_a_sync_stream_stops_generation(tf: LLM) -> None:
+    stream = tf.stream(LONG, max_tokens=300)
+    for i, _ in enumerate(stream):
+        if i == 1:
+            break
+    stream.close()  # type: ignore[attr-defined]
+    assert wait_until(lambda: not tf.provider.busy, 10)
+    assert_answer(tf.generate("Say hello.", max_tokens=4), 4)
+
+
+@pytest.mark.anyio
+async def test_closing_or_cancelling_async_calls_stops_generation(tf: LLM) -> None:
+    async with aclosing(tf.astream(LONG, max_tokens=300)) as stream:
+        async for _ in stream:
+            break
+    with anyio.move_on_after(0.5):
+        await tf.agenerate(LONG, max_tokens=300)
+    assert await anyio.to_thread.run_sync(wait_until, lambda: not tf.provider.busy, 10)
+    assert_answer(await tf.agenerate("Say hello.", max_tokens=4), 4)
+
+
+@pytest.mark.anyio
+async def test_concurrent_agenerate_calls_queue_and_all_answer(tf: LLM) -> None:
+    results: dict[int, GenerateResponse] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await tf.agenerate(f"Say the number {i}.", max_tokens=4)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(3):
+            tg.start_soon(one, i)
+    assert sorted(results) == [0, 1, 2]
+    for r in results.values():
+        assert_answer(r, 4)
+
+
+@pytest.mark.anyio
+async def test_the_event_loop_keeps_ticking_while_the_model_generates(tf: LLM) -> None:
+    worst = 0.0
+
+    async def ticker() -> None:
+        nonlocal worst
+        while True:
+            before = time.perf_counter()
+            await anyio.sleep(0.005)
+            worst = max(worst, time.perf_counter() - before - 0.005)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        start = time.perf_counter()
+        r = await tf.agenerate(LONG, max_tokens=24)
+        took = time.perf_counter() - start
+        tg.cancel_scope.cancel()
+    assert r.usage is not None and r.usage.output_tokens > 10
+    assert worst < took / 4
+
+
+def test_a_model_directory_runs_and_unload_gives_the_memory_back(hf_dir: Path) -> None:
+    llm = create_llm("huggingface", model=str(hf_dir), dtype="float32", device="cpu",
+                     max_tokens=6, temperature=0)
+    first = llm.generate(QUESTION)
+    assert_answer(first, 6)
+    loaded = rss_bytes()
+    llm.unload()
+    assert not llm.provider.loaded
+    freed = loaded - rss_bytes()
+    assert freed > 250e6  # 135M float32 parameters are ~540 MB
+    again = llm.generate(QUESTION)
+    assert again.content == first.content
+    llm.unload()
+
+
+def test_missing_models_and_bad_options(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    with pytest.raises(ModelNotFoundError, match=r"config\.json") as info:
+        create_llm("huggingface", model=str(empty)).generate("Hello")
+    assert info.value.status_code is None
+    with pytest.raises(ModelNotFoundError, match="HuggingFaceTB/SmolLM2-135M-Instruct"):
+        create_llm("huggingface", model="HuggingFaceTB/SmolLM2-135M-Instruct",
+                   cache_dir=str(tmp_path)).generate("Hello")
+    with pytest.raises(ConfigurationError, match="device"):
+        create_llm("huggingface", device="tpu")
+    with pytest.raises(ConfigurationError, match="dtype"):
+        create_llm("huggingface", dtype="float8")
