@@ -214,7 +214,8 @@ class OpenAICompatibleProvider(HttpProvider):
                             int(data.get("status") or 500), {}, event.data.encode(),
                             model=request.model)
                     model = data.get("model") or model
-                    usage = _usage(data.get("usage")) or usage
+                    if data.get("usage"):
+                        usage = _usage(data["usage"])
                     for choice in data.get("choices") or []:
                         delta = choice.get("delta") or {}
                         for call in delta.get("tool_calls") or []:

@@ -117,7 +117,8 @@ class HttpClient:
         else:
             from abstractcore.transport.aiohttp_transport import AiohttpTransport
 
-            transport = AiohttpTransport(max_connections=self.max_connections)
+            transport = AiohttpTransport(max_connections=self.max_connections,
+                                         base_headers=self._headers)
         client = weakref.ref(self)  # no cycle through the callback: pools die with the client
 
         def forget(_: object, key: int = key) -> None:  # the loop (or trio run) is gone
