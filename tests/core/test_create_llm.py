@@ -121,6 +121,7 @@ def test_public_surface_is_deliberate() -> None:
         assert hasattr(abstractcore, name), name
     public = {n for n in dir(abstractcore) if not n.startswith("_")}
     modules = {"core", "providers", "tools", "transport", "media", "structured", "annotations",
+               "openai_format",
                "cli"}
     assert public - modules - set(abstractcore.__all__) == set()
 

@@ -251,13 +251,34 @@ def test_a_missing_embedded_package_says_how_to_install_it(monkeypatch: pytest.M
         create_llm("huggingface").generate("Hello")
 
 
-def test_tools_and_bad_options_fail_before_any_work(llm: LLM) -> None:
-    def get_weather(city: str) -> str:
-        """Weather in a city."""
-        return "sunny"
+def get_weather(city: str) -> str:
+    """Weather in a city."""
+    return "sunny"
 
-    with pytest.raises(ConfigurationError, match="tools"):
-        llm.generate("Weather in Paris?", tools=[get_weather])
+
+def test_a_forced_tool_is_called_with_parsed_arguments(gguf_path: Path) -> None:
+    llm = create_llm("huggingface", model=str(gguf_path), max_tokens=40, temperature=0)
+    r = llm.generate("What is the weather in Paris?", tools=[get_weather],
+                     tool_choice="get_weather")
+    assert r.finish_reason == "tool_calls"
+    assert [c.name for c in r.tool_calls] == ["get_weather"]
+    assert isinstance(r.tool_calls[0].arguments.get("city"), str)
+    chunks = list(llm.stream("What is the weather in Paris?", tools=[get_weather],
+                             tool_choice="get_weather"))
+    streamed = [c for chunk in chunks for c in chunk.tool_calls]
+    assert [(c.name, c.arguments) for c in streamed] == [
+        (c.name, c.arguments) for c in r.tool_calls]
+    assert chunks[-1].finish_reason == "tool_calls"
+    answer = llm.generate(messages=[
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": r.tool_calls[0].id, "name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {"role": "tool", "content": get_weather("Paris"), "tool_call_id": r.tool_calls[0].id},
+    ], max_tokens=12)
+    assert answer.content.strip()
+
+
+def test_bad_options_fail_before_any_work(llm: LLM) -> None:
     with pytest.raises(ConfigurationError, match="backend"):
         create_llm("huggingface", backend="onnx")
     with pytest.raises(ConfigurationError, match="n_ctx"):

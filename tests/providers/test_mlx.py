@@ -102,3 +102,11 @@ def test_missing_models_are_model_not_found(tmp_path: Path, gguf_path: Path) -> 
                    cache_dir=str(tmp_path)).generate("Hi")
     with pytest.raises(ModelNotFoundError, match="MLX model directory"):
         create_llm("mlx", model=str(gguf_path)).generate("Hi")
+
+
+def test_tools_are_refused_before_any_work() -> None:
+    from abstractcore import ConfigurationError
+
+    llm = create_llm("mlx", model="/nonexistent-mlx-dir")
+    with pytest.raises(ConfigurationError, match="no tool calling"):
+        llm.generate("Weather?", tools=[{"name": "weather", "parameters": {"type": "object"}}])

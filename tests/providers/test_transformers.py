@@ -161,3 +161,13 @@ def test_missing_models_and_bad_options(tmp_path: Path) -> None:
         create_llm("huggingface", device="tpu")
     with pytest.raises(ConfigurationError, match="dtype"):
         create_llm("huggingface", dtype="float8")
+
+
+def test_tools_are_refused_with_advice(tf: LLM) -> None:
+    def get_weather(city: str) -> str:
+        """Weather in a city."""
+        return "sunny"
+
+    with pytest.raises(ConfigurationError, match=r"GGUF model run by llama\.cpp"):
+        tf.generate("Weather in Paris?", tools=[get_weather], tool_choice="get_weather")
+    assert tf.generate("Hi", max_tokens=3).content  # still usable

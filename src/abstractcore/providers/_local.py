@@ -28,7 +28,8 @@ from abstractcore.core.errors import (
     LocalBackendError,
     ModelLoadError,
 )
-from abstractcore.core.types import GenerateResponse, ImagePart, Message, StreamChunk, Usage
+from abstractcore.core.types import GenerateResponse, ImagePart, Message, StreamChunk, ToolCall, Usage
+from abstractcore.openai_format import message_to_openai, tool_choice_to_openai, tools_to_openai
 from abstractcore.providers.base import AsyncProvider, Request
 from abstractcore.transport.worker import Emit, ModelWorker, StreamClosed
 
@@ -50,7 +51,7 @@ LOCAL_PARAMS = frozenset({"top_k", "min_p", "repeat_penalty"})
 class GenerationSpec:
     """What an engine is asked to generate (``None``: the back end's default)."""
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -62,6 +63,9 @@ class GenerationSpec:
     frequency_penalty: float | None = None
     repeat_penalty: float | None = None
     json_schema: dict[str, Any] | None = None
+    #: Tools in the Chat Completions form, and the tool choice ("auto", or a forced tool).
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
     #: False when nobody watches the text arrive (``generate``): an engine may then
     #: produce it in one piece if that is faster, still checking ``cancel`` every token.
     stream: bool = True
@@ -74,6 +78,7 @@ class Outcome:
     finish_reason: str
     input_tokens: int
     output_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def usage(self) -> Usage:
@@ -83,6 +88,9 @@ class Outcome:
 
 class Engine(abc.ABC):
     """One in-process back end. All methods are blocking and run in the worker thread."""
+
+    #: Whether ``generate`` honours ``spec.tools`` (and returns ``Outcome.tool_calls``).
+    supports_tools: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -167,14 +175,14 @@ class StopMatcher:
         return pending
 
 
-def _chat_messages(messages: Sequence[Message], provider: str) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
+def _chat_messages(messages: Sequence[Message], provider: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for message in messages:
         if not isinstance(message.content, str) and any(
                 isinstance(p, ImagePart) for p in message.content):
             raise ConfigurationError(
                 f"{provider} runs text-only models in process; images are not supported.")
-        out.append({"role": message.role, "content": message.text})
+        out.append({**message_to_openai(message), "content": message.text})
     return out
 
 
@@ -190,7 +198,7 @@ class LocalProvider(AsyncProvider):
     """Base of providers that run the model in this process."""
 
     extra_params: ClassVar[frozenset[str]] = LOCAL_PARAMS
-    capabilities: Capabilities = Capabilities(tools=False, structured_output=True, vision=False,
+    capabilities: Capabilities = Capabilities(tools=True, structured_output=True, vision=False,
                                               stream_usage=True, local=True)
 
     def __init__(self, model: str | None = None, **config: Any) -> None:
@@ -218,10 +226,10 @@ class LocalProvider(AsyncProvider):
     # -- hooks ------------------------------------------------------------------
 
     def _spec(self, request: Request) -> GenerationSpec:
-        if request.tools:
+        if request.tools and not self.capabilities.tools:
             raise ConfigurationError(
-                f"{self.name} does not support tools with in-process models yet; "
-                "use an OpenAI-compatible server for tool calling.")
+                f"{self.name} has no tool calling; use a GGUF model with the 'huggingface' "
+                "provider, or an OpenAI-compatible server.")
         params = request.params
         stop = params.get("stop")
         stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
@@ -234,16 +242,18 @@ class LocalProvider(AsyncProvider):
             presence_penalty=_number(params.get("presence_penalty")),
             frequency_penalty=_number(params.get("frequency_penalty")),
             repeat_penalty=_number(params.get("repeat_penalty")),
-            json_schema=request.json_schema)
+            json_schema=request.json_schema, tools=tuple(tools_to_openai(request.tools)),
+            tool_choice=tool_choice_to_openai(request.tool_choice) if request.tools else None)
 
     async def _complete(self, request: Request) -> GenerateResponse:
         spec = replace(self._spec(request), stream=False)
 
         def job(cancel: threading.Event) -> GenerateResponse:
-            engine = self._ready_engine()
+            engine = self._ready_engine(spec)
             parts: list[str] = []
             outcome = self._guard("generating", lambda: engine.generate(spec, parts.append, cancel))
             return GenerateResponse(content="".join(parts), usage=outcome.usage,
+                                    tool_calls=list(outcome.tool_calls),
                                     finish_reason=outcome.finish_reason, model=self.model,
                                     provider=self.name)
 
@@ -254,7 +264,7 @@ class LocalProvider(AsyncProvider):
         model = self.model
 
         def job(emit: Emit[StreamChunk], cancel: threading.Event) -> None:
-            engine = self._ready_engine()
+            engine = self._ready_engine(spec)
 
             def text(delta: str) -> None:
                 if delta:
@@ -263,7 +273,7 @@ class LocalProvider(AsyncProvider):
             outcome = self._guard("generating", lambda: engine.generate(spec, text, cancel))
             if not cancel.is_set():
                 emit(StreamChunk(finish_reason=outcome.finish_reason, usage=outcome.usage,
-                                 model=model))
+                                 tool_calls=list(outcome.tool_calls), model=model))
 
         return self._worker.stream(job)
 
@@ -274,11 +284,16 @@ class LocalProvider(AsyncProvider):
 
     # -- helpers (worker thread) --------------------------------------------------
 
-    def _ready_engine(self) -> Engine:
+    def _ready_engine(self, spec: GenerationSpec) -> Engine:
         """The loaded engine (called under the model lock, in the worker thread)."""
         if self._engine is None:
             self._engine = self._guard("loading", self._create_engine, load=True)
         engine = self._engine
+        if spec.tools and not engine.supports_tools:
+            raise ConfigurationError(
+                f"{self.name}: tools need a GGUF model run by llama.cpp in process; "
+                f"{type(engine).__name__} has no tool calling. Use a GGUF model, or an "
+                "OpenAI-compatible server for tool calling.")
         if not engine.loaded:
             self._guard("loading", engine.load, load=True)
         return engine

@@ -14,9 +14,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from abstractcore.core.types import ToolCall
+from abstractcore.openai_format import parse_tool_calls, tool_call_deltas
 from abstractcore.providers._local import Engine, GenerationSpec, Outcome, collect_garbage, require
+from abstractcore.tools.accumulator import ToolCallAccumulator
 
 __all__ = ["LlamaCppEngine"]
+
+
+def _finish(reason: str | None, calls: tuple[ToolCall, ...]) -> str:
+    return "tool_calls" if calls else (reason or "length")
 
 #: llama.cpp's own default (512) is too small for a chat; the model's full context costs memory.
 DEFAULT_N_CTX = 4096
@@ -72,7 +79,14 @@ def _counting_llama(llama_cpp: Any) -> Any:
 
 
 class LlamaCppEngine(Engine):
-    """A GGUF model run by llama-cpp-python."""
+    """A GGUF model run by llama-cpp-python.
+
+    Tools go to ``create_chat_completion`` as on llama.cpp's server: a forced
+    tool (``tool_choice`` naming it) is generated under a JSON grammar; with
+    "auto", whether the model calls a tool depends on its chat template.
+    """
+
+    supports_tools = True
 
     def __init__(self, path: Path, *, n_ctx: int | None = None, n_gpu_layers: int | None = None,
                  n_threads: int | None = None) -> None:
@@ -115,6 +129,10 @@ class LlamaCppEngine(Engine):
             kwargs["repeat_penalty"] = spec.repeat_penalty
         if spec.json_schema is not None:  # grammar-constrained JSON
             kwargs["response_format"] = {"type": "json_object", "schema": spec.json_schema}
+        if spec.tools:
+            kwargs["tools"] = list(spec.tools)
+            if spec.tool_choice is not None:
+                kwargs["tool_choice"] = spec.tool_choice
         probe = _Probe(cancel)
         llama.probe = probe
         try:
@@ -122,22 +140,28 @@ class LlamaCppEngine(Engine):
                 reply = llama.create_chat_completion(messages=spec.messages, **kwargs)
                 choice = reply["choices"][0]
                 emit(choice["message"].get("content") or "")
-                return Outcome(choice.get("finish_reason") or "length", probe.prompt_tokens,
-                               probe.completion_tokens)
-            finish = self._stream(llama, spec, kwargs, emit, cancel)
+                calls = tuple(parse_tool_calls(choice["message"].get("tool_calls")))
+                return Outcome(_finish(choice.get("finish_reason"), calls), probe.prompt_tokens,
+                               probe.completion_tokens, calls)
+            finish, calls = self._stream(llama, spec, kwargs, emit, cancel)
         finally:
             llama.probe = None
-        return Outcome(finish, probe.prompt_tokens, probe.completion_tokens)
+        return Outcome(_finish(finish, calls), probe.prompt_tokens, probe.completion_tokens, calls)
 
     @staticmethod
     def _stream(llama: Any, spec: GenerationSpec, kwargs: dict[str, Any],
-                emit: Callable[[str], None], cancel: threading.Event) -> str:
+                emit: Callable[[str], None], cancel: threading.Event
+                ) -> tuple[str, tuple[ToolCall, ...]]:
         finish = "length"
+        tools = ToolCallAccumulator()
         chunks = llama.create_chat_completion(messages=spec.messages, stream=True, **kwargs)
         try:
             for chunk in chunks:
                 choice = chunk["choices"][0]
-                text = (choice.get("delta") or {}).get("content")
+                delta = choice.get("delta") or {}
+                for fragment in tool_call_deltas(delta):
+                    tools.add(fragment)
+                text = delta.get("content")
                 if text:
                     emit(text)
                 finish = choice.get("finish_reason") or finish
@@ -147,7 +171,7 @@ class LlamaCppEngine(Engine):
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        return finish
+        return finish, tuple(tools.finish())
 
     def unload(self) -> None:
         """Close the native model and context (``Llama.close()``) and collect."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.errors import ModelNotFoundError
 from abstractcore.providers._hub import locate
 from abstractcore.providers._local import (
@@ -121,6 +122,8 @@ class MLXProvider(LocalProvider):
 
     name: ClassVar[str] = "mlx"
     options: ClassVar[frozenset[str]] = frozenset({"cache_dir"})
+    capabilities: Capabilities = Capabilities(tools=False, structured_output=True, vision=False,
+                                              stream_usage=True, local=True)
 
     def _configure(self, options: dict[str, Any]) -> None:
         self.cache_dir: str | None = options.get("cache_dir")

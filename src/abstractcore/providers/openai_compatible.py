@@ -6,7 +6,6 @@ OpenAI, LM Studio, vLLM and OpenRouter are small subclasses of it.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -18,13 +17,15 @@ from abstractcore.core.errors import (
 )
 from abstractcore.core.types import (
     GenerateResponse,
-    ImagePart,
-    Message,
     StreamChunk,
-    TextPart,
-    ToolCall,
-    ToolCallDelta,
     Usage,
+)
+from abstractcore.openai_format import (
+    message_to_openai,
+    parse_tool_calls,
+    tool_call_deltas,
+    tool_choice_to_openai,
+    tools_to_openai,
 )
 from abstractcore.providers._http import HttpProvider
 from abstractcore.providers.base import Request
@@ -43,61 +44,10 @@ def with_v1(url: str) -> str:
     return url if url.rstrip("/").endswith("/v1") else f"{url.rstrip('/')}/v1"
 
 
-def _image_url(part: ImagePart) -> str:
-    if part.url:
-        return part.url
-    data = base64.b64encode(part.data or b"").decode()
-    return f"data:{part.mime_type};base64,{data}"
-
-
-def _content(message: Message) -> str | list[dict[str, Any]]:
-    if isinstance(message.content, str):
-        return message.content
-    parts: list[dict[str, Any]] = []
-    for part in message.content:
-        if isinstance(part, TextPart):
-            parts.append({"type": "text", "text": part.text})
-        else:
-            parts.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
-    return parts
-
-
-def message_to_openai(message: Message) -> dict[str, Any]:
-    """One ``Message`` in the Chat Completions form."""
-    out: dict[str, Any] = {"role": message.role, "content": _content(message)}
-    if message.tool_calls:
-        # "content": "" rather than null: llama.cpp's server rejects null with a 500.
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments_json()}}
-            for c in message.tool_calls]
-    if message.role == "tool" and message.tool_call_id:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name and message.role != "tool":
-        out["name"] = message.name
-    return out
-
-
 def _usage(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
     return Usage.of(data.get("prompt_tokens"), data.get("completion_tokens"))
-
-
-def _tool_calls(raw: Any) -> list[ToolCall]:
-    if not raw:
-        return []
-    accumulator = ToolCallAccumulator()
-    for index, call in enumerate(raw or []):
-        function = call.get("function") or {}
-        arguments = function.get("arguments")
-        if not isinstance(arguments, str):
-            import json
-
-            arguments = json.dumps(arguments or {})
-        accumulator.add(ToolCallDelta(index=index, id=call.get("id"), name=function.get("name"),
-                                      arguments_fragment=arguments))
-    return accumulator.finish()
 
 
 class OpenAICompatibleErrors(ErrorMapper):
@@ -140,16 +90,9 @@ class OpenAICompatibleProvider(HttpProvider):
             if value is not None:
                 body[name] = value
         if request.tools:
-            body["tools"] = [{"type": "function",
-                              "function": {"name": t.name, "description": t.description,
-                                           "parameters": dict(t.parameters)}}
-                             for t in request.tools]
+            body["tools"] = tools_to_openai(request.tools)
             if request.tool_choice is not None:
-                body["tool_choice"] = (
-                    {"type": "function", "function": {"name": request.tool_choice}}
-                    if isinstance(request.tool_choice, str)
-                    and request.tool_choice not in ("auto", "none", "required")
-                    else request.tool_choice)
+                body["tool_choice"] = tool_choice_to_openai(request.tool_choice)
         if request.json_schema is not None:
             if self._json_mode == "json_object":
                 body["response_format"] = {"type": "json_object", "schema": request.json_schema}
@@ -187,7 +130,7 @@ class OpenAICompatibleProvider(HttpProvider):
                 f"{self.name} reply has no choices: {str(data)[:200]!r}",
                 provider=self.name, model=request.model) from None
         return GenerateResponse(
-            content=message.get("content") or "", tool_calls=_tool_calls(message.get("tool_calls")),
+            content=message.get("content") or "", tool_calls=parse_tool_calls(message.get("tool_calls")),
             usage=_usage(data.get("usage")), finish_reason=choice.get("finish_reason"),
             model=data.get("model") or request.model, provider=self.name, raw=data)
 
@@ -218,12 +161,7 @@ class OpenAICompatibleProvider(HttpProvider):
                         usage = _usage(data["usage"])
                     for choice in data.get("choices") or []:
                         delta = choice.get("delta") or {}
-                        for call in delta.get("tool_calls") or []:
-                            function = call.get("function") or {}
-                            tool_delta = ToolCallDelta(
-                                index=int(call.get("index", 0)), id=call.get("id"),
-                                name=function.get("name"),
-                                arguments_fragment=function.get("arguments") or "")
+                        for tool_delta in tool_call_deltas(delta):
                             tools.add(tool_delta)
                             yield StreamChunk(tool_call_deltas=[tool_delta], model=model)
                         if delta.get("content"):
