@@ -22,7 +22,7 @@ from abstractcore import (
     StreamChunk,
     create_llm,
 )
-from tests.support.local_models import wait_until
+from tests.support.local_models import loop_lag_while, wait_until
 
 LONG = "Write a long story about a dragon who learns to bake bread."
 
@@ -147,21 +147,7 @@ async def test_concurrent_agenerate_calls_queue_and_all_answer(llm: LLM) -> None
 @pytest.mark.anyio
 async def test_the_event_loop_keeps_ticking_while_the_model_generates(llm: LLM) -> None:
     await llm.agenerate("Warm up.", max_tokens=2)
-    worst = 0.0
-
-    async def ticker() -> None:
-        nonlocal worst
-        while True:
-            before = time.perf_counter()
-            await anyio.sleep(0.005)
-            worst = max(worst, time.perf_counter() - before - 0.005)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
-        start = time.perf_counter()
-        r = await llm.agenerate(LONG, max_tokens=48)
-        took = time.perf_counter() - start
-        tg.cancel_scope.cancel()
+    r, worst, took = await loop_lag_while(lambda: llm.agenerate(LONG, max_tokens=48))
     assert r.usage is not None and r.usage.output_tokens > 10
     assert worst < took / 4
 

@@ -7,7 +7,6 @@ from the same GGUF (safetensors), which auto-selects transformers.
 
 from __future__ import annotations
 
-import time
 from contextlib import aclosing
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import anyio
 import pytest
 
 from abstractcore import LLM, ConfigurationError, GenerateResponse, ModelNotFoundError, create_llm
-from tests.support.local_models import build_hf_dir, rss_bytes, wait_until
+from tests.support.local_models import build_hf_dir, loop_lag_while, rss_bytes, wait_until
 
 LONG = "Write a long story about a dragon who learns to bake bread."
 QUESTION = "What is the capital of France?"
@@ -114,21 +113,7 @@ async def test_concurrent_agenerate_calls_queue_and_all_answer(tf: LLM) -> None:
 
 @pytest.mark.anyio
 async def test_the_event_loop_keeps_ticking_while_the_model_generates(tf: LLM) -> None:
-    worst = 0.0
-
-    async def ticker() -> None:
-        nonlocal worst
-        while True:
-            before = time.perf_counter()
-            await anyio.sleep(0.005)
-            worst = max(worst, time.perf_counter() - before - 0.005)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
-        start = time.perf_counter()
-        r = await tf.agenerate(LONG, max_tokens=24)
-        took = time.perf_counter() - start
-        tg.cancel_scope.cancel()
+    r, worst, took = await loop_lag_while(lambda: tf.agenerate(LONG, max_tokens=24))
     assert r.usage is not None and r.usage.output_tokens > 10
     assert worst < took / 4
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def build_hf_dir(gguf: Path, out: Path) -> Path:
@@ -51,3 +54,28 @@ def rss_bytes() -> int:
     import psutil
 
     return int(psutil.Process().memory_info().rss)
+
+
+async def loop_lag_while(work: Callable[[], Awaitable[T]], *, tick: float = 0.005) -> tuple[T, float, float]:
+    """Run ``work()`` while a ticker measures the event loop's worst lag.
+
+    Returns (the result, the worst lag in seconds, how long ``work`` took).
+    """
+    import anyio
+
+    worst = 0.0
+
+    async def ticker() -> None:
+        nonlocal worst
+        while True:
+            before = time.perf_counter()
+            await anyio.sleep(tick)
+            worst = max(worst, time.perf_counter() - before - tick)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        start = time.perf_counter()
+        result = await work()
+        took = time.perf_counter() - start
+        tg.cancel_scope.cancel()
+    return result, worst, took
