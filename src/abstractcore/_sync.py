@@ -109,7 +109,11 @@ class LLM:
         return await self._provider.aunload()
 
     async def aclose(self) -> None:
-        """Close pooled connections opened on the running event loop."""
+        """Close the pooled connections of the event loop this runs on.
+
+        The blocking ``close()`` runs on the background loop of the blocking
+        methods, so it closes theirs; ``await aclose()`` closes your loop's.
+        """
         return await self._provider.aclose()
 
     async def alist_models(self) -> list[str]:
@@ -164,7 +168,11 @@ class LLM:
         return _portal.call(functools.partial(self._provider.aunload))
 
     def close(self) -> None:
-        """Close pooled connections opened on the running event loop."""
+        """Close the pooled connections of the event loop this runs on.
+
+        The blocking ``close()`` runs on the background loop of the blocking
+        methods, so it closes theirs; ``await aclose()`` closes your loop's.
+        """
         return _portal.call(functools.partial(self._provider.aclose))
 
     def list_models(self) -> list[str]:

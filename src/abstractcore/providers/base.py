@@ -185,7 +185,11 @@ class AsyncProvider(abc.ABC):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close pooled connections opened on the running event loop."""
+        """Close the pooled connections of the event loop this runs on.
+
+        The blocking ``close()`` runs on the background loop of the blocking
+        methods, so it closes theirs; ``await aclose()`` closes your loop's.
+        """
 
     async def alist_models(self) -> list[str]:
         """The models this provider offers."""
