@@ -20,13 +20,17 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+import anyio
+
 from abstractcore.core.capabilities import Capabilities
+from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
     AbstractCoreError,
     BackendNotInstalledError,
     ConfigurationError,
     LocalBackendError,
     ModelLoadError,
+    ProviderTimeoutError,
 )
 from abstractcore.core.types import GenerateResponse, ImagePart, Message, StreamChunk, ToolCall, Usage
 from abstractcore.openai_format import message_to_openai, tool_choice_to_openai, tools_to_openai
@@ -203,7 +207,10 @@ class LocalProvider(AsyncProvider):
 
     def __init__(self, model: str | None = None, **config: Any) -> None:
         self._engine: Engine | None = None
+        given = "timeout" in config
         super().__init__(model, **config)
+        if not given:  # the network default (600 s) would cut a long CPU generation
+            self.timeout = Timeout.of(None)
         self._worker: ModelWorker[StreamChunk] = ModelWorker(self.name)
 
     @abc.abstractmethod
@@ -257,7 +264,17 @@ class LocalProvider(AsyncProvider):
                                     finish_reason=outcome.finish_reason, model=self.model,
                                     provider=self.name)
 
-        return await self._worker.run(job)
+        total = request.timeout.total
+        if total is None:
+            return await self._worker.run(job)
+        try:
+            with anyio.fail_after(total):  # cancelling sets the flag: generation stops
+                return await self._worker.run(job)
+        except TimeoutError:
+            raise ProviderTimeoutError(
+                f"{self.name} did not finish within timeout={total:g} s (model {self.model!r}); "
+                "raise timeout= or lower max_tokens.", provider=self.name,
+                model=self.model) from None
 
     def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         spec = self._spec(request)  # bad arguments raise here, before any work
