@@ -131,3 +131,19 @@ def test_abstractllm_alias_runs_seed_imports() -> None:
     from abstractllm.core.retry import RetryConfig as AliasRetry
 
     assert alias is create_llm and AliasRetry is RetryConfig
+
+
+def test_messages_from_dicts_accept_both_tool_call_shapes_and_reject_bad_ones() -> None:
+    from abstractcore import Message
+
+    openai_shape = Message.from_dict({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}]})
+    flat_shape = Message.from_dict({"role": "assistant", "tool_calls": [
+        {"id": "c1", "name": "f", "arguments": {"x": 1}}]})
+    assert openai_shape.tool_calls == flat_shape.tool_calls
+    assert openai_shape.tool_calls[0].arguments == {"x": 1} and openai_shape.content == ""
+    with pytest.raises(ConfigurationError, match="not JSON"):
+        Message.from_dict({"role": "assistant", "tool_calls": [
+            {"id": "c2", "function": {"name": "f", "arguments": "{oops"}}]})
+    with pytest.raises(ConfigurationError, match="role must be one of"):
+        Message.from_dict({"role": "robot", "content": "hi"})

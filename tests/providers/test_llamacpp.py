@@ -289,7 +289,7 @@ def test_an_explicit_timeout_stops_a_long_generation_and_the_model_stays_usable(
 
     llm.generate("Warm up.", max_tokens=2)
     start = time.perf_counter()
-    with pytest.raises(ProviderTimeoutError, match="timeout=0.3"):
+    with pytest.raises(ProviderTimeoutError, match=r"timeout=0\.3"):
         llm.generate(LONG, max_tokens=2000, timeout=0.3)
     assert time.perf_counter() - start < 3
     assert_answer(llm.generate("Say hi."), 16)  # no timeout by default for local models

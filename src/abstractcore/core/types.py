@@ -146,7 +146,18 @@ def _arguments_of(call: Mapping[str, Any]) -> dict[str, Any]:
     if args is None:
         args = call.get("function", {}).get("arguments", {})
     if isinstance(args, str):
-        args = json.loads(args or "{}")
+        try:
+            args = json.loads(args or "{}")
+        except ValueError:
+            from abstractcore.core.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"tool call {call.get('id', '')!r} has arguments that are not JSON: {args[:100]!r}"
+            ) from None
+    if not isinstance(args, dict):
+        from abstractcore.core.errors import ConfigurationError
+
+        raise ConfigurationError(f"tool call arguments must be a JSON object; got {args!r}.")
     return dict(args)
 
 
