@@ -33,7 +33,12 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.servers.common import Fault, Generation, LocalModel, Script, Scripts, ThreadedServer
+from tests.servers.common import (
+    Fault,
+    Generation,
+    LocalModel,
+    ScriptedServer,
+)
 
 # -- the Anthropic protocol ----------------------------------------------------------------------
 
@@ -182,37 +187,26 @@ def validate(body: Any) -> None:
             raise Invalid(f"tool_choice.name: Tool '{choice.get('name')}' not found in tools")
 
 
-class AnthropicServer:
+class AnthropicServer(ScriptedServer):
     """The server's state: its model, key, scripts and every request it received."""
 
     def __init__(self, model: LocalModel, *, api_key: str = API_KEY) -> None:
         self.model = model
         self.api_key = api_key
-        self.scripts = Scripts()
         self.requests: list[dict[str, Any]] = []
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._wrap(self.messages))
         app.router.add_get("/v1/models", self._wrap(self.list_models))
         app.router.add_route("*", "/{tail:.*}", self._wrap(self.not_found))
-        self._server = ThreadedServer(app)
+        self._serve(app)
 
     @property
     def url(self) -> str:
         """The base URL (without ``/v1``, like ``https://api.anthropic.com``)."""
         return self._server.url
 
-    def start(self) -> AnthropicServer:
-        """Start serving."""
-        self._server.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
 
-    def script(self, *faults: Fault) -> Script:
-        """Faults for the next requests made with ``script.headers``."""
-        return self.scripts.new(*faults)
 
     # -- plumbing ----------------------------------------------------------------
 

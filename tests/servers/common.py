@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from typing_extensions import Self
 
 # -- the real model, in process --------------------------------------------------------
 
@@ -309,3 +310,30 @@ class Scripts:
         script.requests.append({"path": request.path, "headers": dict(request.headers),
                                 "body": body})
         return script.faults.popleft() if script.faults else None
+
+
+class ScriptedServer:
+    """Base of the protocol servers: a ``ThreadedServer`` plus the fault ``Scripts``.
+
+    Subclasses build their aiohttp app and hand it to ``_serve``.
+    """
+
+    scripts: Scripts
+    _server: ThreadedServer
+
+    def _serve(self, app: web.Application) -> None:
+        self.scripts = Scripts()
+        self._server = ThreadedServer(app)
+
+    def start(self) -> Self:
+        """Start serving."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    def script(self, *faults: Fault) -> Script:
+        """Faults for the next requests made with ``script.headers``."""
+        return self.scripts.new(*faults)

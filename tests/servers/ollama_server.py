@@ -30,7 +30,12 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.servers.common import Fault, Generation, LocalModel, Script, Scripts, ThreadedServer
+from tests.servers.common import (
+    Fault,
+    Generation,
+    LocalModel,
+    ScriptedServer,
+)
 
 __all__ = ["MODELS", "OllamaServer", "ollama_server"]
 
@@ -59,12 +64,11 @@ def _unloads(keep_alive: Any) -> bool:
     return keep_alive in (0, 0.0, "0", "0s", "0m")
 
 
-class OllamaServer:
+class OllamaServer(ScriptedServer):
     """The server's state: its model, scripts and the requests it received."""
 
     def __init__(self, model: LocalModel) -> None:
         self.model = model
-        self.scripts = Scripts()
         self.requests: list[dict[str, Any]] = []
         self.unload_requests = 0
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -72,7 +76,7 @@ class OllamaServer:
         app.router.add_post("/api/chat", self.chat)
         app.router.add_get("/api/tags", self.tags)
         app.router.add_get("/api/version", self.version)
-        self._server = ThreadedServer(app)
+        self._serve(app)
 
     @property
     def url(self) -> str:
@@ -84,18 +88,8 @@ class OllamaServer:
         """``127.0.0.1:PORT``: the scheme-less form Ollama accepts."""
         return f"127.0.0.1:{self._server.port}"
 
-    def start(self) -> OllamaServer:
-        """Start serving."""
-        self._server.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
 
-    def script(self, *faults: Fault) -> Script:
-        """Faults for the next requests made with ``script.headers``."""
-        return self.scripts.new(*faults)
 
     # -- small endpoints -----------------------------------------------------------------
 
