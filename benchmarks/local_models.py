@@ -54,8 +54,7 @@ def direct(llama: Any, tokens: int, *, stream: bool) -> tuple[int, float]:
     start = time.perf_counter()
     if stream:
         n = 0
-        for chunk in llama.create_chat_completion(messages, max_tokens=tokens, temperature=0,
-                                                  stream=True):
+        for chunk in llama.create_chat_completion(messages, max_tokens=tokens, temperature=0, stream=True):
             if chunk["choices"][0]["delta"].get("content"):
                 n += 1
         return n, time.perf_counter() - start
@@ -134,8 +133,11 @@ def unload_time(llm: Any) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=128, help="max_tokens of each generation")
-    parser.add_argument("--skip-transformers", action="store_true",
-                        help="skip the transformers unload measurement (its load takes ~20 s)")
+    parser.add_argument(
+        "--skip-transformers",
+        action="store_true",
+        help="skip the transformers unload measurement (its load takes ~20 s)",
+    )
     args = parser.parse_args()
 
     from llama_cpp import Llama
@@ -165,8 +167,10 @@ def main() -> None:
             rates[name].append(n / seconds)
     median = {name: statistics.median(values) for name, values in rates.items()}
 
-    print(f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} tokens, n_ctx {N_CTX}, greedy, "
-          f"{os.cpu_count()} CPUs, median of {RUNS}\n")
+    print(
+        f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} tokens, n_ctx {N_CTX}, greedy, "
+        f"{os.cpu_count()} CPUs, median of {RUNS}\n"
+    )
     print(f"{'generation':40} {'tokens':>7} {'tok/s':>8} {'vs direct':>10}")
     for name in contenders:
         base = median["llama-cpp-python direct, " + ("stream" if "stream" in name else "whole")]
@@ -183,8 +187,12 @@ def main() -> None:
     llama.close()
     measured = [("llama.cpp (GGUF)", llm)]
     if not args.skip_transformers:
-        measured.append(("transformers (GGUF dequantised)",
-                         create_llm("huggingface", model=str(path), backend="transformers")))
+        measured.append(
+            (
+                "transformers (GGUF dequantised)",
+                create_llm("huggingface", model=str(path), backend="transformers"),
+            )
+        )
     for name, model in measured:
         ms, freed = unload_time(model)
         print(f"{name:40} {ms:>8.1f}ms {freed:>8.0f} MB")

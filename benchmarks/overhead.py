@@ -61,7 +61,10 @@ DELTA = "tok "  # content of every stream delta
 HEAVY_MODULES = ("httpx", "aiohttp", "pydantic", "anyio", "backoff", "asyncio", "sniffio")
 
 TARGETS = {  # ratio vs bare aiohttp in the same run
-    "c100": ("≥", 0.8), "c500": ("≥", 0.8), "seq": ("≤", 1.3), "stream": ("≥", 0.7),
+    "c100": ("≥", 0.8),
+    "c500": ("≥", 0.8),
+    "seq": ("≤", 1.3),
+    "stream": ("≥", 0.7),
 }
 IMPORT_TARGET_MS = 100.0
 
@@ -70,38 +73,67 @@ IMPORT_TARGET_MS = 100.0
 # The fake server (runs in its own process)
 # ---------------------------------------------------------------------------
 
+
 def _completion_response() -> bytes:
-    body = json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
-        "model": MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18},
-    }, separators=(",", ":")).encode()
-    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"x-request-id: req_bench\r\nContent-Length: %d\r\n\r\n" % len(body))
+    body = json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": ANSWER},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18},
+        },
+        separators=(",", ":"),
+    ).encode()
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"x-request-id: req_bench\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
     return head + body
 
 
 def _stream_response(chunks: int) -> bytes:
     """A whole SSE reply, HTTP-chunked with one chunk per event (as real servers send it)."""
+
     def event(obj: Any) -> bytes:
         data = b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
         return b"%x\r\n%s\r\n" % (len(data), data)
 
-    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
-            "model": MODEL}
-    parts = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-             b"x-request-id: req_bench\r\nTransfer-Encoding: chunked\r\n\r\n"]
-    parts.append(event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                             "finish_reason": None}]}))
-    one = event({**base, "choices": [{"index": 0, "delta": {"content": DELTA},
-                                      "finish_reason": None}]})
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": MODEL}
+    parts = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        b"x-request-id: req_bench\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ]
+    parts.append(
+        event(
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                ],
+            }
+        )
+    )
+    one = event({**base, "choices": [{"index": 0, "delta": {"content": DELTA}, "finish_reason": None}]})
     parts.extend([one] * chunks)
     parts.append(event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-    parts.append(event({**base, "choices": [],
-                        "usage": {"prompt_tokens": 9, "completion_tokens": chunks,
-                                  "total_tokens": 9 + chunks}}))
+    parts.append(
+        event(
+            {
+                **base,
+                "choices": [],
+                "usage": {"prompt_tokens": 9, "completion_tokens": chunks, "total_tokens": 9 + chunks},
+            }
+        )
+    )
     done = b"data: [DONE]\n\n"
     parts.append(b"%x\r\n%s\r\n" % (len(done), done))
     parts.append(b"0\r\n\r\n")
@@ -134,7 +166,7 @@ class _FakeOpenAI(asyncio.Protocol):
             at = head.find(b"\r\ncontent-length:")
             if at >= 0:
                 stop = head.find(b"\r\n", at + 2)
-                length = int(head[at + 17: stop if stop >= 0 else None])
+                length = int(head[at + 17 : stop if stop >= 0 else None])
             elif b"\r\ntransfer-encoding:" in head:
                 self.transport.write(_NEED_LENGTH)  # no client here sends a chunked body
                 self.transport.close()
@@ -142,7 +174,7 @@ class _FakeOpenAI(asyncio.Protocol):
             total = end + 4 + length
             if len(buffer) < total:
                 return
-            body = bytes(buffer[end + 4: total])
+            body = bytes(buffer[end + 4 : total])
             del buffer[:total]
             line = head[: head.find(b"\r\n")]
             if line.startswith(b"post ") and b"/chat/completions " in line:
@@ -177,6 +209,7 @@ def serve(conn: Any, chunks: int, cpu: int | None) -> None:
 # ---------------------------------------------------------------------------
 # Clients: each gives one request, one stream, and close
 # ---------------------------------------------------------------------------
+
 
 def _payload(stream: bool) -> dict[str, Any]:
     # Byte-for-byte the body abstractcore's openai-compatible provider builds.
@@ -239,8 +272,13 @@ async def make_aiohttp(url: str, pool: int) -> Client:
                     break
         return n
 
-    return Client("bare aiohttp", request, stream, session.close,
-                  f"ClientSession(TCPConnector(limit={pool})), json=, resp.json()")
+    return Client(
+        "bare aiohttp",
+        request,
+        stream,
+        session.close,
+        f"ClientSession(TCPConnector(limit={pool})), json=, resp.json()",
+    )
 
 
 async def make_httpx(url: str, pool: int, *, aiohttp_transport: bool) -> Client:
@@ -275,8 +313,13 @@ async def make_httpx(url: str, pool: int, *, aiohttp_transport: bool) -> Client:
                     break
         return n
 
-    return Client(name, request, stream, client.aclose,
-                  f"{type(client).__name__}(Limits({pool}, {pool})), json=, resp.json()")
+    return Client(
+        name,
+        request,
+        stream,
+        client.aclose,
+        f"{type(client).__name__}(Limits({pool}, {pool})), json=, resp.json()",
+    )
 
 
 async def make_abstractcore(url: str, pool: int, *, http_client: str | None = None) -> Client:
@@ -297,8 +340,7 @@ async def make_abstractcore(url: str, pool: int, *, http_client: str | None = No
             options["http_client"] = httpx.AsyncClient(limits=limits, timeout=None)
         name = f"abstractcore (http_client={http_client})"
         note = "HttpxTransport path, as on trio"
-    llm = create_llm("openai", model=MODEL, base_url=url, api_key=API_KEY,
-                     max_connections=pool, **options)
+    llm = create_llm("openai", model=MODEL, base_url=url, api_key=API_KEY, max_connections=pool, **options)
 
     async def request() -> None:
         r = await llm.agenerate(PROMPT)
@@ -324,6 +366,7 @@ async def make_abstractcore(url: str, pool: int, *, http_client: str | None = No
 # ---------------------------------------------------------------------------
 # Measurements
 # ---------------------------------------------------------------------------
+
 
 @dataclass
 class Sizes:
@@ -395,8 +438,14 @@ async def _streams(client: Client, streams: int, chunks: int) -> float:
     return streams * chunks / (time.perf_counter() - start)
 
 
-CLIENTS = ("aiohttp", "httpx", "httpx-aiohttp", "abstractcore", "abstractcore+httpx-aiohttp",
-           "abstractcore+httpx")
+CLIENTS = (
+    "aiohttp",
+    "httpx",
+    "httpx-aiohttp",
+    "abstractcore",
+    "abstractcore+httpx-aiohttp",
+    "abstractcore+httpx",
+)
 
 
 async def run_async(url: str, pool: int, sizes: Sizes, names: list[str]) -> list[Result]:
@@ -405,8 +454,7 @@ async def run_async(url: str, pool: int, sizes: Sizes, names: list[str]) -> list
         "httpx": lambda: make_httpx(url, pool, aiohttp_transport=False),
         "httpx-aiohttp": lambda: make_httpx(url, pool, aiohttp_transport=True),
         "abstractcore": lambda: make_abstractcore(url, pool),
-        "abstractcore+httpx-aiohttp": lambda: make_abstractcore(url, pool,
-                                                                http_client="httpx-aiohttp"),
+        "abstractcore+httpx-aiohttp": lambda: make_abstractcore(url, pool, http_client="httpx-aiohttp"),
         "abstractcore+httpx": lambda: make_abstractcore(url, pool, http_client="httpx"),
     }
     clients: list[Client] = []
@@ -436,9 +484,12 @@ async def _measure(clients: list[Client], pool: int, sizes: Sizes) -> list[Resul
                 result.server_busy.append((cpu1 - cpu0) / (time.perf_counter() - t0))
             result.c500.append(await _concurrent(client, sizes.concurrent_total, 500))
             result.stream.append(await _streams(client, sizes.streams_per_run, sizes.stream_chunks))
-            print(f"  run {run + 1}/{sizes.runs} {client.name:34s} seq {result.seq_us[-1]:7.0f} µs"
-                  f"  c100 {result.c100[-1]:7.0f}/s  c500 {result.c500[-1]:7.0f}/s"
-                  f"  stream {result.stream[-1]:8.0f}/s", flush=True)
+            print(
+                f"  run {run + 1}/{sizes.runs} {client.name:34s} seq {result.seq_us[-1]:7.0f} µs"
+                f"  c100 {result.c100[-1]:7.0f}/s  c500 {result.c500[-1]:7.0f}/s"
+                f"  stream {result.stream[-1]:8.0f}/s",
+                flush=True,
+            )
     return results
 
 
@@ -446,8 +497,7 @@ def run_sync_generate(url: str, pool: int, sizes: Sizes) -> list[float]:
     """The blocking face: ``llm.generate`` from a plain thread (runs on the portal loop)."""
     from abstractcore import create_llm
 
-    llm = create_llm("openai", model=MODEL, base_url=url, api_key=API_KEY,
-                     max_connections=pool)
+    llm = create_llm("openai", model=MODEL, base_url=url, api_key=API_KEY, max_connections=pool)
     for _ in range(50):
         llm.generate(PROMPT)
     out = []
@@ -477,20 +527,28 @@ def measure_import(runs: int) -> dict[str, Any]:
     for _ in range(runs):  # interleaved
         bare.append(wall("pass"))
         full.append(wall("import abstractcore"))
-    probe = ("import sys, json; before = set(sys.modules); import abstractcore; "
-             f"heavy = {list(HEAVY_MODULES)!r}; "
-             "print(json.dumps({'heavy': [m for m in heavy if m in sys.modules], "
-             "'added': len(set(sys.modules) - before)}))")
-    info = json.loads(subprocess.run([exe, "-c", probe], check=True, env=env,
-                                     capture_output=True, text=True).stdout)
+    probe = (
+        "import sys, json; before = set(sys.modules); import abstractcore; "
+        f"heavy = {list(HEAVY_MODULES)!r}; "
+        "print(json.dumps({'heavy': [m for m in heavy if m in sys.modules], "
+        "'added': len(set(sys.modules) - before)}))"
+    )
+    info = json.loads(
+        subprocess.run([exe, "-c", probe], check=True, env=env, capture_output=True, text=True).stdout
+    )
     # Top cumulative self-imports (from -X importtime; its own overhead inflates them a bit).
-    trace = subprocess.run([exe, "-X", "importtime", "-c", "import abstractcore"], check=True,
-                           env=env, capture_output=True, text=True).stderr
+    trace = subprocess.run(
+        [exe, "-X", "importtime", "-c", "import abstractcore"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stderr
     rows = []
     for line in trace.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _self_us, cumul_us, raw_name = line[len("import time:"):].split("|")
+        _self_us, cumul_us, raw_name = line[len("import time:") :].split("|")
         depth = (len(raw_name) - len(raw_name.lstrip()) - 1) // 2  # 0 = imported by -c
         rows.append((int(cumul_us), raw_name.strip(), depth))
     top_level = sorted((r for r in rows if 1 <= r[2] <= 2), reverse=True)[:8]
@@ -508,6 +566,7 @@ def measure_import(runs: int) -> dict[str, Any]:
 # Report
 # ---------------------------------------------------------------------------
 
+
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -524,20 +583,29 @@ def _ratio(key: str, value: float | None, ref: float | None) -> tuple[str, bool 
     return f"{r:.2f}x", ok
 
 
-def report(results: list[Result], sync_us: list[float] | None, imp: dict[str, Any] | None,
-           meta: dict[str, Any]) -> str:
+def report(
+    results: list[Result], sync_us: list[float] | None, imp: dict[str, Any] | None, meta: dict[str, Any]
+) -> str:
     ref = results[0]
     assert ref.name == "bare aiohttp"
-    ref_vals = {"seq": ref.median("seq_us"), "c100": ref.median("c100"),
-                "c500": ref.median("c500"), "stream": ref.median("stream")}
+    ref_vals = {
+        "seq": ref.median("seq_us"),
+        "c100": ref.median("c100"),
+        "c500": ref.median("c500"),
+        "stream": ref.median("stream"),
+    }
     out = []
     out.append(f"### Client overhead (median of {meta['runs']} runs; ratio vs bare aiohttp)\n")
     out.append("| client | µs/request seq | req/s @100 | req/s @500 | deltas/s stream |")
     out.append("|---|---:|---:|---:|---:|")
     for r in results:
         cells = []
-        for key, attr, digits in (("seq", "seq_us", 0), ("c100", "c100", 0), ("c500", "c500", 0),
-                                  ("stream", "stream", 0)):
+        for key, attr, digits in (
+            ("seq", "seq_us", 0),
+            ("c100", "c100", 0),
+            ("c500", "c500", 0),
+            ("stream", "stream", 0),
+        ):
             v = r.median(attr)
             cell = _fmt(v, digits)
             if r is not ref:
@@ -546,43 +614,55 @@ def report(results: list[Result], sync_us: list[float] | None, imp: dict[str, An
         out.append(f"| {r.name} | " + " | ".join(cells) + " |")
     if sync_us:
         v = statistics.median(sync_us)
-        out.append(f"| abstractcore sync `generate` | {_fmt(v)} ({v / ref_vals['seq']:.2f}x) "
-                   "| - | - | - |")
+        out.append(f"| abstractcore sync `generate` | {_fmt(v)} ({v / ref_vals['seq']:.2f}x) | - | - | - |")
     out.append("")
     ac = next((r for r in results if r.name == "abstractcore"), None)
     if ac is not None:
         out.append("### abstractcore vs targets\n")
         out.append("| metric | abstractcore | bare aiohttp | ratio | target | met |")
         out.append("|---|---:|---:|---:|---:|:-:|")
-        for key, attr, label in (("c100", "c100", "req/s @100"), ("c500", "c500", "req/s @500"),
-                                 ("seq", "seq_us", "µs/request seq"),
-                                 ("stream", "stream", "deltas/s stream")):
+        for key, attr, label in (
+            ("c100", "c100", "req/s @100"),
+            ("c500", "c500", "req/s @500"),
+            ("seq", "seq_us", "µs/request seq"),
+            ("stream", "stream", "deltas/s stream"),
+        ):
             v = ac.median(attr)
             text, ok = _ratio(key, v, ref_vals[key])
             op, t = TARGETS[key]
-            out.append(f"| {label} | {_fmt(v)} | {_fmt(ref_vals[key])} | {text} | {op} {t}x "
-                       f"| {'yes' if ok else 'NO'} |")
+            out.append(
+                f"| {label} | {_fmt(v)} | {_fmt(ref_vals[key])} | {text} | {op} {t}x "
+                f"| {'yes' if ok else 'NO'} |"
+            )
         if imp is not None:
             ok = imp["import_cost_ms"] <= IMPORT_TARGET_MS
-            out.append(f"| import abstractcore | {imp['import_cost_ms']:.0f} ms | - | - "
-                       f"| ≤ {IMPORT_TARGET_MS:.0f} ms | {'yes' if ok else 'NO'} |")
+            out.append(
+                f"| import abstractcore | {imp['import_cost_ms']:.0f} ms | - | - "
+                f"| ≤ {IMPORT_TARGET_MS:.0f} ms | {'yes' if ok else 'NO'} |"
+            )
         out.append("")
     if imp is not None:
         out.append("### import abstractcore (fresh interpreter)\n")
-        out.append(f"- `python -c pass`: {imp['python_pass_ms']:.1f} ms; "
-                   f"`python -c 'import abstractcore'`: {imp['import_abstractcore_ms']:.1f} ms; "
-                   f"difference **{imp['import_cost_ms']:.1f} ms** (median of {meta['import_runs']})")
+        out.append(
+            f"- `python -c pass`: {imp['python_pass_ms']:.1f} ms; "
+            f"`python -c 'import abstractcore'`: {imp['import_abstractcore_ms']:.1f} ms; "
+            f"difference **{imp['import_cost_ms']:.1f} ms** (median of {meta['import_runs']})"
+        )
         heavy = ", ".join(imp["heavy_modules_loaded"]) or "none"
         absent = ", ".join(m for m in HEAVY_MODULES if m not in imp["heavy_modules_loaded"])
-        out.append(f"- heavy modules in sys.modules after import: **{heavy}** (absent: {absent}); "
-                   f"{imp['modules_added']} modules added in all")
+        out.append(
+            f"- heavy modules in sys.modules after import: **{heavy}** (absent: {absent}); "
+            f"{imp['modules_added']} modules added in all"
+        )
         tops = ", ".join(f"{n} {us / 1000:.1f} ms" for n, us in imp["importtime_top_cumulative_us"])
         out.append(f"- largest cumulative imports (-X importtime): {tops}")
         out.append("")
     busy = ref.median("server_busy")
     if busy is not None:
-        out.append(f"Fake server CPU while bare aiohttp ran @100: {busy * 100:.0f}% of one core "
-                   "(the client, not the server, is the limit).\n")
+        out.append(
+            f"Fake server CPU while bare aiohttp ran @100: {busy * 100:.0f}% of one core "
+            "(the client, not the server, is the limit).\n"
+        )
     out.append(f"Setup: {meta['setup']}")
     return "\n".join(out)
 
@@ -590,6 +670,7 @@ def report(results: list[Result], sync_us: list[float] | None, imp: dict[str, An
 # ---------------------------------------------------------------------------
 # --what-if: the recommended src/ changes, applied in this process only
 # ---------------------------------------------------------------------------
+
 
 def apply_what_if() -> list[str]:
     """Monkeypatch abstractcore *in memory* to preview the recommended fixes.
@@ -640,8 +721,9 @@ def apply_what_if() -> list[str]:
         class _Event:  # SSEEvent without frozen-dataclass __init__ (object.__setattr__ x4)
             __slots__ = ("data", "event", "id", "retry")
 
-            def __init__(self, data: str, event: str = "message", id: str | None = None,
-                         retry: int | None = None) -> None:
+            def __init__(
+                self, data: str, event: str = "message", id: str | None = None, retry: int | None = None
+            ) -> None:
                 self.data, self.event, self.id, self.retry = data, event, id, retry
 
         slow_line = sse.SSEDecoder._line
@@ -657,8 +739,9 @@ def apply_what_if() -> list[str]:
             self._data, self._event, self._retry = [], "", None
             if not data:
                 return None
-            return _Event(data[0] if len(data) == 1 else "\n".join(data), event or "message",
-                          self._last_id, retry)
+            return _Event(
+                data[0] if len(data) == 1 else "\n".join(data), event or "message", self._last_id, retry
+            )
 
         sse.SSEDecoder._consume = _consume  # type: ignore[method-assign]
         sse.SSEDecoder._line = _line  # type: ignore[method-assign]
@@ -677,8 +760,12 @@ def apply_what_if() -> list[str]:
 
         @functools.lru_cache(maxsize=64)
         def _client_timeout(timeout: Any, *, stream: bool) -> Any:
-            if (not stream and timeout.read is not None and timeout.total is not None
-                    and timeout.read >= timeout.total):  # sock_read is redundant: total bounds it
+            if (
+                not stream
+                and timeout.read is not None
+                and timeout.total is not None
+                and timeout.read >= timeout.total
+            ):  # sock_read is redundant: total bounds it
                 return aiohttp.ClientTimeout(total=timeout.total, sock_connect=timeout.connect)
             return slow_timeout(timeout, stream=stream)
 
@@ -702,9 +789,11 @@ def apply_what_if() -> list[str]:
 
         slow_tool_calls = oc._tool_calls
         oc._tool_calls = lambda raw: slow_tool_calls(raw) if raw else []
-        applied.append("cached ClientTimeout per Timeout (no sock_read when read >= total, "
-                       "non-stream); cached JSONEncoder; _loop_key asyncio fast path; "
-                       "_tool_calls(None) fast path")
+        applied.append(
+            "cached ClientTimeout per Timeout (no sock_read when read >= total, "
+            "non-stream); cached JSONEncoder; _loop_key asyncio fast path; "
+            "_tool_calls(None) fast path"
+        )
     except Exception as exc:  # pragma: no cover
         applied.append(f"micro-cost patch skipped ({exc!r})")
     try:  # 4. sync face: hand coroutines to the portal loop with run_coroutine_threadsafe
@@ -734,6 +823,7 @@ def apply_what_if() -> list[str]:
 # Profiling helper (abstractcore only)
 # ---------------------------------------------------------------------------
 
+
 async def _profile(url: str, pool: int, what: str, sizes: Sizes) -> None:
     import cProfile
     import pstats
@@ -758,37 +848,53 @@ async def _profile(url: str, pool: int, what: str, sizes: Sizes) -> None:
 
 # ---------------------------------------------------------------------------
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
-    parser.add_argument("--pool", type=int, default=100,
-                        help="connection pool size for every client (abstractcore's default: 100)")
-    parser.add_argument("--clients", default="aiohttp,httpx,httpx-aiohttp,abstractcore,"
-                        "abstractcore+httpx-aiohttp",
-                        help="comma list of aiohttp, httpx, httpx-aiohttp, abstractcore, "
-                             "abstractcore+httpx-aiohttp, abstractcore+httpx (the trio / "
-                             "user-client path; slow, so not run by default); 'aiohttp', the "
-                             "reference, always runs first")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=100,
+        help="connection pool size for every client (abstractcore's default: 100)",
+    )
+    parser.add_argument(
+        "--clients",
+        default="aiohttp,httpx,httpx-aiohttp,abstractcore,abstractcore+httpx-aiohttp",
+        help="comma list of aiohttp, httpx, httpx-aiohttp, abstractcore, "
+        "abstractcore+httpx-aiohttp, abstractcore+httpx (the trio / "
+        "user-client path; slow, so not run by default); 'aiohttp', the "
+        "reference, always runs first",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
-    parser.add_argument("--no-pin", action="store_true",
-                        help="do not pin server and client to separate CPUs")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and client to separate CPUs")
     parser.add_argument("--no-import", action="store_true", help="skip the import-time probe")
-    parser.add_argument("--json", default=None,
-                        help="write results to this file (default benchmarks/results/overhead-*.json)")
-    parser.add_argument("--profile", choices=("generate", "sequential", "stream"),
-                        help="cProfile abstractcore only and print the hot spots")
-    parser.add_argument("--what-if", action="store_true",
-                        help="preview the recommended src/ fixes, monkeypatched in memory "
-                             "(src/ untouched; results labelled WHAT-IF)")
+    parser.add_argument(
+        "--json", default=None, help="write results to this file (default benchmarks/results/overhead-*.json)"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("generate", "sequential", "stream"),
+        help="cProfile abstractcore only and print the hot spots",
+    )
+    parser.add_argument(
+        "--what-if",
+        action="store_true",
+        help="preview the recommended src/ fixes, monkeypatched in memory "
+        "(src/ untouched; results labelled WHAT-IF)",
+    )
     args = parser.parse_args()
     what_if = apply_what_if() if args.what_if else []
     if what_if:
         print("WHAT-IF run, abstractcore patched in memory: " + "; ".join(what_if), flush=True)
 
-    sizes = (Sizes(sequential=300, concurrent_total=1000, streams_per_run=1, stream_chunks=5000,
-                   import_runs=5) if args.quick else
-             Sizes(sequential=1000, concurrent_total=2000, streams_per_run=3, stream_chunks=5000,
-                   import_runs=9))
+    sizes = (
+        Sizes(sequential=300, concurrent_total=1000, streams_per_run=1, stream_chunks=5000, import_runs=5)
+        if args.quick
+        else Sizes(
+            sequential=1000, concurrent_total=2000, streams_per_run=3, stream_chunks=5000, import_runs=9
+        )
+    )
     sizes.runs = max(1, args.runs)
     names = [n.strip() for n in args.clients.split(",") if n.strip()]
     names = ["aiohttp"] + [n for n in names if n != "aiohttp"]
@@ -803,8 +909,9 @@ def main() -> None:
         os.sched_setaffinity(0, {client_cpu})
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=serve, args=(child, sizes.stream_chunks,
-                                             server_cpu if pin else None), daemon=True)
+    server = ctx.Process(
+        target=serve, args=(child, sizes.stream_chunks, server_cpu if pin else None), daemon=True
+    )
     server.start()
     global SERVER_PID
     SERVER_PID = server.pid
@@ -829,47 +936,79 @@ def main() -> None:
     import aiohttp
     import httpx
 
-    versions = {"python": platform.python_version(), "aiohttp": aiohttp.__version__,
-                "httpx": httpx.__version__}
+    versions = {
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "httpx": httpx.__version__,
+    }
     try:
         from importlib.metadata import version
 
         versions["httpx-aiohttp"] = version("httpx-aiohttp")
     except Exception:
         pass
-    setup = (f"{'quick' if args.quick else 'full'} run in {elapsed:.0f} s; "
-             f"{sizes.sequential} sequential requests, {sizes.concurrent_total} requests per "
-             f"concurrency level, {sizes.streams_per_run} x {sizes.stream_chunks}-delta streams "
-             f"per run; pool {args.pool} connections for every client; fake server = raw asyncio "
-             f"Protocol in its own process{' (client and server pinned to separate CPUs)' if pin else ''}; "
-             f"Python {versions['python']}, aiohttp {versions['aiohttp']}, httpx {versions['httpx']}, "
-             f"httpx-aiohttp {versions.get('httpx-aiohttp', '?')}, stock asyncio loop, "
-             f"{os.cpu_count()} CPUs.")
+    setup = (
+        f"{'quick' if args.quick else 'full'} run in {elapsed:.0f} s; "
+        f"{sizes.sequential} sequential requests, {sizes.concurrent_total} requests per "
+        f"concurrency level, {sizes.streams_per_run} x {sizes.stream_chunks}-delta streams "
+        f"per run; pool {args.pool} connections for every client; fake server = raw asyncio "
+        f"Protocol in its own process{' (client and server pinned to separate CPUs)' if pin else ''}; "
+        f"Python {versions['python']}, aiohttp {versions['aiohttp']}, httpx {versions['httpx']}, "
+        f"httpx-aiohttp {versions.get('httpx-aiohttp', '?')}, stock asyncio loop, "
+        f"{os.cpu_count()} CPUs."
+    )
     if what_if:
         setup = "**WHAT-IF** (abstractcore patched in memory: " + "; ".join(what_if) + "). " + setup
-    meta = {"runs": sizes.runs, "import_runs": sizes.import_runs, "setup": setup,
-            "what_if": what_if}
+    meta = {"runs": sizes.runs, "import_runs": sizes.import_runs, "setup": setup, "what_if": what_if}
     text = report(results, sync_us, imp, meta)
     print()
     print(text)
 
-    out_path = Path(args.json) if args.json else (
-        HERE / "results" / f"overhead-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}"
-        f"{'-whatif' if what_if else ''}.json")
+    out_path = (
+        Path(args.json)
+        if args.json
+        else (
+            HERE / "results" / f"overhead-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}"
+            f"{'-whatif' if what_if else ''}.json"
+        )
+    )
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps({
-        "meta": {**meta, "versions": versions, "pool": args.pool, "quick": args.quick,
-                 "sizes": sizes.__dict__},
-        "clients": [{"name": r.name, "note": r.note, "seq_us": r.seq_us, "c100_rps": r.c100,
-                     "c500_rps": r.c500, "stream_deltas_per_s": r.stream,
-                     "server_cpu_fraction_at_100": r.server_busy,
-                     "median": {"seq_us": r.median("seq_us"), "c100_rps": r.median("c100"),
-                                "c500_rps": r.median("c500"),
-                                "stream_deltas_per_s": r.median("stream")}} for r in results],
-        "sync_generate_us": sync_us,
-        "import": imp,
-        "markdown": text,
-    }, indent=2, ensure_ascii=False))
+    out_path.write_text(
+        json.dumps(
+            {
+                "meta": {
+                    **meta,
+                    "versions": versions,
+                    "pool": args.pool,
+                    "quick": args.quick,
+                    "sizes": sizes.__dict__,
+                },
+                "clients": [
+                    {
+                        "name": r.name,
+                        "note": r.note,
+                        "seq_us": r.seq_us,
+                        "c100_rps": r.c100,
+                        "c500_rps": r.c500,
+                        "stream_deltas_per_s": r.stream,
+                        "server_cpu_fraction_at_100": r.server_busy,
+                        "median": {
+                            "seq_us": r.median("seq_us"),
+                            "c100_rps": r.median("c100"),
+                            "c500_rps": r.median("c500"),
+                            "stream_deltas_per_s": r.median("stream"),
+                        },
+                    }
+                    for r in results
+                ],
+                "sync_generate_us": sync_us,
+                "import": imp,
+                "markdown": text,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
     print(f"\nJSON: {out_path}")
 
 

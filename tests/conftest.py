@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.openai_fake import FakeOpenAI, running_fake_openai
 from tests.support.llama_server import llama_server
 from tests.support.model import smollm2_gguf
 
@@ -28,3 +29,17 @@ def llama_base_url(gguf_path: Path) -> Iterator[str]:
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run anyio tests on both asyncio and trio."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def _fake_server() -> Iterator[FakeOpenAI]:
+    with running_fake_openai() as state:
+        yield state
+
+
+@pytest.fixture
+def fake(_fake_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """The fake OpenAI server, with an empty script and request log."""
+    _fake_server.reset()
+    yield _fake_server
+    _fake_server.reset()

@@ -13,8 +13,14 @@ import pytest
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    return subprocess.run([sys.executable, "-m", "abstractcore.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "abstractcore.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -28,8 +34,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
 
 
 def test_a_question_is_answered_by_the_embedded_model() -> None:
-    result = run("What is machine learning?", "--max-tokens", "12", "--temperature", "0",
-                 "--system", "You are a teacher.")
+    result = run(
+        "What is machine learning?",
+        "--max-tokens",
+        "12",
+        "--temperature",
+        "0",
+        "--system",
+        "You are a teacher.",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert result.stdout.endswith("\n")
@@ -54,16 +67,19 @@ def test_an_explicit_model_file(gguf_path: Path) -> None:
     assert result.stdout.strip()
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (("--provider", "nosuch", "Hi"), ("Unknown provider 'nosuch'",)),
-    (("--model", "/nowhere/model.gguf", "Hi"), ("/nowhere/model.gguf", "not found")),
-    (("--provider", "openai-compatible", "--base-url", "http://127.0.0.1:9/v1", "Hi"),
-     ("127.0.0.1:9",)),
-    (("--temperature", "7", "Hi"), ("temperature",)),
-    (("--provider", "openai", "Hi"), ("OPENAI_API_KEY",)),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("--provider", "nosuch", "Hi"), ("Unknown provider 'nosuch'",)),
+        (("--model", "/nowhere/model.gguf", "Hi"), ("/nowhere/model.gguf", "not found")),
+        (("--provider", "openai-compatible", "--base-url", "http://127.0.0.1:9/v1", "Hi"), ("127.0.0.1:9",)),
+        (("--temperature", "7", "Hi"), ("temperature",)),
+        (("--provider", "openai", "Hi"), ("OPENAI_API_KEY",)),
+    ],
+)
 def test_bad_input_is_one_line_on_stderr_and_a_failure_status(
-        args: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    args: tuple[str, ...], needles: tuple[str, ...]
+) -> None:
     assert_one_line_error(run(*args), *needles)
 
 

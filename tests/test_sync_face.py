@@ -32,13 +32,20 @@ def fake(server: FakeOpenAI) -> FakeOpenAI:
 
 
 def make(fake: FakeOpenAI, **config: Any) -> LLM:
-    return create_llm("openai", model="gpt-fake", base_url=fake.base_url, api_key=KEY,
-                      retry_config=RetryConfig(max_attempts=1), **config)
+    return create_llm(
+        "openai",
+        model="gpt-fake",
+        base_url=fake.base_url,
+        api_key=KEY,
+        retry_config=RetryConfig(max_attempts=1),
+        **config,
+    )
 
 
 def test_generated_file_is_fresh() -> None:
-    result = subprocess.run([sys.executable, "scripts/gen_sync.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/gen_sync.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -59,9 +66,13 @@ def test_check_fails_when_generated_file_is_stale(tmp_path: Path, monkeypatch: p
 
 
 def test_every_async_method_has_a_blocking_twin() -> None:
-    for async_name, sync_name in [("agenerate", "generate"), ("astream", "stream"),
-                                  ("aunload", "unload"), ("alist_models", "list_models"),
-                                  ("aclose", "close")]:
+    for async_name, sync_name in [
+        ("agenerate", "generate"),
+        ("astream", "stream"),
+        ("aunload", "unload"),
+        ("alist_models", "list_models"),
+        ("aclose", "close"),
+    ]:
         assert callable(getattr(LLM, async_name)) and callable(getattr(LLM, sync_name))
         assert getattr(LLM, sync_name).__doc__
 
@@ -152,13 +163,15 @@ def test_sync_call_from_the_portal_thread_raises_instead_of_deadlocking(fake: Fa
 
 
 def test_script_exits_cleanly_without_close(fake: FakeOpenAI) -> None:
-    code = ("from abstractcore import create_llm\n"
-            f"llm = create_llm('openai', model='m', base_url={fake.base_url!r}, api_key={KEY!r})\n"
-            "print(llm.generate('hi').content)\n"
-            "import asyncio\n"
-            "async def main():\n"
-            "    print((await llm.agenerate('hi')).content)\n"
-            "asyncio.run(main())\n")
+    code = (
+        "from abstractcore import create_llm\n"
+        f"llm = create_llm('openai', model='m', base_url={fake.base_url!r}, api_key={KEY!r})\n"
+        "print(llm.generate('hi').content)\n"
+        "import asyncio\n"
+        "async def main():\n"
+        "    print((await llm.agenerate('hi')).content)\n"
+        "asyncio.run(main())\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["".join(WORDS)] * 2

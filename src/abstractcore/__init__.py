@@ -1,9 +1,9 @@
 """abstractcore: one API for every LLM, remote or in-process, sync and async.
 
-    from abstractcore import create_llm
-    llm = create_llm("openai", model="gpt-4o-mini")
-    print(llm.generate("Hello").content)          # blocking
-    r = await llm.agenerate("Hello")               # asyncio or trio
+from abstractcore import create_llm
+llm = create_llm("openai", model="gpt-4o-mini")
+print(llm.generate("Hello").content)          # blocking
+r = await llm.agenerate("Hello")               # asyncio or trio
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from abstractcore.core.errors import (
     BadRequestError,
     ConfigurationError,
     ContextLengthExceededError,
+    EndpointNotFoundError,
     LocalBackendError,
     ModelLoadError,
     ModelNotFoundError,
@@ -35,8 +36,6 @@ from abstractcore.core.errors import (
     StructuredOutputError,
     ToolCallError,
 )
-from abstractcore.core.registry import PROVIDERS
-from abstractcore.core.registry import create_provider as _create_provider
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
     GenerateResponse,
@@ -48,7 +47,9 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
-from abstractcore.tools.schema import tool
+from abstractcore.features.tools.schema import tool
+from abstractcore.registry import PROVIDERS
+from abstractcore.registry import create_provider as _create_provider
 
 __all__ = [
     "LLM",
@@ -60,6 +61,7 @@ __all__ = [
     "Capabilities",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "EndpointNotFoundError",
     "GenerateResponse",
     "ImagePart",
     "LocalBackendError",

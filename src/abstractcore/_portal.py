@@ -10,7 +10,6 @@ bounded memory object stream; closing the sync iterator cancels the pump.
 from __future__ import annotations
 
 import atexit
-import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,8 +65,9 @@ def _start() -> BlockingPortal:
             await p.sleep_until_stopped()
 
     global _thread
-    thread = _thread = threading.Thread(target=anyio.run, args=(main,),
-                                        name="abstractcore-portal", daemon=True)
+    thread = _thread = threading.Thread(
+        target=anyio.run, args=(main,), name="abstractcore-portal", daemon=True
+    )
     thread.start()
     ready.wait()
     atexit.register(_close_at_exit)
@@ -78,11 +78,11 @@ def _close_at_exit() -> None:
     """Close the connections the background loop opened, then stop it."""
     if _portal is None:
         return
-    module = sys.modules.get("abstractcore.transport.aiohttp_transport")
+    from abstractcore.transport.http import close_clients_of_running_loop
+
     try:
-        if module is not None:
-            future = _portal.start_task_soon(module.close_transports_of_running_loop)
-            future.result(timeout=2)
+        future = _portal.start_task_soon(close_clients_of_running_loop)
+        future.result(timeout=2)
     except Exception:  # exiting anyway; never turn a clean exit into a traceback
         pass
 
@@ -96,8 +96,10 @@ def call(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """
     loop = _running_loop()
     if threading.current_thread() is _thread:
-        raise RuntimeError("abstractcore's blocking methods cannot be called from its own "
-                           "background event loop; use the async methods there.")
+        raise RuntimeError(
+            "abstractcore's blocking methods cannot be called from its own "
+            "background event loop; use the async methods there."
+        )
 
     async def run() -> T:
         return await fn(*args)
@@ -193,8 +195,7 @@ class _Pump:
         import anyio
 
         self._source = source
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[bool, Any]](
-            _STREAM_BUFFER)
+        self._send, self._receive = anyio.create_memory_object_stream[tuple[bool, Any]](_STREAM_BUFFER)
         self._scope = anyio.CancelScope()
         self._done = anyio.Event()
         self._pending: BaseException | None = None

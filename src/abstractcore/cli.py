@@ -24,18 +24,24 @@ _PROG = "abstractcore"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=_PROG, description="Ask an LLM a question; the answer is streamed to stdout.")
+        prog=_PROG, description="Ask an LLM a question; the answer is streamed to stdout."
+    )
     parser.add_argument("prompt", nargs="?", help="the question (read from stdin when omitted)")
-    parser.add_argument("--provider", default="huggingface",
-                        help="provider name (default: huggingface, the embedded local model)")
+    parser.add_argument(
+        "--provider",
+        default="huggingface",
+        help="provider name (default: huggingface, the embedded local model)",
+    )
     parser.add_argument("--model", help="model name, path or repository id")
     parser.add_argument("--system", help="system prompt")
     parser.add_argument("--temperature", type=float, help="sampling temperature (0-2)")
-    parser.add_argument("--max-tokens", type=int, dest="max_tokens",
-                        help="maximum number of tokens to generate")
+    parser.add_argument(
+        "--max-tokens", type=int, dest="max_tokens", help="maximum number of tokens to generate"
+    )
     parser.add_argument("--base-url", dest="base_url", help="server URL for HTTP providers")
-    parser.add_argument("--json", action="store_true",
-                        help="print the whole response (content, usage, ...) as JSON")
+    parser.add_argument(
+        "--json", action="store_true", help="print the whole response (content, usage, ...) as JSON"
+    )
     return parser
 
 
@@ -54,15 +60,22 @@ def _read_prompt(prompt: str | None) -> str:
 
 def _response_json(response: Any) -> str:
     usage = response.usage
-    return json.dumps({
-        "content": response.content,
-        "model": response.model,
-        "provider": response.provider,
-        "finish_reason": response.finish_reason,
-        "usage": None if usage is None else {
-            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "total_tokens": usage.total_tokens},
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "content": response.content,
+            "model": response.model,
+            "provider": response.provider,
+            "finish_reason": response.finish_reason,
+            "usage": None
+            if usage is None
+            else {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+        },
+        ensure_ascii=False,
+    )
 
 
 def _run(args: argparse.Namespace) -> None:

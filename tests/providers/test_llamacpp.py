@@ -97,7 +97,7 @@ def test_stop_strings_end_the_answer(llm: LLM) -> None:
     stop = full.split()[2]  # whatever the model says, stop at its third word
     cut = llm.generate(question, stop=[stop])
     assert cut.finish_reason == "stop"
-    assert cut.content == full[:full.index(stop)]
+    assert cut.content == full[: full.index(stop)]
 
 
 def test_breaking_out_of_a_sync_stream_stops_generation(llm: LLM) -> None:
@@ -181,8 +181,7 @@ def test_response_model_is_grammar_constrained(llm: LLM) -> None:
         name: str
         age: int
 
-    person = llm.generate("Ann is 31 years old. Give her name and age.", response_model=Person,
-                          max_tokens=48)
+    person = llm.generate("Ann is 31 years old. Give her name and age.", response_model=Person, max_tokens=48)
     assert isinstance(person, Person)
 
 
@@ -214,14 +213,20 @@ def test_a_repo_in_the_cache_with_several_quantisations(gguf_path: Path, tmp_pat
     ambiguous = create_llm("huggingface", model="acme/Smol-GGUF", cache_dir=str(tmp_path))
     with pytest.raises(ConfigurationError, match="filename"):
         ambiguous.generate("Hello")
-    picked = create_llm("huggingface", model="acme/Smol-GGUF", cache_dir=str(tmp_path),
-                        filename="*Q8_0.gguf", max_tokens=4, n_ctx=512, n_threads=1)
+    picked = create_llm(
+        "huggingface",
+        model="acme/Smol-GGUF",
+        cache_dir=str(tmp_path),
+        filename="*Q8_0.gguf",
+        max_tokens=4,
+        n_ctx=512,
+        n_threads=1,
+    )
     assert_answer(picked.generate("Say hello."), 4)
     picked.unload()
 
 
-def test_a_missing_backend_names_the_pip_command(gguf_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_backend_names_the_pip_command(gguf_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what an uninstalled package looks like
     llm = create_llm("huggingface", model=str(gguf_path))
     with pytest.raises(BackendNotInstalledError, match=r'pip install "abstractcore\[llamacpp\]"'):
@@ -244,23 +249,28 @@ def get_weather(city: str) -> str:
 
 def test_a_forced_tool_is_called_with_parsed_arguments(gguf_path: Path) -> None:
     llm = create_llm("huggingface", model=str(gguf_path), max_tokens=40, temperature=0)
-    r = llm.generate("What is the weather in Paris?", tools=[get_weather],
-                     tool_choice="get_weather")
+    r = llm.generate("What is the weather in Paris?", tools=[get_weather], tool_choice="get_weather")
     assert r.finish_reason == "tool_calls"
     assert [c.name for c in r.tool_calls] == ["get_weather"]
     assert isinstance(r.tool_calls[0].arguments.get("city"), str)
-    chunks = list(llm.stream("What is the weather in Paris?", tools=[get_weather],
-                             tool_choice="get_weather"))
+    chunks = list(llm.stream("What is the weather in Paris?", tools=[get_weather], tool_choice="get_weather"))
     streamed = [c for chunk in chunks for c in chunk.tool_calls]
-    assert [(c.name, c.arguments) for c in streamed] == [
-        (c.name, c.arguments) for c in r.tool_calls]
+    assert [(c.name, c.arguments) for c in streamed] == [(c.name, c.arguments) for c in r.tool_calls]
     assert chunks[-1].finish_reason == "tool_calls"
-    answer = llm.generate(messages=[
-        {"role": "user", "content": "What is the weather in Paris?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": r.tool_calls[0].id, "name": "get_weather", "arguments": {"city": "Paris"}}]},
-        {"role": "tool", "content": get_weather("Paris"), "tool_call_id": r.tool_calls[0].id},
-    ], max_tokens=12)
+    answer = llm.generate(
+        messages=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": r.tool_calls[0].id, "name": "get_weather", "arguments": {"city": "Paris"}}
+                ],
+            },
+            {"role": "tool", "content": get_weather("Paris"), "tool_call_id": r.tool_calls[0].id},
+        ],
+        max_tokens=12,
+    )
     assert answer.content.strip()
 
 
@@ -279,7 +289,8 @@ def test_creating_a_local_llm_imports_no_backend() -> None:
         "abstractcore.create_llm('huggingface'); abstractcore.create_llm('mlx', model='m')\n"
         "heavy = [m for m in ('torch', 'transformers', 'mlx.core', 'llama_cpp', 'mlx_lm')"
         " if m in sys.modules]\n"
-        "print(heavy)\n")
+        "print(heavy)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -43,8 +43,9 @@ def test_generate_answers_with_usage(mlx: LLM) -> None:
 
 
 def test_stream_yields_tokens_then_usage_on_the_last_chunk(mlx: LLM) -> None:
-    chunks = list(mlx.stream("Tell me a story.", system_prompt=SYSTEM, max_tokens=4,
-                             temperature=0.7, top_p=0.9, seed=3))
+    chunks = list(
+        mlx.stream("Tell me a story.", system_prompt=SYSTEM, max_tokens=4, temperature=0.7, top_p=0.9, seed=3)
+    )
     texts = [c.content for c in chunks if c.content]
     assert len(texts) >= 2
     last = chunks[-1]
@@ -62,8 +63,7 @@ def test_breaking_out_of_a_sync_stream_stops_generation(mlx: LLM) -> None:
 
 @pytest.mark.anyio
 async def test_closing_an_async_stream_stops_generation(mlx: LLM) -> None:
-    async with aclosing(mlx.astream("Write a long story.", system_prompt=SYSTEM,
-                                    max_tokens=200)) as stream:
+    async with aclosing(mlx.astream("Write a long story.", system_prompt=SYSTEM, max_tokens=200)) as stream:
         async for _ in stream:
             break
     assert await anyio.to_thread.run_sync(wait_until, lambda: not mlx.provider.busy, 20)
@@ -98,8 +98,7 @@ def test_missing_models_are_model_not_found(tmp_path: Path, gguf_path: Path) -> 
         create_llm("mlx", model=str(tmp_path / "no-such-model")).generate("Hi")
     assert info.value.status_code is None
     with pytest.raises(ModelNotFoundError, match="hf download mlx-community/SmolLM2-135M"):
-        create_llm("mlx", model="mlx-community/SmolLM2-135M",
-                   cache_dir=str(tmp_path)).generate("Hi")
+        create_llm("mlx", model="mlx-community/SmolLM2-135M", cache_dir=str(tmp_path)).generate("Hi")
     with pytest.raises(ModelNotFoundError, match="MLX model directory"):
         create_llm("mlx", model=str(gguf_path)).generate("Hi")
 

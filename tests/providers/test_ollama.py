@@ -38,8 +38,9 @@ from tests.servers.ollama_server import OllamaServer, ollama_server
 FAST = RetryConfig(initial_delay=0.01, max_delay=0.05, jitter=False)
 MODEL = "smollm2:135m"
 #: A 1x1 PNG.
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
-                       "kgAAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +60,7 @@ def _no_ollama_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def make(server: OllamaServer, script: Script | None = None, **config: Any) -> Any:
     config.setdefault("retry_config", FAST)
     config.setdefault("model", MODEL)
-    return create_llm("ollama", base_url=server.host, headers=script.headers if script else None,
-                      **config)
+    return create_llm("ollama", base_url=server.host, headers=script.headers if script else None, **config)
 
 
 def free_port() -> int:
@@ -86,8 +86,15 @@ class City(BaseModel):
 async def test_agenerate_posts_api_chat_with_options_and_maps_the_reply(server: OllamaServer) -> None:
     script = server.script()
     llm = make(server, script, keep_alive="10m", num_ctx=1024)
-    r = await llm.agenerate("Name a fruit.", system_prompt="You answer briefly.", max_tokens=8,
-                            temperature=0, top_p=0.9, top_k=20, seed=3)
+    r = await llm.agenerate(
+        "Name a fruit.",
+        system_prompt="You answer briefly.",
+        max_tokens=8,
+        temperature=0,
+        top_p=0.9,
+        top_k=20,
+        seed=3,
+    )
     assert r.content.strip()
     assert r.provider == "ollama" and r.model == MODEL
     assert r.finish_reason in ("stop", "length")
@@ -95,18 +102,27 @@ async def test_agenerate_posts_api_chat_with_options_and_maps_the_reply(server: 
     body = script.requests[0]["body"]
     assert script.requests[0]["path"] == "/api/chat"
     assert body["stream"] is False
-    assert body["messages"] == [{"role": "system", "content": "You answer briefly."},
-                                {"role": "user", "content": "Name a fruit."}]
-    assert body["options"] == {"temperature": 0, "num_predict": 8, "top_p": 0.9, "seed": 3,
-                               "num_ctx": 1024, "top_k": 20}
+    assert body["messages"] == [
+        {"role": "system", "content": "You answer briefly."},
+        {"role": "user", "content": "Name a fruit."},
+    ]
+    assert body["options"] == {
+        "temperature": 0,
+        "num_predict": 8,
+        "top_p": 0.9,
+        "seed": 3,
+        "num_ctx": 1024,
+        "top_k": 20,
+    }
     assert body["keep_alive"] == "10m"
 
 
 @pytest.mark.anyio
 async def test_astream_reads_ndjson_until_done_with_counts_on_the_last_chunk(server: OllamaServer) -> None:
     llm = make(server)
-    chunks = [c async for c in llm.astream("Write a long story about a dragon.", max_tokens=12,
-                                           temperature=0)]
+    chunks = [
+        c async for c in llm.astream("Write a long story about a dragon.", max_tokens=12, temperature=0)
+    ]
     texts = [c.content for c in chunks if c.content]
     assert len(texts) >= 3
     last = chunks[-1]
@@ -125,7 +141,7 @@ def test_stop_option_ends_with_done_reason_stop(server: OllamaServer) -> None:
     assert len(words) >= 2, free
     script = server.script()
     cut = make(server, script).generate(prompt, max_tokens=16, temperature=0, stop=words[1])
-    assert cut.content == free[:free.find(words[1])]
+    assert cut.content == free[: free.find(words[1])]
     assert cut.finish_reason == "stop"
     assert script.requests[0]["body"]["options"]["stop"] == [words[1]]
 
@@ -151,8 +167,12 @@ def test_a_model_is_required() -> None:
 
 
 def test_connection_refused_says_to_run_ollama_serve() -> None:
-    llm = create_llm("ollama", model=MODEL, base_url=f"127.0.0.1:{free_port()}",
-                     retry_config=RetryConfig(max_attempts=2, initial_delay=0.01))
+    llm = create_llm(
+        "ollama",
+        model=MODEL,
+        base_url=f"127.0.0.1:{free_port()}",
+        retry_config=RetryConfig(max_attempts=2, initial_delay=0.01),
+    )
     with pytest.raises(ProviderConnectionError) as info:
         llm.generate("Hi", max_tokens=4)
     assert "ollama serve" in str(info.value)
@@ -185,15 +205,17 @@ async def test_missing_model_raises_model_not_found_saying_ollama_pull(server: O
 
 
 def test_server_error_is_retried_then_succeeds(server: OllamaServer) -> None:
-    script = server.script(Fault("status", 503, message="server busy, please try again.  maximum "
-                                                      "pending requests exceeded"))
+    script = server.script(
+        Fault("status", 503, message="server busy, please try again.  maximum pending requests exceeded")
+    )
     assert make(server, script).generate("Hi", max_tokens=4).content
     assert len(script.requests) == 2
 
 
 def test_error_line_mid_stream_raises_server_error(server: OllamaServer) -> None:
-    script = server.script(Fault("stream_error", after=2,
-                                 message="an error was encountered while running the model"))
+    script = server.script(
+        Fault("stream_error", after=2, message="an error was encountered while running the model")
+    )
     received: list[str] = []
     with pytest.raises(ServerError, match="an error was encountered while running the model"):
         for chunk in make(server, script).stream("Tell me a story.", max_tokens=16):
@@ -226,21 +248,33 @@ def test_keep_alive_is_validated() -> None:
 @pytest.mark.anyio
 async def test_tools_are_sent_in_ollama_format_and_calls_come_back(server: OllamaServer) -> None:
     script = server.script()
-    r = await make(server, script).agenerate("What is the weather in Paris?", tools=[get_weather],
-                                             max_tokens=64, temperature=0)
+    r = await make(server, script).agenerate(
+        "What is the weather in Paris?", tools=[get_weather], max_tokens=64, temperature=0
+    )
     assert r.finish_reason == "tool_calls"
     assert [c.name for c in r.tool_calls] == ["get_weather"]
     assert isinstance(r.tool_calls[0].arguments["city"], str)
     tool = script.requests[0]["body"]["tools"][0]
-    assert tool == {"type": "function", "function": {
-        "name": "get_weather", "description": "The current weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]}}}
+    assert tool == {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The current weather in a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
 
 
 def test_streamed_tool_call_arrives_whole(server: OllamaServer) -> None:
-    chunks = list(make(server).stream("What is the weather in Paris?", tools=[get_weather],
-                                      max_tokens=64, temperature=0))
+    chunks = list(
+        make(server).stream(
+            "What is the weather in Paris?", tools=[get_weather], max_tokens=64, temperature=0
+        )
+    )
     calls = [call for c in chunks for call in c.tool_calls]
     assert len(calls) == 1 and calls[0].name == "get_weather"
     assert chunks[-1].finish_reason == "tool_calls" and chunks[-1].usage is not None
@@ -249,14 +283,22 @@ def test_streamed_tool_call_arrives_whole(server: OllamaServer) -> None:
 def test_tool_results_are_sent_with_the_tool_name(server: OllamaServer) -> None:
     script = server.script()
     call = ToolCall(id="call_1", name="get_weather", arguments={"city": "Paris"})
-    messages = [Message("user", "Weather in Paris?"), Message("assistant", "", tool_calls=[call]),
-                Message("tool", "sunny", tool_call_id="call_1")]
+    messages = [
+        Message("user", "Weather in Paris?"),
+        Message("assistant", "", tool_calls=[call]),
+        Message("tool", "sunny", tool_call_id="call_1"),
+    ]
     assert make(server, script).generate(messages=messages, max_tokens=6).content
     sent = script.requests[0]["body"]["messages"]
-    assert sent[1]["tool_calls"] == [{"id": "call_1", "function": {
-        "index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}}]
-    assert sent[2] == {"role": "tool", "content": "sunny", "tool_name": "get_weather",
-                       "tool_call_id": "call_1"}
+    assert sent[1]["tool_calls"] == [
+        {"id": "call_1", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}}
+    ]
+    assert sent[2] == {
+        "role": "tool",
+        "content": "sunny",
+        "tool_name": "get_weather",
+        "tool_call_id": "call_1",
+    }
 
 
 def test_images_go_as_base64_on_the_message(server: OllamaServer) -> None:
@@ -275,8 +317,9 @@ def test_image_links_are_refused_before_sending(server: OllamaServer) -> None:
 @pytest.mark.anyio
 async def test_response_model_sends_the_schema_as_format(server: OllamaServer) -> None:
     script = server.script()
-    city = await make(server, script).agenerate("Paris is the capital of France.",
-                                                response_model=City, max_tokens=48, temperature=0)
+    city = await make(server, script).agenerate(
+        "Paris is the capital of France.", response_model=City, max_tokens=48, temperature=0
+    )
     assert isinstance(city, City) and city.name and city.country
     assert script.requests[0]["body"]["format"]["required"] == ["name", "country"]
 
@@ -289,8 +332,7 @@ def test_list_models_reads_api_tags(server: OllamaServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_unload_frees_the_model_on_the_server_and_the_object_stays_usable(
-        server: OllamaServer) -> None:
+async def test_unload_frees_the_model_on_the_server_and_the_object_stays_usable(server: OllamaServer) -> None:
     script = server.script()
     llm = make(server, script)
     await llm.agenerate("Hi", max_tokens=4)
@@ -306,8 +348,9 @@ async def test_unload_frees_the_model_on_the_server_and_the_object_stays_usable(
 
 
 def test_unload_never_fails_when_there_is_nothing_to_unload(server: OllamaServer) -> None:
-    create_llm("ollama", model=MODEL, base_url=f"127.0.0.1:{free_port()}",
-               retry_config=RetryConfig(max_attempts=1)).unload()  # no server at all
+    create_llm(
+        "ollama", model=MODEL, base_url=f"127.0.0.1:{free_port()}", retry_config=RetryConfig(max_attempts=1)
+    ).unload()  # no server at all
     make(server, model="not-pulled:1b").unload()  # a model the server does not have
 
 
@@ -348,6 +391,7 @@ def test_a_proxy_key_never_shows_in_errors_or_repr(server: OllamaServer) -> None
 
 def test_tool_messages_are_named_after_the_call_they_answer() -> None:
     call = ToolCall(id="c9", name="lookup", arguments={"q": "x"})
-    out = to_ollama_messages([Message("assistant", "", tool_calls=[call]),
-                              Message("tool", "42", tool_call_id="c9")])
+    out = to_ollama_messages(
+        [Message("assistant", "", tool_calls=[call]), Message("tool", "42", tool_call_id="c9")]
+    )
     assert out[1] == {"role": "tool", "content": "42", "tool_name": "lookup", "tool_call_id": "c9"}

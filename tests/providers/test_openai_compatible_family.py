@@ -63,8 +63,9 @@ def test_base_url_with_or_without_v1(provider: str, llama_base_url: str) -> None
         assert llm.generate("Hi").content
 
 
-def test_lmstudio_host_port_without_scheme_and_env(monkeypatch: pytest.MonkeyPatch,
-                                                   llama_base_url: str) -> None:
+def test_lmstudio_host_port_without_scheme_and_env(
+    monkeypatch: pytest.MonkeyPatch, llama_base_url: str
+) -> None:
     hostport = llama_base_url.removeprefix("http://").removesuffix("/v1")
     monkeypatch.setenv("LMSTUDIO_BASE_URL", hostport)
     llm = create_llm("lmstudio", max_tokens=3)
@@ -97,13 +98,17 @@ async def test_model_not_found_is_typed(provider: str, fake: FakeOpenAI) -> None
     await llm.aclose()
 
 
-@pytest.mark.parametrize(("provider", "advice"), [
-    ("lmstudio", "lms server start"), ("vllm", "vllm serve"),
-    ("openai-compatible", "server is running")])
+@pytest.mark.parametrize(
+    ("provider", "advice"),
+    [("lmstudio", "lms server start"), ("vllm", "vllm serve"), ("openai-compatible", "server is running")],
+)
 @pytest.mark.anyio
 async def test_server_down_says_what_to_do(provider: str, advice: str) -> None:
-    llm = make(provider, f"http://127.0.0.1:{free_port()}/v1",
-               retry_config=RetryConfig(max_attempts=2, initial_delay=0.01))
+    llm = make(
+        provider,
+        f"http://127.0.0.1:{free_port()}/v1",
+        retry_config=RetryConfig(max_attempts=2, initial_delay=0.01),
+    )
     with pytest.raises(ProviderConnectionError) as info:
         await llm.agenerate("hi")
     assert advice in str(info.value)
@@ -116,13 +121,18 @@ def test_openai_compatible_needs_a_base_url(monkeypatch: pytest.MonkeyPatch) -> 
         create_llm("openai-compatible", model="m")
 
 
-def test_openrouter_key_and_attribution_headers(monkeypatch: pytest.MonkeyPatch,
-                                                fake: FakeOpenAI) -> None:
+def test_openrouter_key_and_attribution_headers(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI) -> None:
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY"):
         create_llm("openrouter")
-    llm = create_llm("openrouter", model="gpt-fake", base_url=fake.base_url, api_key=KEY,
-                     app_url="https://example.test/app", app_name="My App")
+    llm = create_llm(
+        "openrouter",
+        model="gpt-fake",
+        base_url=fake.base_url,
+        api_key=KEY,
+        app_url="https://example.test/app",
+        app_name="My App",
+    )
     assert llm.generate("hi").content == "".join(WORDS)
     headers = fake.requests[-1]["headers"]
     assert headers["HTTP-Referer"] == "https://example.test/app"

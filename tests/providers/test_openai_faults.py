@@ -33,24 +33,47 @@ FAST_RETRY = RetryConfig(max_attempts=3, initial_delay=0.01, max_delay=0.05, jit
 def make(fake: FakeOpenAI, **config: Any) -> LLM:
     config.setdefault("retry_config", FAST_RETRY)
     config.setdefault("api_key", KEY)
-    return create_llm("openai", model=config.pop("model", "gpt-fake"), base_url=fake.base_url,
-                      **config)
+    return create_llm("openai", model=config.pop("model", "gpt-fake"), base_url=fake.base_url, **config)
 
 
 async def test_generate_maps_reply(fake: FakeOpenAI) -> None:
     llm = make(fake)
-    r = await llm.agenerate("hi", temperature=0.2, max_tokens=5, top_p=0.9, stop=["x"], seed=3,
-                            presence_penalty=0.1, frequency_penalty=0.2)
+    r = await llm.agenerate(
+        "hi",
+        temperature=0.2,
+        max_tokens=5,
+        top_p=0.9,
+        stop=["x"],
+        seed=3,
+        presence_penalty=0.1,
+        frequency_penalty=0.2,
+    )
     assert r.content == "".join(WORDS)
     assert r.finish_reason == "stop"
     assert r.usage is not None and r.usage.input_tokens == 7 and r.usage.total_tokens == 13
     assert r.provider == "openai" and r.model == "gpt-fake"
     sent = fake.requests[-1]["body"]
     assert sent["messages"] == [{"role": "user", "content": "hi"}]
-    assert {k: sent[k] for k in ("temperature", "max_tokens", "top_p", "stop", "seed",
-                                 "presence_penalty", "frequency_penalty")} == {
-        "temperature": 0.2, "max_tokens": 5, "top_p": 0.9, "stop": ["x"], "seed": 3,
-        "presence_penalty": 0.1, "frequency_penalty": 0.2}
+    assert {
+        k: sent[k]
+        for k in (
+            "temperature",
+            "max_tokens",
+            "top_p",
+            "stop",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+        )
+    } == {
+        "temperature": 0.2,
+        "max_tokens": 5,
+        "top_p": 0.9,
+        "stop": ["x"],
+        "seed": 3,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.2,
+    }
     assert fake.requests[-1]["headers"]["Authorization"] == f"Bearer {KEY}"
     await llm.aclose()
 
@@ -79,9 +102,16 @@ async def test_stream_usage_on_last_chunk_when_server_sends_it(fake: FakeOpenAI)
 
 
 async def test_429_with_retry_after_is_honoured_then_succeeds(fake: FakeOpenAI) -> None:
-    fake.script.append(Fault("status", 429, headers={"retry-after": "0.3"},
-                             body={"error": {"message": "Rate limit reached", "type": "requests",
-                                             "code": "rate_limit_exceeded"}}))
+    fake.script.append(
+        Fault(
+            "status",
+            429,
+            headers={"retry-after": "0.3"},
+            body={
+                "error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
+            },
+        )
+    )
     llm = make(fake)
     start = time.monotonic()
     r = await llm.agenerate("hi")
@@ -145,8 +175,9 @@ async def test_401_is_attempted_exactly_once_and_says_what_to_do(fake: FakeOpenA
 
 @pytest.mark.parametrize("status", [400, 403, 404, 422])
 async def test_client_errors_are_never_retried(fake: FakeOpenAI, status: int) -> None:
-    fake.script.append(Fault("status", status,
-                             body={"error": {"message": "no", "type": "invalid_request_error"}}))
+    fake.script.append(
+        Fault("status", status, body={"error": {"message": "no", "type": "invalid_request_error"}})
+    )
     llm = make(fake)
     with pytest.raises(ProviderError) as info:
         await llm.agenerate("hi")
@@ -165,9 +196,20 @@ async def test_unknown_model(fake: FakeOpenAI) -> None:
 
 
 async def test_context_length_exceeded(fake: FakeOpenAI) -> None:
-    fake.script.append(Fault("status", 400, body={"error": {
-        "message": "This model's maximum context length is 8192 tokens.",
-        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}))
+    fake.script.append(
+        Fault(
+            "status",
+            400,
+            body={
+                "error": {
+                    "message": "This model's maximum context length is 8192 tokens.",
+                    "type": "invalid_request_error",
+                    "param": "messages",
+                    "code": "context_length_exceeded",
+                }
+            },
+        )
+    )
     llm = make(fake)
     with pytest.raises(ContextLengthExceededError) as info:
         await llm.agenerate("hi")
@@ -250,8 +292,9 @@ async def test_timeout_is_retried(fake: FakeOpenAI) -> None:
 async def test_connection_refused_is_typed_and_retried() -> None:
     from tests.support.llama_server import free_port
 
-    llm = create_llm("openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m",
-                     retry_config=FAST_RETRY)
+    llm = create_llm(
+        "openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", retry_config=FAST_RETRY
+    )
     with pytest.raises(ProviderConnectionError) as info:
         await llm.agenerate("hi")
     assert "running" in str(info.value)
@@ -281,8 +324,7 @@ async def test_user_supplied_httpx_client_is_used_and_left_open(fake: FakeOpenAI
         assert not client.is_closed
 
 
-async def test_api_key_never_reaches_a_log_record(fake: FakeOpenAI,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_api_key_never_reaches_a_log_record(fake: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     caplog.set_level(logging.DEBUG)

@@ -13,8 +13,7 @@ from abstractcore import LLM, GenerateResponse, StreamChunk, create_llm
 
 @pytest.fixture
 def llm(llama_base_url: str) -> LLM:
-    return create_llm("openai", model="smollm2", base_url=llama_base_url, max_tokens=12,
-                      temperature=0)
+    return create_llm("openai", model="smollm2", base_url=llama_base_url, max_tokens=12, temperature=0)
 
 
 def test_generate_returns_real_text_and_usage(llm: LLM) -> None:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from abstractcore import RetryConfig, StructuredOutputError, create_llm
-from abstractcore.structured import parse_structured
+from abstractcore.features.structured import parse_structured
 
 
 class City(BaseModel):
@@ -16,8 +16,7 @@ class City(BaseModel):
 
 
 def test_response_model_returns_a_validated_instance(llama_base_url: str) -> None:
-    llm = create_llm("openai", model="smollm2", base_url=llama_base_url, temperature=0,
-                     max_tokens=60)
+    llm = create_llm("openai", model="smollm2", base_url=llama_base_url, temperature=0, max_tokens=60)
     city = llm.generate("Describe Paris as JSON.", response_model=City)
     assert isinstance(city, City)
     assert isinstance(city.population, int) and city.name
@@ -47,9 +46,14 @@ def test_rejected_json_schema_is_not_retried_and_falls_back_once(llama_base_url:
 
     async def run() -> None:
         async with httpx.AsyncClient(event_hooks={"request": [count]}) as client:
-            llm = create_llm("openai-compatible", base_url=llama_base_url, http_client=client,
-                             temperature=0, max_tokens=60,
-                             retry_config=RetryConfig(max_attempts=3, initial_delay=0.01))
+            llm = create_llm(
+                "openai-compatible",
+                base_url=llama_base_url,
+                http_client=client,
+                temperature=0,
+                max_tokens=60,
+                retry_config=RetryConfig(max_attempts=3, initial_delay=0.01),
+            )
             assert isinstance(await llm.agenerate("Describe Oslo.", response_model=City), City)
             assert len(calls) == 2  # rejected once, then json_object: no retries of the 500
             assert isinstance(await llm.agenerate("Describe Bern.", response_model=City), City)

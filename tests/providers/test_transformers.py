@@ -22,8 +22,9 @@ QUESTION = "What is the capital of France?"
 
 @pytest.fixture(scope="session")
 def tf(gguf_path: Path) -> LLM:
-    return create_llm("huggingface", model=str(gguf_path), backend="transformers", max_tokens=12,
-                      temperature=0)
+    return create_llm(
+        "huggingface", model=str(gguf_path), backend="transformers", max_tokens=12, temperature=0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +46,11 @@ def test_generate_answers_from_the_dequantised_gguf(tf: LLM, gguf_path: Path) ->
     assert "Paris" in r.content
     # the same chat template and tokenizer as llama.cpp reads from the GGUF
     llama = create_llm("huggingface", model=str(gguf_path), max_tokens=1)
-    assert llama.generate(QUESTION).usage == type(r.usage)(r.usage.input_tokens, 1,  # type: ignore[union-attr]
-                                                           r.usage.input_tokens + 1)  # type: ignore[union-attr]
+    assert llama.generate(QUESTION).usage == type(r.usage)(
+        r.usage.input_tokens,
+        1,  # type: ignore[union-attr]
+        r.usage.input_tokens + 1,
+    )  # type: ignore[union-attr]
     llama.unload()
 
 
@@ -65,14 +69,13 @@ def test_seed_temperature_and_stop_are_honoured(tf: LLM) -> None:
     a = tf.generate("Tell me a joke.", temperature=0.9, top_p=0.9, seed=7, max_tokens=8)
     b = tf.generate("Tell me a joke.", temperature=0.9, top_p=0.9, seed=7, max_tokens=8)
     assert a.content == b.content
-    others = {tf.generate("Tell me a joke.", temperature=1.5, seed=s, max_tokens=8).content
-              for s in (1, 2)}
+    others = {tf.generate("Tell me a joke.", temperature=1.5, seed=s, max_tokens=8).content for s in (1, 2)}
     assert len(others | {a.content}) > 1
     full = tf.generate(QUESTION).content
     stop = full.split()[2]  # whatever the model says, stop at its third word
     cut = tf.generate(QUESTION, stop=[stop])
     assert cut.finish_reason == "stop"
-    assert cut.content == full[:full.index(stop)]
+    assert cut.content == full[: full.index(stop)]
 
 
 def test_breaking_out_of_a_sync_stream_stops_generation(tf: LLM) -> None:
@@ -119,8 +122,9 @@ async def test_the_event_loop_keeps_ticking_while_the_model_generates(tf: LLM) -
 
 
 def test_a_model_directory_runs_and_unload_gives_the_memory_back(hf_dir: Path) -> None:
-    llm = create_llm("huggingface", model=str(hf_dir), dtype="float32", device="cpu",
-                     max_tokens=6, temperature=0)
+    llm = create_llm(
+        "huggingface", model=str(hf_dir), dtype="float32", device="cpu", max_tokens=6, temperature=0
+    )
     first = llm.generate(QUESTION)
     assert_answer(first, 6)
     loaded = rss_bytes()
@@ -140,8 +144,9 @@ def test_missing_models_and_bad_options(tmp_path: Path) -> None:
         create_llm("huggingface", model=str(empty)).generate("Hello")
     assert info.value.status_code is None
     with pytest.raises(ModelNotFoundError, match="HuggingFaceTB/SmolLM2-135M-Instruct"):
-        create_llm("huggingface", model="HuggingFaceTB/SmolLM2-135M-Instruct",
-                   cache_dir=str(tmp_path)).generate("Hello")
+        create_llm(
+            "huggingface", model="HuggingFaceTB/SmolLM2-135M-Instruct", cache_dir=str(tmp_path)
+        ).generate("Hello")
     with pytest.raises(ConfigurationError, match="device"):
         create_llm("huggingface", device="tpu")
     with pytest.raises(ConfigurationError, match="dtype"):

@@ -49,13 +49,28 @@ MODELS = {
     "claude-sonnet-4-5-20250929": ("Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
     "claude-3-5-haiku-20241022": ("Claude Haiku 3.5", "2024-10-22T00:00:00Z"),
 }
-ALIASES = {"claude-haiku-4-5": "claude-haiku-4-5-20251001",
-           "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
-           "claude-3-5-haiku-latest": "claude-3-5-haiku-20241022"}
+ALIASES = {
+    "claude-haiku-4-5": "claude-haiku-4-5-20251001",
+    "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+    "claude-3-5-haiku-latest": "claude-3-5-haiku-20241022",
+}
 MAX_OUTPUT_TOKENS = 8192
-_TOP_LEVEL = {"model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k",
-              "stop_sequences", "stream", "tools", "tool_choice", "metadata", "thinking",
-              "service_tier"}
+_TOP_LEVEL = {
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "stream",
+    "tools",
+    "tool_choice",
+    "metadata",
+    "thinking",
+    "service_tier",
+}
 _MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 
 
@@ -104,15 +119,19 @@ def _check_block(block: Any, where: str, role: str, tool_ids: set[str]) -> None:
         source = block.get("source") or {}
         if source.get("type") == "base64":
             if source.get("media_type") not in _MEDIA_TYPES:
-                raise Invalid(f"{where}.source.base64.media_type: Input should be 'image/jpeg', "
-                              "'image/png', 'image/gif' or 'image/webp'")
+                raise Invalid(
+                    f"{where}.source.base64.media_type: Input should be 'image/jpeg', "
+                    "'image/png', 'image/gif' or 'image/webp'"
+                )
             try:
                 base64.b64decode(source.get("data") or "", validate=True)
             except (binascii.Error, ValueError):
                 raise Invalid(f"{where}.source.base64.data: invalid base64 data") from None
         elif source.get("type") != "url":
-            raise Invalid(f"{where}.source: Input tag '{source.get('type')}' found using 'type' "
-                          "does not match any of the expected tags: 'base64', 'url'")
+            raise Invalid(
+                f"{where}.source: Input tag '{source.get('type')}' found using 'type' "
+                "does not match any of the expected tags: 'base64', 'url'"
+            )
     elif kind == "tool_use":
         if role != "assistant":
             raise Invalid(f"{where}: tool_use blocks may only be used in assistant messages")
@@ -122,12 +141,16 @@ def _check_block(block: Any, where: str, role: str, tool_ids: set[str]) -> None:
         if role != "user":
             raise Invalid(f"{where}: tool_result blocks may only be used in user messages")
         if block.get("tool_use_id") not in tool_ids:
-            raise Invalid(f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: "
-                          f"{block.get('tool_use_id')}. Each `tool_result` block must have a "
-                          "corresponding `tool_use` block in the previous message.")
+            raise Invalid(
+                f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                f"{block.get('tool_use_id')}. Each `tool_result` block must have a "
+                "corresponding `tool_use` block in the previous message."
+            )
     else:
-        raise Invalid(f"{where}.type: Input tag '{kind}' found using 'type' does not match any of "
-                      "the expected tags: 'text', 'image', 'tool_use', 'tool_result'")
+        raise Invalid(
+            f"{where}.type: Input tag '{kind}' found using 'type' does not match any of "
+            "the expected tags: 'text', 'image', 'tool_use', 'tool_result'"
+        )
 
 
 def validate(body: Any) -> None:
@@ -156,22 +179,27 @@ def validate(body: Any) -> None:
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
         if role == "system":
-            raise Invalid('messages: Unexpected role "system". The Messages API accepts a top-level '
-                          '`system` parameter, not "system" as an input message role.')
+            raise Invalid(
+                'messages: Unexpected role "system". The Messages API accepts a top-level '
+                '`system` parameter, not "system" as an input message role.'
+            )
         if role not in ("user", "assistant"):
             raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         content = message.get("content")
         if isinstance(content, str):
             if not content and not (role == "assistant" and i == len(messages) - 1):
-                raise Invalid(f"messages.{i}: all messages must have non-empty content except "
-                              "for the optional final assistant message")
+                raise Invalid(
+                    f"messages.{i}: all messages must have non-empty content except "
+                    "for the optional final assistant message"
+                )
         elif isinstance(content, list):
             for j, block in enumerate(content):
                 _check_block(block, f"messages.{i}.content.{j}", role, tool_ids)
         else:
             raise Invalid(f"messages.{i}.content: Input should be a valid list")
-        tool_ids = ({b["id"] for b in content if b.get("type") == "tool_use"}
-                    if isinstance(content, list) else set())
+        tool_ids = (
+            {b["id"] for b in content if b.get("type") == "tool_use"} if isinstance(content, list) else set()
+        )
     tools = body.get("tools") or []
     names = set()
     for i, tool in enumerate(tools):
@@ -205,33 +233,35 @@ class AnthropicServer(ScriptedServer):
         """The base URL (without ``/v1``, like ``https://api.anthropic.com``)."""
         return self._server.url
 
-
-
-
     # -- plumbing ----------------------------------------------------------------
 
-    def _wrap(self, handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]]
-              ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _wrap(
+        self, handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             request_id = _request_id()
             key = request.headers.get("x-api-key")
             if key is None:
-                return self._error(401, "authentication_error", "x-api-key header is required",
-                                   request_id)
+                return self._error(401, "authentication_error", "x-api-key header is required", request_id)
             if key != self.api_key:
                 return self._error(401, "authentication_error", "invalid x-api-key", request_id)
             if "anthropic-version" not in request.headers:
-                return self._error(400, "invalid_request_error",
-                                   "anthropic-version: header is required", request_id)
+                return self._error(
+                    400, "invalid_request_error", "anthropic-version: header is required", request_id
+                )
             return await handler(request, request_id)
 
         return wrapped
 
     @staticmethod
-    def _error(status: int, kind: str, message: str, request_id: str,
-               headers: dict[str, str] | None = None) -> web.Response:
-        return web.json_response(error_body(kind, message, request_id), status=status,
-                                 headers={"request-id": request_id, **(headers or {})})
+    def _error(
+        status: int, kind: str, message: str, request_id: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        return web.json_response(
+            error_body(kind, message, request_id),
+            status=status,
+            headers={"request-id": request_id, **(headers or {})},
+        )
 
     async def not_found(self, request: web.Request, request_id: str) -> web.StreamResponse:
         """Any other path: the API's JSON 404."""
@@ -242,36 +272,50 @@ class AnthropicServer(ScriptedServer):
         ids = list(MODELS)
         after = request.query.get("after_id")
         if after in ids:
-            ids = ids[ids.index(after) + 1:]
+            ids = ids[ids.index(after) + 1 :]
         limit = int(request.query.get("limit", "20"))
         page = ids[:limit]
-        data = [{"type": "model", "id": i, "display_name": MODELS[i][0], "created_at": MODELS[i][1]}
-                for i in page]
-        return web.json_response({"data": data, "has_more": len(ids) > limit,
-                                  "first_id": page[0] if page else None,
-                                  "last_id": page[-1] if page else None},
-                                 headers={"request-id": request_id})
+        data = [
+            {"type": "model", "id": i, "display_name": MODELS[i][0], "created_at": MODELS[i][1]} for i in page
+        ]
+        return web.json_response(
+            {
+                "data": data,
+                "has_more": len(ids) > limit,
+                "first_id": page[0] if page else None,
+                "last_id": page[-1] if page else None,
+            },
+            headers={"request-id": request_id},
+        )
 
     # -- POST /v1/messages -------------------------------------------------------------
 
     async def messages(self, request: web.Request, request_id: str) -> web.StreamResponse:
         """``POST /v1/messages``: validate, apply a scripted fault, generate (streamed or not)."""
         if request.content_type != "application/json":
-            return self._error(400, "invalid_request_error",
-                               "content-type: must be application/json", request_id)
+            return self._error(
+                400, "invalid_request_error", "content-type: must be application/json", request_id
+            )
         try:
             body = json.loads(await request.read())
         except ValueError:
-            return self._error(400, "invalid_request_error",
-                               "There was an error parsing the body of your request as JSON",
-                               request_id)
+            return self._error(
+                400,
+                "invalid_request_error",
+                "There was an error parsing the body of your request as JSON",
+                request_id,
+            )
         self.requests.append({"headers": dict(request.headers), "body": body})
         fault = self.scripts.take(request, body)
         if fault is not None and fault.kind == "status":
             return self._error(fault.status, fault.type, fault.message, request_id, fault.headers)
         if fault is not None and fault.kind == "echo_key":
-            return self._error(400, "invalid_request_error",
-                               f"proxy rejected the request sent with key {self.api_key}", request_id)
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"proxy rejected the request sent with key {self.api_key}",
+                request_id,
+            )
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
         try:
@@ -282,35 +326,54 @@ class AnthropicServer(ScriptedServer):
         if model not in MODELS:
             return self._error(404, "not_found_error", f"model: {body['model']}", request_id)
         if body["max_tokens"] > MAX_OUTPUT_TOKENS:
-            return self._error(400, "invalid_request_error",
-                               f"max_tokens: {body['max_tokens']} > {MAX_OUTPUT_TOKENS}, which is "
-                               f"the maximum allowed number of output tokens for {model}", request_id)
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"max_tokens: {body['max_tokens']} > {MAX_OUTPUT_TOKENS}, which is "
+                f"the maximum allowed number of output tokens for {model}",
+                request_id,
+            )
         chat = self._chat(body)
         input_tokens = await asyncio.to_thread(self.model.count_prompt_tokens, chat)
         if input_tokens >= self.model.n_ctx:
-            return self._error(400, "invalid_request_error",
-                               f"prompt is too long: {input_tokens} tokens > {self.model.n_ctx - 1} "
-                               "maximum", request_id)
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"prompt is too long: {input_tokens} tokens > {self.model.n_ctx - 1} maximum",
+                request_id,
+            )
         tool = self._forced_tool(body)
         generation = self.model.generation(
-            chat, max_tokens=body["max_tokens"], temperature=body.get("temperature", 1.0),
-            top_p=body.get("top_p"), top_k=body.get("top_k"),
+            chat,
+            max_tokens=body["max_tokens"],
+            temperature=body.get("temperature", 1.0),
+            top_p=body.get("top_p"),
+            top_k=body.get("top_k"),
             stop=None if tool else body.get("stop_sequences"),
-            schema=tool["input_schema"] if tool else None)
+            schema=tool["input_schema"] if tool else None,
+        )
         message_id = "msg_" + uuid.uuid4().hex[:24]
         if body.get("stream"):
-            return await self._stream(request, request_id, message_id, model, input_tokens,
-                                      generation, tool, fault)
+            return await self._stream(
+                request, request_id, message_id, model, input_tokens, generation, tool, fault
+            )
         async with contextlib.aclosing(generation.run()) as pieces:
             async for _ in pieces:
                 pass
         content, stop_reason = self._content(generation, tool)
-        return web.json_response({
-            "id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": stop_reason,
-            "stop_sequence": generation.stop_sequence,
-            "usage": {"input_tokens": input_tokens, "output_tokens": generation.output_tokens},
-        }, headers={"request-id": request_id})
+        return web.json_response(
+            {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": stop_reason,
+                "stop_sequence": generation.stop_sequence,
+                "usage": {"input_tokens": input_tokens, "output_tokens": generation.output_tokens},
+            },
+            headers={"request-id": request_id},
+        )
 
     @staticmethod
     def _chat(body: dict[str, Any]) -> list[dict[str, str]]:
@@ -340,8 +403,9 @@ class AnthropicServer(ScriptedServer):
             return "tool_use"
         return "stop_sequence" if generation.finish_reason == "stop_sequence" else "end_turn"
 
-    def _content(self, generation: Generation, tool: dict[str, Any] | None
-                 ) -> tuple[list[dict[str, Any]], str]:
+    def _content(
+        self, generation: Generation, tool: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], str]:
         stop_reason = self._stop_reason(generation, tool)
         if tool is None:
             return ([{"type": "text", "text": generation.text}] if generation.text else []), stop_reason
@@ -349,47 +413,96 @@ class AnthropicServer(ScriptedServer):
             arguments = json.loads(generation.text)
         except ValueError:
             arguments = {}
-        return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": tool["name"],
-                 "input": arguments}], stop_reason
+        return [
+            {
+                "type": "tool_use",
+                "id": "toolu_" + uuid.uuid4().hex[:24],
+                "name": tool["name"],
+                "input": arguments,
+            }
+        ], stop_reason
 
-    async def _stream(self, request: web.Request, request_id: str, message_id: str, model: str,
-                      input_tokens: int, generation: Generation, tool: dict[str, Any] | None,
-                      fault: Fault | None) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8",
-                                               "cache-control": "no-cache", "request-id": request_id})
+    async def _stream(
+        self,
+        request: web.Request,
+        request_id: str,
+        message_id: str,
+        model: str,
+        input_tokens: int,
+        generation: Generation,
+        tool: dict[str, Any] | None,
+        fault: Fault | None,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "request-id": request_id,
+            }
+        )
         await response.prepare(request)
-        await response.write(_sse("message_start", {"type": "message_start", "message": {
-            "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}))
+        await response.write(
+            _sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": message_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+                    },
+                },
+            )
+        )
         if tool is None:
             block: dict[str, Any] = {"type": "text", "text": ""}
         else:
-            block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": tool["name"],
-                     "input": {}}
-        await response.write(_sse("content_block_start",
-                                  {"type": "content_block_start", "index": 0, "content_block": block}))
+            block = {
+                "type": "tool_use",
+                "id": "toolu_" + uuid.uuid4().hex[:24],
+                "name": tool["name"],
+                "input": {},
+            }
+        await response.write(
+            _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+        )
         await response.write(_sse("ping", {"type": "ping"}))
         sent = 0
         async with contextlib.aclosing(generation.run()) as pieces:
             async for piece in pieces:
                 if fault is not None and fault.kind in ("stream_error", "cut") and sent >= fault.after:
                     if fault.kind == "stream_error":
-                        await response.write(_sse("error", error_body(fault.type, fault.message,
-                                                                      request_id)))
+                        await response.write(_sse("error", error_body(fault.type, fault.message, request_id)))
                     await response.write_eof()
                     return response
-                delta = ({"type": "text_delta", "text": piece} if tool is None
-                         else {"type": "input_json_delta", "partial_json": piece})
-                await response.write(_sse("content_block_delta", {"type": "content_block_delta",
-                                                                  "index": 0, "delta": delta}))
+                delta = (
+                    {"type": "text_delta", "text": piece}
+                    if tool is None
+                    else {"type": "input_json_delta", "partial_json": piece}
+                )
+                await response.write(
+                    _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+                )
                 sent += 1
         await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
-        await response.write(_sse("message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": self._stop_reason(generation, tool),
-                      "stop_sequence": generation.stop_sequence},
-            "usage": {"output_tokens": generation.output_tokens}}))
+        await response.write(
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": self._stop_reason(generation, tool),
+                        "stop_sequence": generation.stop_sequence,
+                    },
+                    "usage": {"output_tokens": generation.output_tokens},
+                },
+            )
+        )
         await response.write(_sse("message_stop", {"type": "message_stop"}))
         await response.write_eof()
         return response

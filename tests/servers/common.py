@@ -54,8 +54,9 @@ class LocalModel:
             start = time.perf_counter()
             # one thread: on a shared 2-core machine a second one mostly waits at barriers
             # (measured here under load: 32 tokens in 0.7 s with one thread, 3.9 s with two)
-            self._llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=self.n_ctx, verbose=False,
-                                        n_threads=1, n_threads_batch=1)
+            self._llm = llama_cpp.Llama(
+                model_path=str(self.path), n_ctx=self.n_ctx, verbose=False, n_threads=1, n_threads_batch=1
+            )
             self.last_load_seconds = time.perf_counter() - start
             self.loads += 1
         return self._llm
@@ -81,28 +82,37 @@ class LocalModel:
             template = llm.metadata["tokenizer.chat_template"]
             eos = llm._model.token_get_text(llm.token_eos())
             bos = llm._model.token_get_text(llm.token_bos())
-            prompt = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)(
-                messages=messages).prompt
+            prompt = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)(messages=messages).prompt
             return len(llm.tokenize(prompt.encode(), add_bos=False, special=True))
 
-    def generation(self, messages: list[dict[str, str]], *, max_tokens: int | None,
-                   temperature: float | None = None, top_p: float | None = None,
-                   top_k: int | None = None, seed: int | None = None,
-                   stop: list[str] | None = None,
-                   schema: dict[str, Any] | None = None) -> Generation:
+    def generation(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Generation:
         """A generation to iterate (``async for text in g.run()``)."""
-        kwargs: dict[str, Any] = {"messages": messages, "stream": True,
-                                  "max_tokens": max_tokens if max_tokens and max_tokens > 0 else None}
-        for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k),
-                            ("seed", seed)):
+        kwargs: dict[str, Any] = {
+            "messages": messages,
+            "stream": True,
+            "max_tokens": max_tokens if max_tokens and max_tokens > 0 else None,
+        }
+        for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k), ("seed", seed)):
             if value is not None:
                 kwargs[name] = value
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
         return Generation(self, kwargs, list(stop or []))
 
-    def _produce(self, kwargs: dict[str, Any], cancel: threading.Event,
-                 put: Callable[[tuple[Any, ...]], None]) -> None:
+    def _produce(
+        self, kwargs: dict[str, Any], cancel: threading.Event, put: Callable[[tuple[Any, ...]], None]
+    ) -> None:
         try:
             with self._lock:
                 llm = self._ensure()
@@ -147,8 +157,7 @@ class Generation:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        worker = threading.Thread(target=self._model._produce, args=(self._kwargs, cancel, put),
-                                  daemon=True)
+        worker = threading.Thread(target=self._model._produce, args=(self._kwargs, cancel, put), daemon=True)
         worker.start()
         try:
             while True:
@@ -180,9 +189,10 @@ class Generation:
                         yield pending[:at]
                     self.finish_reason, self.stop_sequence = "stop_sequence", sequence
                     return
-                keep = max((k for s in self._stop for k in range(1, len(s))
-                            if pending.endswith(s[:k])), default=0)
-                ready, pending = pending[:len(pending) - keep], pending[len(pending) - keep:]
+                keep = max(
+                    (k for s in self._stop for k in range(1, len(s)) if pending.endswith(s[:k])), default=0
+                )
+                ready, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
                 if ready:
                     self.text += ready
                     yield ready
@@ -307,8 +317,7 @@ class Scripts:
         script = self._scripts.get(request.headers.get("x-test-script", ""))
         if script is None:
             return None
-        script.requests.append({"path": request.path, "headers": dict(request.headers),
-                                "body": body})
+        script.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
         return script.faults.popleft() if script.faults else None
 
 

@@ -88,9 +88,6 @@ class OllamaServer(ScriptedServer):
         """``127.0.0.1:PORT``: the scheme-less form Ollama accepts."""
         return f"127.0.0.1:{self._server.port}"
 
-
-
-
     # -- small endpoints -----------------------------------------------------------------
 
     async def root(self, request: web.Request) -> web.StreamResponse:
@@ -104,12 +101,24 @@ class OllamaServer(ScriptedServer):
     async def tags(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/tags``: the "pulled" models."""
         size = self.model.path.stat().st_size
-        models = [{"name": name, "model": name, "modified_at": "2025-06-01T10:00:00.000000000Z",
-                   "size": size, "digest": digest.split(":", 1)[1],
-                   "details": {"parent_model": "", "format": "gguf", "family": "llama",
-                               "families": ["llama"], "parameter_size": "134.52M",
-                               "quantization_level": "Q4_1"}}
-                  for name, digest in MODELS.items()]
+        models = [
+            {
+                "name": name,
+                "model": name,
+                "modified_at": "2025-06-01T10:00:00.000000000Z",
+                "size": size,
+                "digest": digest.split(":", 1)[1],
+                "details": {
+                    "parent_model": "",
+                    "format": "gguf",
+                    "family": "llama",
+                    "families": ["llama"],
+                    "parameter_size": "134.52M",
+                    "quantization_level": "Q4_1",
+                },
+            }
+            for name, digest in MODELS.items()
+        ]
         return web.json_response({"models": models})
 
     # -- POST /api/chat ----------------------------------------------------------------------
@@ -119,21 +128,18 @@ class OllamaServer(ScriptedServer):
         try:
             body = json.loads(await request.read())
         except ValueError as exc:
-            return web.json_response({"error": f"invalid character in request body: {exc}"},
-                                     status=400)
+            return web.json_response({"error": f"invalid character in request body: {exc}"}, status=400)
         self.requests.append({"headers": dict(request.headers), "body": body})
         fault = self.scripts.take(request, body)
         if fault is not None and fault.kind == "status":
-            return web.json_response({"error": fault.message}, status=fault.status,
-                                     headers=fault.headers)
+            return web.json_response({"error": fault.message}, status=fault.status, headers=fault.headers)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
         if not isinstance(body, dict) or not body.get("model"):
             return web.json_response({"error": "model is required"}, status=400)
         name = body["model"]
         if _full_name(name) not in MODELS:
-            return web.json_response(
-                {"error": f'model "{name}" not found, try pulling it first'}, status=404)
+            return web.json_response({"error": f'model "{name}" not found, try pulling it first'}, status=404)
         messages = body.get("messages") or []
         keep_alive = body.get("keep_alive")
         if not messages:
@@ -148,13 +154,21 @@ class OllamaServer(ScriptedServer):
         load_ns = 0 if was_loaded else time.perf_counter_ns() - load_start
         num_predict = options.get("num_predict")
         generation = self.model.generation(
-            chat, max_tokens=num_predict if isinstance(num_predict, int) and num_predict > 0 else None,
-            temperature=options.get("temperature", 0.8), top_p=options.get("top_p", 0.9),
-            top_k=options.get("top_k", 40), seed=options.get("seed"),
+            chat,
+            max_tokens=num_predict if isinstance(num_predict, int) and num_predict > 0 else None,
+            temperature=options.get("temperature", 0.8),
+            top_p=options.get("top_p", 0.9),
+            top_k=options.get("top_k", 40),
+            seed=options.get("seed"),
             stop=None if tools else options.get("stop"),
-            schema=self._tools_schema(tools) if tools else schema)
-        stats = {"name": name, "prompt_tokens": prompt_tokens, "load_ns": load_ns,
-                 "start": time.perf_counter_ns()}
+            schema=self._tools_schema(tools) if tools else schema,
+        )
+        stats = {
+            "name": name,
+            "prompt_tokens": prompt_tokens,
+            "load_ns": load_ns,
+            "start": time.perf_counter_ns(),
+        }
         try:
             if body.get("stream", True):
                 return await self._stream(request, generation, stats, bool(tools), fault)
@@ -162,8 +176,14 @@ class OllamaServer(ScriptedServer):
                 async for _ in pieces:
                     pass
             message = self._message(generation, bool(tools))
-            return web.json_response({"model": name, "created_at": _now(), "message": message,
-                                      **self._final(generation, stats, bool(tools))})
+            return web.json_response(
+                {
+                    "model": name,
+                    "created_at": _now(),
+                    "message": message,
+                    **self._final(generation, stats, bool(tools)),
+                }
+            )
         finally:
             if _unloads(keep_alive):
                 await asyncio.to_thread(self.model.unload)
@@ -176,13 +196,20 @@ class OllamaServer(ScriptedServer):
         else:
             await asyncio.to_thread(self.model.load)
             reason = "load"
-        return web.json_response({"model": name, "created_at": _now(),
-                                  "message": {"role": "assistant", "content": ""},
-                                  "done_reason": reason, "done": True})
+        return web.json_response(
+            {
+                "model": name,
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": ""},
+                "done_reason": reason,
+                "done": True,
+            }
+        )
 
     @staticmethod
-    def _parse(body: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, Any],
-                                              dict[str, Any] | None, list[dict[str, Any]]]:
+    def _parse(
+        body: dict[str, Any],
+    ) -> tuple[list[dict[str, str]], dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]:
         chat = []
         for message in body["messages"]:
             role = message.get("role")
@@ -190,8 +217,10 @@ class OllamaServer(ScriptedServer):
                 raise BadRequest(f"invalid role: {role!r}")
             content = message.get("content") or ""
             if not isinstance(content, str):
-                raise BadRequest("json: cannot unmarshal array into Go struct field "
-                                 "Message.messages.content of type string")
+                raise BadRequest(
+                    "json: cannot unmarshal array into Go struct field "
+                    "Message.messages.content of type string"
+                )
             for image in message.get("images") or []:
                 try:
                     base64.b64decode(image, validate=True)
@@ -200,8 +229,10 @@ class OllamaServer(ScriptedServer):
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 if not isinstance(function.get("arguments"), dict):
-                    raise BadRequest("json: cannot unmarshal string into Go struct field "
-                                     "ToolCallFunction.messages.tool_calls.function.arguments")
+                    raise BadRequest(
+                        "json: cannot unmarshal string into Go struct field "
+                        "ToolCallFunction.messages.tool_calls.function.arguments"
+                    )
                 content += f"\n[called {function.get('name')} with {json.dumps(function['arguments'])}]"
             chat.append({"role": role, "content": content})
         options = body.get("options") or {}
@@ -212,8 +243,7 @@ class OllamaServer(ScriptedServer):
         elif isinstance(fmt, dict):
             schema = fmt
         elif fmt not in (None, ""):
-            raise BadRequest(f"invalid format: {json.dumps(fmt)}; expected \"json\" or a valid "
-                             "JSON Schema")
+            raise BadRequest(f'invalid format: {json.dumps(fmt)}; expected "json" or a valid JSON Schema')
         tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
         for tool in tools:
             if tool.get("type") != "function" or not (tool.get("function") or {}).get("name"):
@@ -223,12 +253,19 @@ class OllamaServer(ScriptedServer):
     @staticmethod
     def _tools_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
         """A call of one of ``tools``: {"name": ..., "arguments": {...}}."""
-        return {"anyOf": [
-            {"type": "object",
-             "properties": {"name": {"const": t["function"]["name"]},
-                            "arguments": t["function"].get("parameters") or {"type": "object"}},
-             "required": ["name", "arguments"]}
-            for t in tools]}
+        return {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "properties": {
+                        "name": {"const": t["function"]["name"]},
+                        "arguments": t["function"].get("parameters") or {"type": "object"},
+                    },
+                    "required": ["name", "arguments"],
+                }
+                for t in tools
+            ]
+        }
 
     @staticmethod
     def _calls(text: str) -> list[dict[str, Any]]:
@@ -236,8 +273,12 @@ class OllamaServer(ScriptedServer):
             call = json.loads(text)
         except ValueError:
             return []
-        return [{"id": "call_" + uuid.uuid4().hex[:8],
-                 "function": {"index": 0, "name": call["name"], "arguments": call["arguments"]}}]
+        return [
+            {
+                "id": "call_" + uuid.uuid4().hex[:8],
+                "function": {"index": 0, "name": call["name"], "arguments": call["arguments"]},
+            }
+        ]
 
     def _message(self, generation: Generation, with_tools: bool) -> dict[str, Any]:
         if with_tools:
@@ -250,13 +291,25 @@ class OllamaServer(ScriptedServer):
     def _final(generation: Generation, stats: dict[str, Any], with_tools: bool) -> dict[str, Any]:
         eval_ns = time.perf_counter_ns() - stats["start"]
         reason = "length" if generation.finish_reason == "length" else "stop"
-        return {"done_reason": reason, "done": True, "total_duration": eval_ns + stats["load_ns"],
-                "load_duration": stats["load_ns"], "prompt_eval_count": stats["prompt_tokens"],
-                "prompt_eval_duration": max(1, eval_ns // 10), "eval_count": generation.output_tokens,
-                "eval_duration": eval_ns}
+        return {
+            "done_reason": reason,
+            "done": True,
+            "total_duration": eval_ns + stats["load_ns"],
+            "load_duration": stats["load_ns"],
+            "prompt_eval_count": stats["prompt_tokens"],
+            "prompt_eval_duration": max(1, eval_ns // 10),
+            "eval_count": generation.output_tokens,
+            "eval_duration": eval_ns,
+        }
 
-    async def _stream(self, request: web.Request, generation: Generation, stats: dict[str, Any],
-                      with_tools: bool, fault: Fault | None) -> web.StreamResponse:
+    async def _stream(
+        self,
+        request: web.Request,
+        generation: Generation,
+        stats: dict[str, Any],
+        with_tools: bool,
+        fault: Fault | None,
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "application/x-ndjson"})
         await response.prepare(request)
         name = stats["name"]
@@ -273,15 +326,26 @@ class OllamaServer(ScriptedServer):
                     await response.write_eof()
                     return response
                 if not with_tools:  # a tool call is sent whole once parsed, as Ollama does
-                    await line({"model": name, "created_at": _now(),
-                                "message": {"role": "assistant", "content": piece}, "done": False})
+                    await line(
+                        {
+                            "model": name,
+                            "created_at": _now(),
+                            "message": {"role": "assistant", "content": piece},
+                            "done": False,
+                        }
+                    )
                 sent += 1
         if with_tools:
             message = self._message(generation, True)
             await line({"model": name, "created_at": _now(), "message": message, "done": False})
-        await line({"model": name, "created_at": _now(),
-                    "message": {"role": "assistant", "content": ""},
-                    **self._final(generation, stats, with_tools)})
+        await line(
+            {
+                "model": name,
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": ""},
+                **self._final(generation, stats, with_tools),
+            }
+        )
         await response.write_eof()
         return response
 

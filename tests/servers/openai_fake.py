@@ -28,7 +28,7 @@ KEY = "sk-test-secret-key-1234567890"
 class Fault:
     """What to do with one request instead of answering normally."""
 
-    kind: str  # status | html | invalid_json | delay | drop_stream | stream_error | delay_stream
+    kind: str  # status | html | invalid_json | delay | drop_stream | stream_error | delay_stream | reply
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -62,68 +62,122 @@ class FakeOpenAI:
         try:
             body = json.loads(raw)
         except ValueError:
-            return web.json_response(_error("We could not parse the JSON body.",
-                                            "invalid_request_error", None), status=400)
+            return web.json_response(
+                _error("We could not parse the JSON body.", "invalid_request_error", None), status=400
+            )
         self.requests.append({"headers": dict(request.headers), "body": body})
         if self.require_key and request.headers.get("Authorization") != f"Bearer {KEY}":
-            return web.json_response(_error(
-                "Incorrect API key provided: sk-wr***ey. You can find your API key at "
-                "https://platform.openai.com/account/api-keys.",
-                "invalid_request_error", "invalid_api_key"), status=401,
-                headers={"x-request-id": "req_auth"})
+            return web.json_response(
+                _error(
+                    "Incorrect API key provided: sk-wr***ey. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+                status=401,
+                headers={"x-request-id": "req_auth"},
+            )
         fault = self.script.popleft() if self.script else None
         if fault is not None:
             handled = await self._fault(fault, request, body)
             if handled is not None:
                 return handled
         if body.get("model") == "missing-model":
-            return web.json_response(_error(
-                "The model `missing-model` does not exist or you do not have access to it.",
-                "invalid_request_error", "model_not_found"), status=404,
-                headers={"x-request-id": "req_missing"})
+            return web.json_response(
+                _error(
+                    "The model `missing-model` does not exist or you do not have access to it.",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+                status=404,
+                headers={"x-request-id": "req_missing"},
+            )
         if body.get("stream"):
             return await self._stream(request, body, fault)
-        return web.json_response({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "".join(WORDS)}}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": len(WORDS),
-                      "total_tokens": 7 + len(WORDS)}}, headers={"x-request-id": "req_ok"})
+        return web.json_response(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "".join(WORDS)},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 7,
+                    "completion_tokens": len(WORDS),
+                    "total_tokens": 7 + len(WORDS),
+                },
+            },
+            headers={"x-request-id": "req_ok"},
+        )
 
     async def _fault(self, fault: Fault, request: web.Request, body: Any) -> web.StreamResponse | None:
         if fault.kind == "status":
             payload = fault.body if fault.body is not None else _error("fault", "server_error", None)
             return web.json_response(payload, status=fault.status, headers=fault.headers)
         if fault.kind == "html":
-            return web.Response(status=fault.status, content_type="text/html",
-                                text="<html><body><h1>502 Bad Gateway</h1></body></html>")
+            return web.Response(
+                status=fault.status,
+                content_type="text/html",
+                text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+            )
         if fault.kind == "invalid_json":
             return web.Response(status=200, content_type="application/json", text="{not json")
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
             return None
+        if fault.kind == "reply":  # a chosen answer: body = {"content": ..., "finish_reason": ...}
+            return web.json_response(
+                {
+                    "id": "chatcmpl-3",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": fault.body.get("finish_reason", "stop"),
+                            "message": {"role": "assistant", "content": fault.body["content"]},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+                }
+            )
         return None  # stream faults are applied while streaming
 
     async def _stream(self, request: web.Request, body: Any, fault: Fault | None) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"content-type": "text/event-stream",
-                                               "x-request-id": "req_stream"})
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "x-request-id": "req_stream"}
+        )
         await response.prepare(request)
         self.open_streams += 1
         try:
-            base = {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1,
-                    "model": body["model"]}
+            base = {
+                "id": "chatcmpl-2",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+            }
             for index, word in enumerate(WORDS):
                 if fault is not None and fault.kind == "drop_stream" and index == fault.events:
                     assert request.transport is not None
                     request.transport.abort()
                     return response
                 if fault is not None and fault.kind == "stream_error" and index == fault.events:
-                    payload = {"error": {"message": "The server had an error while processing "
-                                                    "your request.", "type": "server_error"}}
+                    payload = {
+                        "error": {
+                            "message": "The server had an error while processing your request.",
+                            "type": "server_error",
+                        }
+                    }
                     await response.write(f"data: {json.dumps(payload)}\n\n".encode())
                     return response
-                chunk = {**base, "choices": [{"index": 0, "delta": {"content": word},
-                                              "finish_reason": None}]}
+                chunk = {**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
                 if index == 0:
                     chunk["choices"][0]["delta"]["role"] = "assistant"
                 await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -132,9 +186,15 @@ class FakeOpenAI:
             done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             await response.write(f"data: {json.dumps(done)}\n\n".encode())
             if (body.get("stream_options") or {}).get("include_usage"):
-                usage = {**base, "choices": [], "usage": {
-                    "prompt_tokens": 7, "completion_tokens": len(WORDS),
-                    "total_tokens": 7 + len(WORDS)}}
+                usage = {
+                    **base,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": 7,
+                        "completion_tokens": len(WORDS),
+                        "total_tokens": 7 + len(WORDS),
+                    },
+                }
                 await response.write(f"data: {json.dumps(usage)}\n\n".encode())
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
@@ -143,9 +203,15 @@ class FakeOpenAI:
             self.open_streams -= 1
 
     async def models(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"object": "list", "data": [
-            {"id": "gpt-fake", "object": "model", "owned_by": "tests"},
-            {"id": "gpt-fake-2", "object": "model", "owned_by": "tests"}]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"id": "gpt-fake", "object": "model", "owned_by": "tests"},
+                    {"id": "gpt-fake-2", "object": "model", "owned_by": "tests"},
+                ],
+            }
+        )
 
 
 @contextmanager

@@ -23,10 +23,22 @@ def free_port() -> int:
 def llama_server(model: Path, *, n_ctx: int = 2048) -> Iterator[str]:
     """Yield the base URL (``http://127.0.0.1:PORT/v1``) of a running server."""
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-           # the default cuts a running stream short whenever another request arrives
-           "--interrupt_requests", "False"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        # the default cuts a running stream short whenever another request arrives
+        "--interrupt_requests",
+        "False",
+    ]
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finally; not a pipe: llama.cpp logs a lot and would block on it
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"

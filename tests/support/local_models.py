@@ -28,8 +28,7 @@ def build_hf_dir(gguf: Path, out: Path) -> Path:
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config = loaded.config.to_dict()
     config.pop("quantization_config", None)
-    model = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(config),
-                                             dtype=torch.float16)
+    model = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(config), dtype=torch.float16)
     model.load_state_dict(loaded.state_dict())
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

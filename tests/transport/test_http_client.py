@@ -11,7 +11,7 @@ import trio
 
 from abstractcore import create_llm
 from abstractcore.transport.aiohttp_transport import AiohttpTransport
-from abstractcore.transport.errors import parse_retry_after, redact
+from abstractcore.transport.error_mapping import parse_retry_after, redact
 from abstractcore.transport.httpx_transport import HttpxTransport
 from tests.servers.openai_fake import KEY, WORDS, FakeOpenAI, running_fake_openai
 
@@ -76,8 +76,9 @@ def test_redact_hides_secrets() -> None:
 
 
 @pytest.mark.parametrize("runner", ["asyncio", "trio"])
-def test_proxy_from_the_environment_is_used(fake: FakeOpenAI, runner: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_from_the_environment_is_used(
+    fake: FakeOpenAI, runner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     proxy = fake.base_url.removesuffix("/v1")
     monkeypatch.setenv("HTTP_PROXY", proxy)
     monkeypatch.setenv("http_proxy", proxy)

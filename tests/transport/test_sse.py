@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abstractcore import ResponseFormatError
-from abstractcore.transport.sse import NDJSONDecoder, SSEDecoder, SSEEvent, parse_json_data
+from abstractcore.transport.ndjson import NDJSONDecoder, parse_json_data
+from abstractcore.transport.sse import SSEDecoder, SSEEvent
 
 
 def decode_all(chunks: list[bytes]) -> list[SSEEvent]:
@@ -31,20 +32,22 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 def test_whatwg_rules() -> None:
-    stream = (b": a comment\n"
-              b"event: delta\r\n"
-              b"data: first line\r\n"
-              b"data:second line\r\n"
-              b"id: 7\r\n"
-              b"retry: 1500\r\n"
-              b"\r\n"
-              b"data: \xc3\xa9t\xc3\xa9\r"
-              b"\r"
-              b"data\n"
-              b"\n"
-              b"event: ignored-without-data\n\n"
-              b"data: [DONE]\n\n"
-              b"data: trailing event without blank line is dropped")
+    stream = (
+        b": a comment\n"
+        b"event: delta\r\n"
+        b"data: first line\r\n"
+        b"data:second line\r\n"
+        b"id: 7\r\n"
+        b"retry: 1500\r\n"
+        b"\r\n"
+        b"data: \xc3\xa9t\xc3\xa9\r"
+        b"\r"
+        b"data\n"
+        b"\n"
+        b"event: ignored-without-data\n\n"
+        b"data: [DONE]\n\n"
+        b"data: trailing event without blank line is dropped"
+    )
     assert decode_all([stream]) == [
         SSEEvent("first line\nsecond line", "delta", "7", 1500),
         SSEEvent("été", "message", "7", None),
@@ -54,8 +57,7 @@ def test_whatwg_rules() -> None:
 
 
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
-    assert decode_all([b"data: a\r", b"\n", b"\r", b"\ndata: b\n\n"]) == [
-        SSEEvent("a"), SSEEvent("b")]
+    assert decode_all([b"data: a\r", b"\n", b"\r", b"\ndata: b\n\n"]) == [SSEEvent("a"), SSEEvent("b")]
 
 
 def test_bom_is_stripped_only_at_start() -> None:
@@ -75,16 +77,25 @@ def test_stream_ending_inside_a_character_raises() -> None:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-    max_leaves=10)
-field_text = st.text(alphabet=st.characters(blacklist_characters="\r\n\x00",
-                                            blacklist_categories=("Cs",)), max_size=30)
+    max_leaves=10,
+)
+field_text = st.text(
+    alphabet=st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=30
+)
 
 
 @st.composite
 def sse_streams(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
-    events = draw(st.lists(st.tuples(st.lists(field_text, min_size=1, max_size=3),
-                                     st.sampled_from(["", "message", "delta", "error"]),
-                                     st.sampled_from(["\n", "\r\n", "\r"])), max_size=6))
+    events = draw(
+        st.lists(
+            st.tuples(
+                st.lists(field_text, min_size=1, max_size=3),
+                st.sampled_from(["", "message", "delta", "error"]),
+                st.sampled_from(["\n", "\r\n", "\r"]),
+            ),
+            max_size=6,
+        )
+    )
     out, expected = [], []
     for lines, name, eol in events:
         if draw(st.booleans()):
@@ -100,8 +111,7 @@ def sse_streams(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
 
 @settings(max_examples=300, deadline=None)
 @given(sse_streams(), st.lists(st.integers(min_value=0), max_size=12))
-def test_any_split_decodes_to_the_same_events(stream: tuple[bytes, list[SSEEvent]],
-                                              cuts: list[int]) -> None:
+def test_any_split_decodes_to_the_same_events(stream: tuple[bytes, list[SSEEvent]], cuts: list[int]) -> None:
     data, expected = stream
     whole = decode_all([data])
     assert whole == expected

@@ -33,8 +33,9 @@ class Tracker:
             self.active -= 1
 
 
-def endless_tokens(stopped: threading.Event, counter: list[int]) -> Callable[
-        [Emit[int], threading.Event], None]:
+def endless_tokens(
+    stopped: threading.Event, counter: list[int]
+) -> Callable[[Emit[int], threading.Event], None]:
     """A producer that 'generates' forever, one token per 5 ms, until told to stop."""
 
     def produce(emit: Emit[int], cancel: threading.Event) -> None:

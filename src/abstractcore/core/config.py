@@ -19,10 +19,18 @@ from abstractcore.core.errors import ConfigurationError
 __all__ = ["GENERATION_PARAMS", "Timeout", "TimeoutLike", "check_base_url", "validate_params"]
 
 #: Generation parameters every provider accepts (providers add their own).
-GENERATION_PARAMS = frozenset({
-    "temperature", "max_tokens", "top_p", "stop", "seed",
-    "presence_penalty", "frequency_penalty", "timeout",
-})
+GENERATION_PARAMS = frozenset(
+    {
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "timeout",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -42,10 +50,15 @@ class Timeout:
     def __post_init__(self) -> None:
         for name in ("connect", "read", "total"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
-                                      or value <= 0 or math.isnan(value)):
+            if value is not None and (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or value <= 0
+                or math.isnan(value)
+            ):
                 raise ConfigurationError(
-                    f"Timeout.{name} must be a positive number of seconds or None; got {value!r}.")
+                    f"Timeout.{name} must be a positive number of seconds or None; got {value!r}."
+                )
 
     @classmethod
     def of(cls, value: TimeoutLike) -> Timeout:
@@ -56,8 +69,8 @@ class Timeout:
             return cls(connect=None, read=None, total=None)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigurationError(
-                f"timeout must be seconds (a number), a Timeout(connect, read, total) or None; "
-                f"got {value!r}.")
+                f"timeout must be seconds (a number), a Timeout(connect, read, total) or None; got {value!r}."
+            )
         if value <= 0 or math.isnan(value):
             raise ConfigurationError(f"timeout must be > 0 seconds; got {value!r}.")
         v = float(value)
@@ -67,8 +80,9 @@ class Timeout:
 TimeoutLike = Union[Timeout, float, int, None]
 
 
-def _number(name: str, value: Any, *, low: float, high: float | None = None,
-            low_inclusive: bool = True) -> None:
+def _number(
+    name: str, value: Any, *, low: float, high: float | None = None, low_inclusive: bool = True
+) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ConfigurationError(f"{name} must be a number; got {value!r}.")
     if value < low or (not low_inclusive and value == low) or (high is not None and value > high):
@@ -76,16 +90,26 @@ def _number(name: str, value: Any, *, low: float, high: float | None = None,
         raise ConfigurationError(f"{name} must be {bound}; got {value!r}.")
 
 
+#: name -> (low, high, low inclusive) for the float parameters (``None``: no upper bound).
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "temperature": (0.0, 2.0, True),
+    "top_p": (0.0, 1.0, True),
+    "min_p": (0.0, 1.0, True),
+    "presence_penalty": (-2.0, 2.0, True),
+    "frequency_penalty": (-2.0, 2.0, True),
+    "repeat_penalty": (0.0, None, False),
+}
+#: Integer parameters that must be > 0.
+_POSITIVE_INTS = frozenset({"max_tokens", "num_ctx", "top_k"})
+
+
 def _check_value(name: str, value: Any) -> None:
     if value is None:
         return
-    if name == "temperature":
-        _number(name, value, low=0.0, high=2.0)
-    elif name == "top_p":
-        _number(name, value, low=0.0, high=1.0)
-    elif name in ("presence_penalty", "frequency_penalty"):
-        _number(name, value, low=-2.0, high=2.0)
-    elif name in ("max_tokens", "num_ctx", "top_k") or name == "seed":
+    if name in _RANGES:
+        low, high, inclusive = _RANGES[name]
+        _number(name, value, low=low, high=high, low_inclusive=inclusive)
+    elif name in _POSITIVE_INTS or name == "seed":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigurationError(f"{name} must be an integer; got {value!r}.")
         if name != "seed" and value <= 0:
@@ -97,6 +121,13 @@ def _check_value(name: str, value: Any) -> None:
             raise ConfigurationError(f"stop must be a string or a list of strings; got {value!r}.")
     elif name == "timeout":
         Timeout.of(value)
+    elif name == "keep_alive" and not (
+        isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    ):
+        raise ConfigurationError(
+            f"keep_alive must be a duration such as '5m' or '1h', seconds, 0 (unload now) or -1 "
+            f"(keep loaded); got {value!r}."
+        )
 
 
 def validate_params(params: Mapping[str, Any], allowed: Iterable[str], *, where: str) -> None:
@@ -108,7 +139,8 @@ def validate_params(params: Mapping[str, Any], allowed: Iterable[str], *, where:
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigurationError(
                 f"{where} got an unknown keyword argument {name!r}.{hint} "
-                f"Accepted: {', '.join(sorted(allowed))}.")
+                f"Accepted: {', '.join(sorted(allowed))}."
+            )
         _check_value(name, value)
 
 
@@ -125,6 +157,5 @@ def check_base_url(url: str, *, default_scheme: str | None = None) -> str:
     except ValueError:
         port_ok = False
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ConfigurationError(
-            f"base_url must look like http://host:port/path; got {url!r}.")
+        raise ConfigurationError(f"base_url must look like http://host:port/path; got {url!r}.")
     return url.rstrip("/")

@@ -10,6 +10,7 @@ Every failure a user can meet is one of these classes, never text in a reply::
     │  ├─ ProviderStatusError (.status_code .request_id .retry_after .body)
     │  │  ├─ BadRequestError ── ContextLengthExceededError
     │  │  ├─ AuthenticationError · PermissionDeniedError · ModelNotFoundError
+    │  │  ├─ EndpointNotFoundError             a 404 on the path: base_url is wrong
     │  │  └─ RateLimitError · ServerError
     │  └─ ResponseFormatError                 malformed reply / stream
     ├─ StructuredOutputError (.raw .validation_errors)
@@ -32,6 +33,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "EndpointNotFoundError",
     "LocalBackendError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -87,8 +89,9 @@ class ProviderError(AbstractCoreError):
     provider: str | None
     model: str | None
 
-    def __init__(self, message: str, *, provider: str | None = None, model: str | None = None,
-                 **fields: Any) -> None:
+    def __init__(
+        self, message: str, *, provider: str | None = None, model: str | None = None, **fields: Any
+    ) -> None:
         super().__init__(message, provider=provider, model=model, **fields)
 
 
@@ -108,12 +111,28 @@ class ProviderStatusError(ProviderError):
     retry_after: float | None
     body: str | None
 
-    def __init__(self, message: str, *, provider: str | None = None, model: str | None = None,
-                 status_code: int | None = None, request_id: str | None = None,
-                 retry_after: float | None = None, body: str | None = None,
-                 **fields: Any) -> None:
-        super().__init__(message, provider=provider, model=model, status_code=status_code,
-                         request_id=request_id, retry_after=retry_after, body=body, **fields)
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        body: str | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(
+            message,
+            provider=provider,
+            model=model,
+            status_code=status_code,
+            request_id=request_id,
+            retry_after=retry_after,
+            body=body,
+            **fields,
+        )
 
 
 class BadRequestError(ProviderStatusError):
@@ -136,6 +155,10 @@ class ModelNotFoundError(ProviderStatusError):
     """The model does not exist on this provider (or the local file is missing)."""
 
 
+class EndpointNotFoundError(ProviderStatusError):
+    """The server answered 404 for the endpoint itself, not for a model: ``base_url`` is wrong."""
+
+
 class RateLimitError(ProviderStatusError):
     """Too many requests (429); ``retry_after`` says how long the server asked to wait."""
 
@@ -149,14 +172,27 @@ class ResponseFormatError(ProviderError):
 
 
 class StructuredOutputError(AbstractCoreError):
-    """The model's answer could not be validated into the requested ``response_model``."""
+    """The model's answer could not be validated into the requested ``response_model``.
+
+    ``finish_reason`` is "length" when the answer was cut by ``max_tokens``.
+    """
 
     raw: str | None
     validation_errors: list[Any]
+    finish_reason: str | None
 
-    def __init__(self, message: str, *, raw: str | None = None,
-                 validation_errors: list[Any] | None = None, **fields: Any) -> None:
-        super().__init__(message, raw=raw, validation_errors=validation_errors or [], **fields)
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw: str | None = None,
+        validation_errors: list[Any] | None = None,
+        finish_reason: str | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(
+            message, raw=raw, validation_errors=validation_errors or [], finish_reason=finish_reason, **fields
+        )
 
 
 class ToolCallError(AbstractCoreError):

@@ -38,12 +38,14 @@ class RetryConfig:
 
         if self.max_attempts < 1:
             raise ConfigurationError(
-                f"RetryConfig.max_attempts must be >= 1 (1 disables retries); got {self.max_attempts}.")
+                f"RetryConfig.max_attempts must be >= 1 (1 disables retries); got {self.max_attempts}."
+            )
         if self.initial_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
             raise ConfigurationError("RetryConfig delays must be >= 0.")
         if self.exponential_base < 1:
             raise ConfigurationError(
-                f"RetryConfig.exponential_base must be >= 1; got {self.exponential_base}.")
+                f"RetryConfig.exponential_base must be >= 1; got {self.exponential_base}."
+            )
 
     def delay(self, retry_number: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry_number`` (1 = first retry)."""
@@ -51,8 +53,7 @@ class RetryConfig:
             return retry_after
         import backoff
 
-        gen = backoff.expo(base=self.exponential_base, factor=self.initial_delay,
-                           max_value=self.max_delay)
+        gen = backoff.expo(base=self.exponential_base, factor=self.initial_delay, max_value=self.max_delay)
         gen.send(None)
         value = 0.0
         for _ in range(retry_number):

@@ -26,6 +26,7 @@ __all__ = [
 
 Role = Literal["system", "user", "assistant", "tool"]
 _ROLES = ("system", "user", "assistant", "tool")
+_MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,7 @@ class ToolSpec:
 
     name: str
     description: str = ""
-    parameters: Mapping[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}})
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 @dataclass
@@ -103,8 +103,7 @@ class Message:
         if self.role not in _ROLES:
             from abstractcore.core.errors import ConfigurationError
 
-            raise ConfigurationError(
-                f"Message role must be one of {', '.join(_ROLES)}; got {self.role!r}.")
+            raise ConfigurationError(f"Message role must be one of {', '.join(_ROLES)}; got {self.role!r}.")
 
     @property
     def text(self) -> str:
@@ -114,13 +113,21 @@ class Message:
         return "".join(p.text for p in self.content if isinstance(p, TextPart))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "a message") -> Message:
         """Build a message from the common ``{"role": ..., "content": ...}`` form."""
         from abstractcore.core.errors import ConfigurationError
 
-        if "role" not in data:
+        unknown = sorted(str(k) for k in data if k not in _MESSAGE_KEYS)
+        if "role" not in data or unknown:
+            problem = (
+                f"has unknown keys {unknown}"
+                if unknown and "role" in data
+                else f"needs a 'role' (system/user/assistant/tool); got keys {sorted(map(str, data))}"
+            )
             raise ConfigurationError(
-                f"A message needs a 'role' (system/user/assistant/tool); got keys {sorted(data)}.")
+                f"{where} {problem}. A message looks like {{'role': 'user', 'content': 'Hi'}}; "
+                f"its keys are {', '.join(_MESSAGE_KEYS)}."
+            )
         content = data.get("content") or ""
         parts: str | list[ContentPart]
         if isinstance(content, str):
@@ -129,16 +136,29 @@ class Message:
             parts = [_part_from_dict(p) for p in content]
         else:
             raise ConfigurationError(
-                f"Message content must be a string or a list of parts; got {type(content).__name__}.")
+                f"{where}: content must be a string or a list of parts; got {type(content).__name__}. "
+                "A message looks like {'role': 'user', 'content': 'Hi'}."
+            )
+        raw_calls = data.get("tool_calls") or []
+        if not isinstance(raw_calls, list) or not all(isinstance(c, (ToolCall, Mapping)) for c in raw_calls):
+            raise ConfigurationError(f"{where}: tool_calls must be a list of calls (dicts or ToolCall).")
         calls = [
-            c if isinstance(c, ToolCall) else ToolCall(
+            c
+            if isinstance(c, ToolCall)
+            else ToolCall(
                 id=str(c.get("id", "")),
                 name=str(c.get("name") or c.get("function", {}).get("name", "")),
-                arguments=_arguments_of(c))
-            for c in data.get("tool_calls") or []
+                arguments=_arguments_of(c),
+            )
+            for c in raw_calls
         ]
-        return cls(role=data["role"], content=parts, tool_calls=calls,
-                   tool_call_id=data.get("tool_call_id"), name=data.get("name"))
+        return cls(
+            role=data["role"],
+            content=parts,
+            tool_calls=calls,
+            tool_call_id=data.get("tool_call_id"),
+            name=data.get("name"),
+        )
 
 
 def _arguments_of(call: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,7 +197,8 @@ def _part_from_dict(part: Any) -> ContentPart:
             url = url.get("url") if isinstance(url, Mapping) else url
             return ImagePart(url=str(url))
     raise ConfigurationError(
-        f"Unknown content part {part!r}; use {{'type': 'text', 'text': ...}} or an ImagePart.")
+        f"Unknown content part {part!r}; use {{'type': 'text', 'text': ...}} or an ImagePart."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,23 +11,18 @@ which error ``type`` is which class.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.errors import (
     AuthenticationError,
     BadRequestError,
-    ConfigurationError,
     ContextLengthExceededError,
     ModelNotFoundError,
     PermissionDeniedError,
-    ProviderConnectionError,
-    ProviderStatusError,
     RateLimitError,
     ResponseFormatError,
     ServerError,
@@ -42,13 +37,13 @@ from abstractcore.core.types import (
     ToolCallDelta,
     Usage,
 )
-from abstractcore.providers._http import HttpProvider
+from abstractcore.features.media import base64_image
+from abstractcore.features.tools.accumulator import ToolCallAccumulator, as_arguments
 from abstractcore.providers.base import Request
-from abstractcore.tools.accumulator import ToolCallAccumulator
-from abstractcore.transport.errors import ErrorDetail, ErrorMapper
-from abstractcore.transport.sse import SSEDecoder, parse_json_data
+from abstractcore.providers.http import HttpProvider
+from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 
-__all__ = ["AnthropicErrorMapper", "AnthropicProvider", "finish_reason", "to_anthropic_messages"]
+__all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider", "finish_reason", "to_anthropic_messages"]
 
 #: The API version this module speaks (sent as ``anthropic-version``).
 API_VERSION = "2023-06-01"
@@ -66,38 +61,38 @@ _STOP_REASONS = {
     "refusal": "content_filter",
 }
 
-#: Error ``type`` -> class; the HTTP status alone cannot tell e.g. 529 from 500.
-_ERROR_TYPES: dict[str, type[ProviderStatusError]] = {
-    "invalid_request_error": BadRequestError,
-    "request_too_large": BadRequestError,
-    "authentication_error": AuthenticationError,
-    "permission_error": PermissionDeniedError,
-    "billing_error": PermissionDeniedError,
-    "not_found_error": ModelNotFoundError,
-    "rate_limit_error": RateLimitError,
-    "overloaded_error": ServerError,
-    "api_error": ServerError,
-    "timeout_error": ServerError,
-}
+_CONTEXT = r"prompt is too long|exceed context limit|context window|too many total text bytes"
+_OVERLOADED = (
+    "Anthropic is temporarily overloaded. Requests are retried automatically (raise "
+    "retry_config=RetryConfig(max_attempts=...)); a stream that had started is not: "
+    "try again in a moment."
+)
 
-#: The status an ``error`` event of a stream would have had as an HTTP reply.
-_ERROR_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
-
-_SERVER_ADVICE = ("The provider failed. Requests are retried automatically (see retry_config=); "
-                  "a stream that had started is not. Try again later.")
-_CONTEXT_MESSAGES = ("prompt is too long", "exceed context limit", "context window",
-                     "too many total text bytes")
+#: Anthropic's error ``type`` -> class (the status alone cannot tell e.g. 529 "overloaded" from
+#: 500), the same for an HTTP reply and for an ``error`` event inside a stream.
+ANTHROPIC_ERRORS: ErrorTable = (
+    ErrorRule(
+        ContextLengthExceededError, type=("invalid_request_error", "request_too_large"), message=_CONTEXT
+    ),
+    ErrorRule(BadRequestError, type=("invalid_request_error", "request_too_large")),
+    ErrorRule(AuthenticationError, type="authentication_error"),
+    ErrorRule(
+        PermissionDeniedError,
+        type="billing_error",
+        advice="Check the billing settings and credit balance of your Anthropic account.",
+    ),
+    ErrorRule(PermissionDeniedError, type="permission_error"),
+    ErrorRule(
+        ModelNotFoundError,
+        type="not_found_error",
+        message=r"model",
+        advice="Check the model name {model!r} (e.g. 'claude-sonnet-4-5' or "
+        "'claude-3-5-haiku-latest'); list_models() shows the models your key can use.",
+    ),
+    ErrorRule(RateLimitError, type="rate_limit_error"),
+    ErrorRule(ServerError, type="overloaded_error", advice=_OVERLOADED),
+    ErrorRule(ServerError, type=("api_error", "timeout_error")),
+)
 
 
 def finish_reason(stop_reason: str | None) -> str | None:
@@ -107,57 +102,15 @@ def finish_reason(stop_reason: str | None) -> str | None:
     return _STOP_REASONS.get(stop_reason, stop_reason)
 
 
-class AnthropicErrorMapper(ErrorMapper):
-    """Maps Anthropic's ``{"type": "error", "error": {"type", "message"}}`` bodies."""
-
-    def refine(self, detail: ErrorDetail, default: type[ProviderStatusError]) -> type[ProviderStatusError]:
-        """The class for the error ``type`` (prompt too long: ``ContextLengthExceededError``)."""
-        kind = (detail.type or "").lower()
-        message = detail.message.lower()
-        if kind in ("invalid_request_error", "request_too_large") and any(
-                text in message for text in _CONTEXT_MESSAGES):
-            return ContextLengthExceededError
-        cls = _ERROR_TYPES.get(kind)
-        if cls is not None:
-            return cls
-        return super().refine(detail, default)
-
-    def advice(self, cls: type[ProviderStatusError], detail: ErrorDetail, model: str | None) -> str:
-        """What to do, in Anthropic's terms."""
-        kind = (detail.type or "").lower()
-        if kind == "overloaded_error":
-            return ("Anthropic is temporarily overloaded (HTTP 529). Requests are retried "
-                    "automatically (raise retry_config=RetryConfig(max_attempts=...)); "
-                    "a stream that had started is not: try again in a moment.")
-        if kind == "billing_error":
-            return "Check the billing settings and credit balance of your Anthropic account."
-        if issubclass(cls, ModelNotFoundError):
-            return (f"Check the model name {model!r} (e.g. 'claude-sonnet-4-5' or "
-                    "'claude-3-5-haiku-latest'); list_models() shows the models your key can use.")
-        if issubclass(cls, ServerError):
-            return _SERVER_ADVICE
-        return super().advice(cls, detail, model)
-
-
 # -- request translation ----------------------------------------------------------
 
 
 def _image_block(part: ImagePart) -> dict[str, Any]:
-    if part.data is not None:
-        return {"type": "image", "source": {"type": "base64", "media_type": part.mime_type,
-                                           "data": base64.b64encode(part.data).decode("ascii")}}
-    url = part.url or ""
-    if url.startswith("data:"):
-        header, _, payload = url.partition(",")
-        mime = header[5:].split(";", 1)[0] or part.mime_type
-        if ";base64" not in header:
-            raise ConfigurationError("Anthropic takes data: URLs of images only base64-encoded.")
-        try:
-            base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise ConfigurationError("The image data: URL holds invalid base64.") from None
-        return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": payload}}
-    return {"type": "image", "source": {"type": "url", "url": url}}
+    encoded = base64_image(part)
+    if encoded is None:
+        return {"type": "image", "source": {"type": "url", "url": part.url or ""}}
+    mime, data = encoded
+    return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
 
 
 def _blocks(content: str | list[TextPart | ImagePart]) -> list[dict[str, Any]]:
@@ -182,8 +135,10 @@ def _turn(message: Message) -> tuple[str, list[dict[str, Any]]]:
         return "user", [result]
     blocks = _blocks(message.content)
     if message.role == "assistant":
-        blocks += [{"type": "tool_use", "id": call.id, "name": call.name,
-                    "input": call.arguments} for call in message.tool_calls]
+        blocks += [
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+            for call in message.tool_calls
+        ]
     return message.role, blocks
 
 
@@ -211,26 +166,29 @@ def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
             continue
         if role == "assistant" and not blocks:
             continue  # an empty assistant turn is rejected; it says nothing anyway
-        simple = (role == "user" and isinstance(message.content, str) and message.role == "user")
+        simple = role == "user" and isinstance(message.content, str) and message.role == "user"
         out.append({"role": role, "content": message.content if simple else blocks})
     return out
 
 
-def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(choice, dict):
-        function = choice.get("function")
-        if choice.get("type") == "function" and isinstance(function, dict):
-            return {"type": "tool", "name": function.get("name")}
-        return choice
+def _tool_choice(choice: str) -> dict[str, Any]:
     if choice in ("auto", "none"):
         return {"type": choice}
-    if choice in ("required", "any"):
+    if choice == "required":
         return {"type": "any"}
     return {"type": "tool", "name": choice}
 
 
 def _stop_sequences(stop: Any) -> list[str]:
     return [stop] if isinstance(stop, str) else list(stop)
+
+
+def _is_error_event(data: Any) -> bool:
+    return not isinstance(data, dict) or data.get("type") == "error"
+
+
+def _is_message_stop(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("type") == "message_stop"
 
 
 class _StreamState:
@@ -297,10 +255,17 @@ class _StreamState:
 
     def last_chunk(self) -> StreamChunk:
         """The closing chunk: finish reason, usage and any call not delivered yet."""
-        usage = (Usage.of(self.input_tokens, self.output_tokens)
-                 if self.input_tokens is not None or self.output_tokens is not None else None)
-        return StreamChunk(finish_reason=finish_reason(self.stop_reason) or "stop", usage=usage,
-                           tool_calls=self._tools.finish(), model=self.model)
+        usage = (
+            Usage.of(self.input_tokens, self.output_tokens)
+            if self.input_tokens is not None or self.output_tokens is not None
+            else None
+        )
+        return StreamChunk(
+            finish_reason=finish_reason(self.stop_reason) or "stop",
+            usage=usage,
+            tool_calls=self._tools.finish(),
+            model=self.model,
+        )
 
 
 class AnthropicProvider(HttpProvider):
@@ -317,32 +282,25 @@ class AnthropicProvider(HttpProvider):
     name: ClassVar[str] = "anthropic"
     default_model: ClassVar[str | None] = "claude-haiku-4-5"
     extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
+    key_required_hosts: ClassVar[tuple[str, ...]] = ("anthropic.com",)
+    key_example: ClassVar[str] = "sk-ant-..."
+    display_name: ClassVar[str] = "Anthropic"
     api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     base_url_env: ClassVar[str | None] = "ANTHROPIC_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
     capabilities: Capabilities = Capabilities(vision=True)
+    error_table: ClassVar[ErrorTable] = ANTHROPIC_ERRORS
 
     # -- configuration ------------------------------------------------------------
 
     def _normalise_base_url(self, url: str) -> str:
         return url[:-3] if url.endswith("/v1") else url
 
-    def _check_key(self) -> None:
-        host = urlsplit(self.base_url).hostname or ""
-        if self._api_key is None and (host == "anthropic.com" or host.endswith(".anthropic.com")):
-            raise ConfigurationError(
-                "Anthropic needs an API key: set ANTHROPIC_API_KEY or pass "
-                "api_key='sk-ant-...'. (A compatible server elsewhere needs base_url=... "
-                "and may go without a key.)")
-
     def _default_headers(self) -> dict[str, str]:
         return {"anthropic-version": API_VERSION}
 
     def _auth_headers(self, key: str) -> dict[str, str]:
         return {"x-api-key": key}
-
-    def _error_mapper(self) -> ErrorMapper:
-        return AnthropicErrorMapper(self.name, key_env=self.api_key_env)
 
     # -- request ------------------------------------------------------------------
 
@@ -364,15 +322,23 @@ class AnthropicProvider(HttpProvider):
             body["stop_sequences"] = _stop_sequences(params["stop"])
         if request.tools:
             body["tools"] = [
-                {"name": t.name, **({"description": t.description} if t.description else {}),
-                 "input_schema": dict(t.parameters)}
-                for t in request.tools]
+                {
+                    "name": t.name,
+                    **({"description": t.description} if t.description else {}),
+                    "input_schema": dict(t.parameters),
+                }
+                for t in request.tools
+            ]
             if request.tool_choice is not None:
                 body["tool_choice"] = _tool_choice(request.tool_choice)
         elif request.json_schema is not None:
-            body["tools"] = [{"name": STRUCTURED_TOOL,
-                              "description": "Give the answer as this JSON object.",
-                              "input_schema": request.json_schema}]
+            body["tools"] = [
+                {
+                    "name": STRUCTURED_TOOL,
+                    "description": "Give the answer as this JSON object.",
+                    "input_schema": request.json_schema,
+                }
+            ]
             body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
         if stream:
             body["stream"] = True
@@ -390,7 +356,9 @@ class AnthropicProvider(HttpProvider):
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise ResponseFormatError(
                 f"{self.name} reply has no content: {str(data)[:200]!r}",
-                provider=self.name, model=request.model)
+                provider=self.name,
+                model=request.model,
+            )
         texts: list[str] = []
         calls: list[ToolCall] = []
         for block in data["content"]:
@@ -399,11 +367,13 @@ class AnthropicProvider(HttpProvider):
             if block.get("type") == "text":
                 texts.append(str(block.get("text") or ""))
             elif block.get("type") == "tool_use":
-                arguments = block.get("input")
-                calls.append(ToolCall(id=str(block.get("id") or f"call_{len(calls)}"),
-                                      name=str(block.get("name") or ""),
-                                      arguments=arguments if isinstance(arguments, dict)
-                                      else {"value": arguments}))
+                calls.append(
+                    ToolCall(
+                        id=str(block.get("id") or f"call_{len(calls)}"),
+                        name=str(block.get("name") or ""),
+                        arguments=as_arguments(block.get("input")),
+                    )
+                )
         reason = finish_reason(data.get("stop_reason"))
         if request.json_schema is not None and not request.tools:
             structured = [c for c in calls if c.name == STRUCTURED_TOOL]
@@ -411,48 +381,47 @@ class AnthropicProvider(HttpProvider):
                 texts, calls, reason = [structured[0].arguments_json()], [], "stop"
         usage = data.get("usage")
         return GenerateResponse(
-            content="".join(texts), tool_calls=calls,
+            content="".join(texts),
+            tool_calls=calls,
             usage=Usage.of(usage.get("input_tokens"), usage.get("output_tokens"))
-            if isinstance(usage, dict) else None,
-            finish_reason=reason, model=data.get("model") or request.model,
-            provider=self.name, raw=data)
-
-    def _stream_error(self, data: dict[str, Any], raw: str, model: str) -> ProviderStatusError:
-        error = data.get("error")
-        kind = error.get("type") if isinstance(error, dict) else None
-        status = _ERROR_STATUS.get(str(kind), 500)
-        return self._http.errors.to_error(status, {}, raw.encode(), model=model)
+            if isinstance(usage, dict)
+            else None,
+            finish_reason=reason,
+            model=data.get("model") or request.model,
+            provider=self.name,
+            raw=data,
+        )
 
     # -- hooks --------------------------------------------------------------------
 
     async def _complete(self, request: Request) -> GenerateResponse:
-        data = await self._http.request_json("POST", "v1/messages", self._body(request, stream=False),
-                                             model=request.model, timeout=request.timeout)
+        data = await self._http.request_json(
+            "POST",
+            "v1/messages",
+            self._body(request, stream=False),
+            model=request.model,
+            timeout=request.timeout,
+        )
         return self._response(data, request)
 
     async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        decoder = SSEDecoder()
         state = _StreamState(request.model)
-        async with self._http.stream("POST", "v1/messages", self._body(request, stream=True),
-                                     model=request.model, timeout=request.timeout) as chunks:
-            async for raw in chunks:
-                for event in decoder.feed(raw):
-                    data = parse_json_data(event.data)
-                    if not isinstance(data, dict):
-                        raise ResponseFormatError(f"unexpected stream event {event.data[:200]!r}",
-                                                  provider=self.name, model=request.model)
-                    if (data.get("type") or event.event) == "error":
-                        raise self._stream_error(data, event.data, request.model)
+        events = self._http.events(
+            "v1/messages",
+            self._body(request, stream=True),
+            model=request.model,
+            timeout=request.timeout,
+            is_error=_is_error_event,
+            is_last=_is_message_stop,
+            end_name="the message_stop event",
+        )
+        try:
+            async for batch in events:
+                for data in batch:
                     for chunk in state.on_event(data):
                         yield chunk
-                    if state.done:
-                        break
-                if state.done:
-                    break
-        if not state.done:
-            raise ProviderConnectionError(
-                f"{self.name} stream ended before message_stop: the answer is incomplete. "
-                "Try again.", provider=self.name, model=request.model)
+        finally:
+            await events.aclose()
         yield state.last_chunk()
 
     async def alist_models(self) -> list[str]:
@@ -462,8 +431,11 @@ class AnthropicProvider(HttpProvider):
         while True:
             data = await self._http.request_json("GET", path, model=self.model)
             if not isinstance(data, dict):
-                raise ResponseFormatError(f"{self.name} model list is not an object: {str(data)[:200]!r}",
-                                          provider=self.name, model=self.model)
+                raise ResponseFormatError(
+                    f"{self.name} model list is not an object: {str(data)[:200]!r}",
+                    provider=self.name,
+                    model=self.model,
+                )
             ids += [str(m["id"]) for m in data.get("data") or [] if isinstance(m, dict) and m.get("id")]
             if not data.get("has_more") or not data.get("last_id"):
                 return ids

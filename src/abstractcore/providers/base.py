@@ -10,7 +10,7 @@ generated from this file by ``scripts/gen_sync.py`` into ``_sync.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, TypeVar, overload
 
@@ -26,7 +26,7 @@ from abstractcore.core.types import (
     TextPart,
     ToolSpec,
 )
-from abstractcore.tools.schema import to_tool_specs
+from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_specs
 
 __all__ = ["AsyncProvider", "Request"]
 
@@ -45,7 +45,8 @@ class Request:
     params: dict[str, Any] = field(default_factory=dict)
     timeout: Timeout = field(default_factory=Timeout)
     tools: list[ToolSpec] = field(default_factory=list)
-    tool_choice: str | dict[str, Any] | None = None
+    #: "auto", "none", "required" or the name of the tool to call (validated against ``tools``).
+    tool_choice: str | None = None
     json_schema: dict[str, Any] | None = None
 
     @property
@@ -70,19 +71,16 @@ class AsyncProvider(abc.ABC):
 
     def __init__(self, model: str | None = None, **config: Any) -> None:
         params = self._params = GENERATION_PARAMS | self.extra_params
-        validate_params(config, params | BASE_OPTIONS | self.options,
-                        where=f"create_llm({self.name!r})")
+        validate_params(config, params | BASE_OPTIONS | self.options, where=f"create_llm({self.name!r})")
         model = model or self.default_model
         if not model:
-            raise ConfigurationError(
-                f"{self.name} needs a model: create_llm({self.name!r}, model='...').")
+            raise ConfigurationError(f"{self.name} needs a model: create_llm({self.name!r}, model='...').")
         if not isinstance(model, str):
             raise ConfigurationError(f"model must be a string; got {model!r}.")
         self.model: str = model
         retry = config.pop("retry_config", None)
         if retry is not None and not isinstance(retry, RetryConfig):
-            raise ConfigurationError(
-                f"retry_config must be a RetryConfig(...); got {type(retry).__name__}.")
+            raise ConfigurationError(f"retry_config must be a RetryConfig(...); got {type(retry).__name__}.")
         self.retry_config: RetryConfig = retry or RetryConfig()
         self.timeout: Timeout = Timeout.of(config.pop("timeout")) if "timeout" in config else Timeout()
         self.defaults: dict[str, Any] = {k: config.pop(k) for k in list(config) if k in params}
@@ -97,45 +95,78 @@ class AsyncProvider(abc.ABC):
     # -- public API (the sync twins are generated from these) -------------------
 
     @overload
-    async def agenerate(self, prompt: str | None = None, *,
-                        messages: Sequence[Message | dict[str, Any]] | None = None,
-                        system_prompt: str | None = None, tools: Sequence[Any] | None = None,
-                        tool_choice: str | dict[str, Any] | None = None,
-                        response_model: None = None, media: Sequence[Any] | None = None,
-                        stream: Literal[False] = False, **params: Any) -> GenerateResponse: ...
+    async def agenerate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: None = None,
+        media: Sequence[Any] | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> GenerateResponse: ...
 
     @overload
-    async def agenerate(self, prompt: str | None = None, *,
-                        messages: Sequence[Message | dict[str, Any]] | None = None,
-                        system_prompt: str | None = None, tools: Sequence[Any] | None = None,
-                        tool_choice: str | dict[str, Any] | None = None,
-                        response_model: type[T], media: Sequence[Any] | None = None,
-                        stream: Literal[False] = False, **params: Any) -> T: ...
+    async def agenerate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: type[T],
+        media: Sequence[Any] | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> T: ...
 
     @overload
-    async def agenerate(self, prompt: str | None = None, *,
-                        messages: Sequence[Message | dict[str, Any]] | None = None,
-                        system_prompt: str | None = None, tools: Sequence[Any] | None = None,
-                        tool_choice: str | dict[str, Any] | None = None,
-                        response_model: None = None, media: Sequence[Any] | None = None,
-                        stream: Literal[True], **params: Any) -> AsyncIterator[StreamChunk]: ...
+    async def agenerate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: None = None,
+        media: Sequence[Any] | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> AsyncIterator[StreamChunk]: ...
 
     @overload
-    async def agenerate(self, prompt: str | None = None, *,
-                        messages: Sequence[Message | dict[str, Any]] | None = None,
-                        system_prompt: str | None = None, tools: Sequence[Any] | None = None,
-                        tool_choice: str | dict[str, Any] | None = None,
-                        response_model: type[Any] | None = None,
-                        media: Sequence[Any] | None = None, stream: bool = False,
-                        **params: Any) -> Any: ...
+    async def agenerate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: type[Any] | None = None,
+        media: Sequence[Any] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> Any: ...
 
-    async def agenerate(self, prompt: str | None = None, *,
-                        messages: Sequence[Message | dict[str, Any]] | None = None,
-                        system_prompt: str | None = None, tools: Sequence[Any] | None = None,
-                        tool_choice: str | dict[str, Any] | None = None,
-                        response_model: type[Any] | None = None,
-                        media: Sequence[Any] | None = None, stream: bool = False,
-                        **params: Any) -> Any:
+    async def agenerate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: type[Any] | None = None,
+        media: Sequence[Any] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> Any:
         """Generate an answer.
 
         Give a ``prompt`` or ``messages`` (dicts or ``Message``), optionally a
@@ -150,31 +181,42 @@ class AsyncProvider(abc.ABC):
         if stream:
             if response_model is not None:
                 raise ConfigurationError("response_model cannot be combined with stream=True.")
-            return self.astream(prompt, messages=messages, system_prompt=system_prompt,
-                                tools=tools, tool_choice=tool_choice, media=media, **params)
-        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice,
-                                      media, params)
+            return self.astream(
+                prompt,
+                messages=messages,
+                system_prompt=system_prompt,
+                tools=tools,
+                tool_choice=tool_choice,
+                media=media,
+                **params,
+            )
+        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
         if response_model is None:
             return await self._complete(request)
-        from abstractcore.structured import instruction_for, parse_structured, schema_for
+        from abstractcore.features.structured import instruction_for, parse_structured, schema_for
 
         schema = schema_for(response_model)
         request = self._with_schema(request, schema, instruction_for(schema))
         response = await self._complete(request)
-        return parse_structured(response_model, response.content)
+        return parse_structured(response_model, response.content, finish_reason=response.finish_reason)
 
-    def astream(self, prompt: str | None = None, *,
-                messages: Sequence[Message | dict[str, Any]] | None = None,
-                system_prompt: str | None = None, tools: Sequence[Any] | None = None,
-                tool_choice: str | dict[str, Any] | None = None,
-                media: Sequence[Any] | None = None, **params: Any) -> AsyncIterator[StreamChunk]:
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        media: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamChunk]:
         """Stream an answer as ``StreamChunk``s (text deltas; usage on the last chunk).
 
         Takes the same arguments as ``agenerate``. Bad arguments raise here,
         before anything is sent. Leaving the loop early closes the stream.
         """
-        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice,
-                                      media, params)
+        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
         return self._stream(request)
 
     async def aunload(self) -> None:
@@ -213,27 +255,70 @@ class AsyncProvider(abc.ABC):
 
     # -- normalisation ----------------------------------------------------------
 
-    def _build_request(self, prompt: str | None,
-                       messages: Sequence[Message | dict[str, Any]] | None,
-                       system_prompt: str | None, tools: Sequence[Any] | None,
-                       tool_choice: str | dict[str, Any] | None, media: Sequence[Any] | None,
-                       params: dict[str, Any]) -> Request:
+    def _build_request(
+        self,
+        prompt: str | None,
+        messages: Sequence[Message | dict[str, Any]] | None,
+        system_prompt: str | None,
+        tools: Sequence[Any] | None,
+        tool_choice: str | dict[str, Any] | None,
+        media: Sequence[Any] | None,
+        params: dict[str, Any],
+    ) -> Request:
         if params:
             validate_params(params, self._params, where=f"{self.name}.generate()")
             merged = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
         else:
             merged = dict(self.defaults)
-        timeout = Timeout.of(merged.pop("timeout")) if "timeout" in merged else self.timeout
+        merged.pop("timeout", None)
+        # an explicit timeout=None on the call means "no limit", not "the default"
+        timeout = Timeout.of(params["timeout"]) if "timeout" in params else self.timeout
         built = _messages(prompt, messages, system_prompt, media)
-        return Request(model=self.model, messages=built, params=merged, timeout=timeout,
-                       tools=to_tool_specs(tools) if tools else [], tool_choice=tool_choice)
+        specs = to_tool_specs(tools) if tools else []
+        return Request(
+            model=self.model,
+            messages=built,
+            params=merged,
+            timeout=timeout,
+            tools=specs,
+            tool_choice=normalise_tool_choice(tool_choice, specs),
+        )
 
 
-def _messages(prompt: str | None, messages: Sequence[Message | dict[str, Any]] | None,
-              system_prompt: str | None, media: Sequence[Any] | None) -> list[Message]:
+_MESSAGE_SHAPE = "a list of messages such as [{'role': 'user', 'content': 'Hi'}] (dicts or Message objects)"
+
+
+def _message_list(messages: Any) -> list[Message]:
+    if messages is None:
+        return []
+    if isinstance(messages, (str, bytes, Mapping, Message)) or not isinstance(messages, Sequence):
+        raise ConfigurationError(
+            f"messages must be {_MESSAGE_SHAPE}; got {type(messages).__name__}"
+            + (" (pass a prompt string as the first argument instead)" if isinstance(messages, str) else "")
+            + "."
+        )
+    built: list[Message] = []
+    for index, item in enumerate(messages):
+        if isinstance(item, Message):
+            built.append(item)
+        elif isinstance(item, Mapping):
+            built.append(Message.from_dict(item, where=f"messages[{index}]"))
+        else:
+            raise ConfigurationError(
+                f"messages[{index}] is a {type(item).__name__}; messages must be {_MESSAGE_SHAPE}."
+            )
+    return built
+
+
+def _messages(
+    prompt: str | None,
+    messages: Sequence[Message | dict[str, Any]] | None,
+    system_prompt: str | None,
+    media: Sequence[Any] | None,
+) -> list[Message]:
     if prompt is not None and not isinstance(prompt, str):
         raise ConfigurationError(f"prompt must be a string; got {type(prompt).__name__}.")
-    built = [m if isinstance(m, Message) else Message.from_dict(m) for m in messages or []]
+    built = _message_list(messages)
     if system_prompt:
         built.insert(0, Message("system", system_prompt))
     if prompt is not None:
@@ -241,15 +326,15 @@ def _messages(prompt: str | None, messages: Sequence[Message | dict[str, Any]] |
     if not any(m.role != "system" for m in built):
         raise ConfigurationError("Nothing to answer: give a prompt or messages with a user turn.")
     if media:
-        from abstractcore.media import load_media
+        from abstractcore.features.media import load_media
 
         images = load_media(media)
         for index in range(len(built) - 1, -1, -1):
             if built[index].role == "user":
                 message = built[index]
                 parts: list[ContentPart] = (
-                    [TextPart(message.content)] if isinstance(message.content, str)
-                    else list(message.content))
+                    [TextPart(message.content)] if isinstance(message.content, str) else list(message.content)
+                )
                 built[index] = replace(message, content=[*parts, *images])
                 break
         else:

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from abstractcore.core.errors import ConfigurationError, ModelNotFoundError
-from abstractcore.providers._hub import EMBEDDED_MODEL, embedded_gguf, locate
-from abstractcore.providers._local import Engine, LocalProvider
-from abstractcore.providers.llamacpp import LlamaCppEngine
-from abstractcore.providers.transformers import TransformersEngine, check_device, check_dtype
+from abstractcore.engines.base import Engine
+from abstractcore.engines.llamacpp import LlamaCppEngine
+from abstractcore.engines.model_files import EMBEDDED_MODEL, embedded_gguf, gguf_files, locate
+from abstractcore.engines.transformers import TransformersEngine, check_device, check_dtype
+from abstractcore.providers.local import LocalProvider
 
 __all__ = ["HuggingFaceProvider"]
 
@@ -45,25 +46,14 @@ def _positive_int(options: dict[str, Any], name: str, *, minimum: int = 1) -> in
     return value
 
 
-def _gguf_files(directory: Path) -> list[Path]:
-    """The loadable GGUF files under ``directory`` (first shards only, no vision projectors)."""
-    found = []
-    for path in sorted(directory.rglob("*.gguf")):
-        name = path.name.lower()
-        if "mmproj" in name or ("-of-" in name and "-00001-of-" not in name):
-            continue
-        found.append(path)
-    return found
-
-
 class HuggingFaceProvider(LocalProvider):
     """Hugging Face models in process: GGUF through llama.cpp, the rest through transformers."""
 
     name: ClassVar[str] = "huggingface"
     default_model: ClassVar[str | None] = EMBEDDED_MODEL
-    options: ClassVar[frozenset[str]] = frozenset({
-        "backend", "filename", "n_ctx", "n_gpu_layers", "n_threads", "device", "dtype",
-        "cache_dir"})
+    options: ClassVar[frozenset[str]] = frozenset(
+        {"backend", "filename", "n_ctx", "n_gpu_layers", "n_threads", "device", "dtype", "cache_dir"}
+    )
 
     def _configure(self, options: dict[str, Any]) -> None:
         backend = options.get("backend", "auto")
@@ -86,18 +76,20 @@ class HuggingFaceProvider(LocalProvider):
     def _create_engine(self) -> Engine:
         gguf, directory = self._resolve()
         if gguf is not None and self.backend != "transformers":
-            return LlamaCppEngine(gguf, n_ctx=self.n_ctx, n_gpu_layers=self.n_gpu_layers,
-                                  n_threads=self.n_threads)
+            return LlamaCppEngine(
+                gguf, n_ctx=self.n_ctx, n_gpu_layers=self.n_gpu_layers, n_threads=self.n_threads
+            )
         if gguf is not None:
-            return TransformersEngine(gguf.parent, gguf_file=gguf.name, device=self.device,
-                                      dtype=self.dtype)
+            return TransformersEngine(gguf.parent, gguf_file=gguf.name, device=self.device, dtype=self.dtype)
         if self.backend == "llamacpp":
-            raise ConfigurationError(
-                f"backend='llamacpp' needs a GGUF model; {self.model!r} holds none.")
+            raise ConfigurationError(f"backend='llamacpp' needs a GGUF model; {self.model!r} holds none.")
         if not (directory / "config.json").is_file():
             raise ModelNotFoundError(
-                f"{directory} holds no model: no config.json (transformers) and no .gguf file "
-                f"(llama.cpp).", provider=self.name, model=self.model, status_code=None)
+                f"{directory} holds no model: no config.json (transformers) and no .gguf file (llama.cpp).",
+                provider=self.name,
+                model=self.model,
+                status_code=None,
+            )
         return TransformersEngine(directory, device=self.device, dtype=self.dtype)
 
     def _resolve(self) -> tuple[Path | None, Path]:
@@ -109,26 +101,38 @@ class HuggingFaceProvider(LocalProvider):
         if where.is_file():
             if where.suffix.lower() != ".gguf":
                 raise ConfigurationError(
-                    f"{where} is not a .gguf file; pass a GGUF file or a model directory.")
+                    f"{where} is not a .gguf file; pass a GGUF file or a model directory."
+                )
             return where, where.parent
-        files = _gguf_files(where)
+        files = gguf_files(where)
         if self.filename is not None:
-            chosen = [f for f in files if fnmatch.fnmatch(f.name, self.filename)
-                      or str(f.relative_to(where)) == self.filename]
+            chosen = [
+                f
+                for f in files
+                if fnmatch.fnmatch(f.name, self.filename) or str(f.relative_to(where)) == self.filename
+            ]
             if not chosen:
                 names = ", ".join(f.name for f in files) or "none"
                 raise ModelNotFoundError(
                     f"No GGUF file matching filename={self.filename!r} in {self.model!r} "
-                    f"(GGUF files there: {names}).", provider=self.name, model=self.model,
-                    status_code=None)
+                    f"(GGUF files there: {names}).",
+                    provider=self.name,
+                    model=self.model,
+                    status_code=None,
+                )
             files = chosen
         if len(files) > 1:
             raise ConfigurationError(
                 f"{self.model!r} holds several GGUF files; pick one with filename=...: "
-                f"{', '.join(f.name for f in files)}.")
+                f"{', '.join(f.name for f in files)}."
+            )
         if files:
             return files[0], where
         if "gguf" in self.model.lower():
-            raise ModelNotFoundError(f"{self.model!r} ({where}) holds no .gguf file.",
-                                     provider=self.name, model=self.model, status_code=None)
+            raise ModelNotFoundError(
+                f"{self.model!r} ({where}) holds no .gguf file.",
+                provider=self.name,
+                model=self.model,
+                status_code=None,
+            )
         return None, where

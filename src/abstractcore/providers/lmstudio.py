@@ -19,7 +19,8 @@ class LMStudioProvider(OpenAICompatibleProvider):
     default_base_url: ClassVar[str | None] = "http://localhost:1234/v1"
     default_scheme: ClassVar[str | None] = "http"
     connect_hint: ClassVar[str | None] = (
-        "Start LM Studio's server (Developer tab, or `lms server start`) and load a model")
+        "Start LM Studio's server (Developer tab, or `lms server start`) and load a model"
+    )
 
     def _normalise_base_url(self, url: str) -> str:
         return with_v1(url)

@@ -2,119 +2,22 @@
 
 ``create_llm("mlx", model="mlx-community/...")`` takes a model directory
 (safetensors + config + tokenizer) or a repository id already in the local
-Hugging Face cache; weights are never downloaded. Tokens stream from
-``mlx_lm.stream_generate`` with a sampler built from temperature, top_p,
-top_k and min_p; the cancel flag is checked every token.
+Hugging Face cache; weights are never downloaded. The engine is
+``engines/mlx.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import weakref
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.errors import ModelNotFoundError
-from abstractcore.providers._hub import locate
-from abstractcore.providers._local import (
-    Engine,
-    GenerationSpec,
-    LocalProvider,
-    Outcome,
-    StopMatcher,
-    collect_garbage,
-    require,
-)
+from abstractcore.engines.base import Engine
+from abstractcore.engines.mlx import MLXEngine
+from abstractcore.engines.model_files import locate
+from abstractcore.providers.local import LocalProvider
 
-__all__ = ["MLXEngine", "MLXProvider"]
-
-_WHAT = "Running MLX models"
-
-
-class MLXEngine(Engine):
-    """A model directory loaded by ``mlx_lm.load``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._model: Any = None
-        self._tokenizer: Any = None
-
-    def __repr__(self) -> str:
-        return f"MLXEngine({str(self.path)!r})"
-
-    @property
-    def loaded(self) -> bool:
-        """True while the model is in memory."""
-        return self._model is not None
-
-    def load(self) -> None:
-        """Load weights and tokenizer from the local directory."""
-        mlx_lm = require("mlx_lm", "mlx", _WHAT)
-        self._model, self._tokenizer = mlx_lm.load(str(self.path))
-
-    def _context(self) -> int:
-        args = getattr(self._model, "args", None)
-        return int(getattr(args, "max_position_embeddings", 0) or 4096)
-
-    def generate(self, spec: GenerationSpec, emit: Callable[[str], None],
-                 cancel: threading.Event) -> Outcome:
-        """Stream tokens from ``mlx_lm.stream_generate``."""
-        mlx_lm = require("mlx_lm", "mlx", _WHAT)
-        mx = require("mlx.core", "mlx", _WHAT)
-        sample_utils = require("mlx_lm.sample_utils", "mlx", _WHAT)
-        tokenizer = self._tokenizer
-        if getattr(tokenizer, "chat_template", None):
-            prompt = tokenizer.apply_chat_template(spec.messages, add_generation_prompt=True)
-        else:
-            text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in spec.messages)
-            prompt = tokenizer.encode(text + "Assistant:")
-        sampler = sample_utils.make_sampler(temp=spec.temperature or 0.0, top_p=spec.top_p or 0.0,
-                                            min_p=spec.min_p or 0.0, top_k=spec.top_k or 0)
-        penalties = {"repetition_penalty": spec.repeat_penalty,
-                     "presence_penalty": spec.presence_penalty,
-                     "frequency_penalty": spec.frequency_penalty}
-        processors = sample_utils.make_logits_processors(  # only what was asked for: older
-            **{k: v for k, v in penalties.items() if v is not None})  # mlx-lm lacks some
-        if spec.seed is not None:
-            mx.random.seed(spec.seed)
-        limit = spec.max_tokens or max(1, self._context() - len(prompt))
-        stopper = StopMatcher(spec.stop)
-        finish, n_prompt, produced = "length", len(prompt), 0
-        for response in mlx_lm.stream_generate(self._model, tokenizer, prompt, max_tokens=limit,
-                                                sampler=sampler, logits_processors=processors):
-            if cancel.is_set():
-                break
-            n_prompt = int(response.prompt_tokens)
-            produced = int(response.generation_tokens)
-            if response.finish_reason == "stop":  # the end-of-sequence token is not output
-                produced -= 1
-            text = stopper.feed(response.text)
-            if text:
-                emit(text)
-            if stopper.hit:
-                finish = "stop"
-                break
-            finish = response.finish_reason or finish
-        if not stopper.hit and not cancel.is_set():
-            tail = stopper.flush()
-            if tail:
-                emit(tail)
-        return Outcome(finish, n_prompt, produced)
-
-    def unload(self) -> None:
-        """Drop model and tokenizer, collect, and clear MLX's buffer cache."""
-        refs = []
-        if self._model is not None:
-            with contextlib.suppress(TypeError):  # not every model class takes weak references
-                refs.append(weakref.ref(self._model))
-        self._model = self._tokenizer = None
-        collect_garbage(*refs)
-        mx = require("mlx.core", "mlx", _WHAT)
-        clear = getattr(mx, "clear_cache", None) or mx.metal.clear_cache
-        clear()
+__all__ = ["MLXProvider"]
 
 
 class MLXProvider(LocalProvider):
@@ -122,8 +25,9 @@ class MLXProvider(LocalProvider):
 
     name: ClassVar[str] = "mlx"
     options: ClassVar[frozenset[str]] = frozenset({"cache_dir"})
-    capabilities: Capabilities = Capabilities(tools=False, structured_output=True, vision=False,
-                                              stream_usage=True, local=True)
+    capabilities: Capabilities = Capabilities(
+        tools=False, structured_output=True, vision=False, stream_usage=True, local=True
+    )
 
     def _configure(self, options: dict[str, Any]) -> None:
         self.cache_dir: str | None = options.get("cache_dir")
@@ -134,6 +38,9 @@ class MLXProvider(LocalProvider):
             raise ModelNotFoundError(
                 f"{self.model!r} is not an MLX model directory (it needs config.json and "
                 f"*.safetensors); convert a model with `mlx_lm.convert` or get one from "
-                f"mlx-community with `hf download`.", provider=self.name, model=self.model,
-                status_code=None)
+                f"mlx-community with `hf download`.",
+                provider=self.name,
+                model=self.model,
+                status_code=None,
+            )
         return MLXEngine(where)

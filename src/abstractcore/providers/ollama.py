@@ -10,13 +10,8 @@ finish reason and the token counts.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
-import os
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
@@ -24,7 +19,6 @@ from abstractcore.core.errors import (
     ConfigurationError,
     ModelNotFoundError,
     ProviderConnectionError,
-    ProviderStatusError,
     ResponseFormatError,
     ServerError,
 )
@@ -36,43 +30,46 @@ from abstractcore.core.types import (
     ToolCall,
     Usage,
 )
-from abstractcore.providers._http import HttpProvider
+from abstractcore.features.media import base64_image
+from abstractcore.features.openai_chat import tools_to_openai
+from abstractcore.features.tools.accumulator import as_arguments
 from abstractcore.providers.base import Request
-from abstractcore.transport.errors import ErrorDetail, ErrorMapper
-from abstractcore.transport.sse import NDJSONDecoder
+from abstractcore.providers.http import HttpProvider
+from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 
-__all__ = ["OllamaErrorMapper", "OllamaProvider", "to_ollama_message", "to_ollama_messages"]
+__all__ = ["OLLAMA_ERRORS", "OllamaProvider", "to_ollama_message", "to_ollama_messages"]
 
 logger = logging.getLogger("abstractcore.ollama")
 
 DEFAULT_PORT = 11434
 #: Common parameter -> name in Ollama's ``options``.
-_OPTIONS = {"temperature": "temperature", "max_tokens": "num_predict", "top_p": "top_p",
-            "seed": "seed", "num_ctx": "num_ctx", "top_k": "top_k",
-            "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty"}
-_DONE_REASONS = {"stop": "stop", "length": "length"}
+_OPTIONS = {
+    "temperature": "temperature",
+    "max_tokens": "num_predict",
+    "top_p": "top_p",
+    "seed": "seed",
+    "num_ctx": "num_ctx",
+    "top_k": "top_k",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+}
 
 
-class OllamaErrorMapper(ErrorMapper):
-    """Maps Ollama's ``{"error": "..."}`` replies; a missing model says ``ollama pull``."""
-
-    def refine(self, detail: ErrorDetail, default: type[ProviderStatusError]) -> type[ProviderStatusError]:
-        """``ModelNotFoundError`` for "model ... not found" (Ollama answers 404)."""
-        message = detail.message.lower()
-        if "not found" in message and "model" in message:
-            return ModelNotFoundError
-        return super().refine(detail, default)
-
-    def advice(self, cls: type[ProviderStatusError], detail: ErrorDetail, model: str | None) -> str:
-        """What to do, in Ollama's terms."""
-        if issubclass(cls, ModelNotFoundError):
-            return (f"Download it with `ollama pull {model}` (`ollama list` shows the models "
-                    "this server has).")
-        if issubclass(cls, ServerError):
-            return ("Ollama failed. Requests are retried automatically (see retry_config=); a "
-                    "stream that had started is not. Try again; `ollama ps` and the server log "
-                    "show what the runner is doing.")
-        return super().advice(cls, detail, model)
+#: Ollama answers ``{"error": "..."}``; a missing model says how to pull it.
+OLLAMA_ERRORS: ErrorTable = (
+    ErrorRule(
+        ModelNotFoundError,
+        message=r"model.*not found|not found.*model",
+        advice="Download it with `ollama pull {model}` (`ollama list` shows the models this server has).",
+    ),
+    ErrorRule(
+        ServerError,
+        status=(500, 502, 503, 504),
+        advice="Ollama failed. Requests are retried automatically (retry_config=); a stream "
+        "that had started is not. Try again; `ollama ps` and the server log show "
+        "what the runner is doing.",
+    ),
+)
 
 
 def _host_url(value: str) -> str:
@@ -90,19 +87,13 @@ def _host_url(value: str) -> str:
 
 
 def _image_data(part: ImagePart) -> str:
-    if part.data is not None:
-        return base64.b64encode(part.data).decode("ascii")
-    url = part.url or ""
-    if url.startswith("data:") and ";base64," in url:
-        payload = url.split(",", 1)[1]
-        try:
-            base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise ConfigurationError("The image data: URL holds invalid base64.") from None
-        return payload
-    raise ConfigurationError(
-        "Ollama takes images as bytes: pass a file path, bytes or a base64 data: URL "
-        f"in media=, not a link ({url[:80]!r}).")
+    encoded = base64_image(part)
+    if encoded is None:
+        raise ConfigurationError(
+            "Ollama takes images as bytes: pass a file path, bytes or a base64 data: URL "
+            f"in media=, not a link ({(part.url or '')[:80]!r})."
+        )
+    return encoded[1]
 
 
 def to_ollama_message(message: Message) -> dict[str, Any]:
@@ -113,9 +104,10 @@ def to_ollama_message(message: Message) -> dict[str, Any]:
         if images:
             out["images"] = images
     if message.tool_calls:
-        out["tool_calls"] = [{"id": call.id, "function": {"index": index, "name": call.name,
-                                                          "arguments": call.arguments}}
-                             for index, call in enumerate(message.tool_calls)]
+        out["tool_calls"] = [
+            {"id": call.id, "function": {"index": index, "name": call.name, "arguments": call.arguments}}
+            for index, call in enumerate(message.tool_calls)
+        ]
     if message.role == "tool":
         if message.name:
             out["tool_name"] = message.name
@@ -142,17 +134,14 @@ def _tool_calls(raw: Any) -> list[ToolCall]:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
             continue
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments or "{}")
-            except ValueError:
-                arguments = {"value": arguments}
         index = function.get("index", position)
-        calls.append(ToolCall(id=str(call.get("id") or f"call_{index}"),
-                              name=str(function.get("name") or ""),
-                              arguments=arguments if isinstance(arguments, dict)
-                              else {"value": arguments}))
+        calls.append(
+            ToolCall(
+                id=str(call.get("id") or f"call_{index}"),
+                name=str(function.get("name") or ""),
+                arguments=as_arguments(function.get("arguments")),
+            )
+        )
     return calls
 
 
@@ -166,26 +155,15 @@ def _finish_reason(data: dict[str, Any], had_tool_calls: bool) -> str:
     if had_tool_calls:
         return "tool_calls"
     reason = data.get("done_reason")
-    return _DONE_REASONS.get(str(reason), str(reason)) if reason else "stop"
+    return str(reason) if reason else "stop"
 
 
-async def _lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[Any, None]:
-    """The parsed NDJSON lines of a body (a last line without newline included)."""
-    decoder = NDJSONDecoder()
-    async for raw in chunks:
-        for line in decoder.feed(raw):
-            yield line
-    for line in decoder.close():
-        yield line
+def _is_error_line(line: Any) -> bool:
+    return not isinstance(line, dict) or "error" in line  # Ollama reports a failure mid-stream so
 
 
-def _check_keep_alive(value: Any) -> None:
-    if value is None or isinstance(value, str) or (
-            isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return
-    raise ConfigurationError(
-        f"keep_alive must be a duration such as '5m' or '1h', seconds, 0 (unload now) or -1 "
-        f"(keep loaded); got {value!r}.")
+def _is_done(line: Any) -> bool:
+    return bool(line.get("done"))
 
 
 class OllamaProvider(HttpProvider):
@@ -205,20 +183,16 @@ class OllamaProvider(HttpProvider):
     default_base_url: ClassVar[str | None] = f"http://localhost:{DEFAULT_PORT}"
     default_scheme: ClassVar[str | None] = "http"
     capabilities: Capabilities = Capabilities(vision=True, local=True)
+    error_table: ClassVar[ErrorTable] = OLLAMA_ERRORS
     connect_hint: ClassVar[str | None] = (
         "Is Ollama running? Start it with `ollama serve`, or point base_url= / OLLAMA_HOST at "
-        "the machine that runs it")
+        "the machine that runs it"
+    )
 
     # -- configuration ------------------------------------------------------------
 
-    def _configure(self, options: dict[str, Any]) -> None:
-        url = options.get("base_url")
-        if url is None:
-            url = os.environ.get("OLLAMA_HOST") or None
-        if isinstance(url, str) and url.strip():
-            options = {**options, "base_url": _host_url(url)}
-        _check_keep_alive(self.defaults.get("keep_alive"))
-        super()._configure(options)
+    def _parse_base_url(self, raw: str) -> str:
+        return _host_url(raw)
 
     def _normalise_base_url(self, url: str) -> str:
         for suffix in ("/api", "/v1"):  # the native API lives under /api; /v1 is the OpenAI one
@@ -226,16 +200,15 @@ class OllamaProvider(HttpProvider):
                 return url[: -len(suffix)]
         return url
 
-    def _error_mapper(self) -> ErrorMapper:
-        return OllamaErrorMapper(self.name)
-
     # -- request ------------------------------------------------------------------
 
     def _body(self, request: Request, *, stream: bool) -> dict[str, Any]:
         params = request.params
-        body: dict[str, Any] = {"model": request.model,
-                                "messages": to_ollama_messages(request.messages),
-                                "stream": stream}
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": to_ollama_messages(request.messages),
+            "stream": stream,
+        }
         options: dict[str, Any] = {}
         for name, option in _OPTIONS.items():
             if params.get(name) is not None:
@@ -246,13 +219,9 @@ class OllamaProvider(HttpProvider):
         if options:
             body["options"] = options
         if params.get("keep_alive") is not None:
-            _check_keep_alive(params["keep_alive"])
             body["keep_alive"] = params["keep_alive"]
         if request.tools and request.tool_choice != "none":
-            body["tools"] = [{"type": "function",
-                              "function": {"name": t.name, "description": t.description,
-                                           "parameters": dict(t.parameters)}}
-                             for t in request.tools]
+            body["tools"] = tools_to_openai(request.tools)
         if request.json_schema is not None:
             body["format"] = request.json_schema
         return body
@@ -260,46 +229,66 @@ class OllamaProvider(HttpProvider):
     # -- hooks --------------------------------------------------------------------
 
     async def _complete(self, request: Request) -> GenerateResponse:
-        data = await self._http.request_json("POST", "api/chat", self._body(request, stream=False),
-                                             model=request.model, timeout=request.timeout)
+        data = await self._http.request_json(
+            "POST",
+            "api/chat",
+            self._body(request, stream=False),
+            model=request.model,
+            timeout=request.timeout,
+        )
         if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
-            raise ResponseFormatError(f"{self.name} reply has no message: {str(data)[:200]!r}",
-                                      provider=self.name, model=request.model)
+            raise ResponseFormatError(
+                f"{self.name} reply has no message: {str(data)[:200]!r}",
+                provider=self.name,
+                model=request.model,
+            )
         message = data["message"]
         calls = _tool_calls(message.get("tool_calls"))
         return GenerateResponse(
-            content=str(message.get("content") or ""), tool_calls=calls, usage=_usage(data),
+            content=str(message.get("content") or ""),
+            tool_calls=calls,
+            usage=_usage(data),
             finish_reason=_finish_reason(data, bool(calls)),
-            model=data.get("model") or request.model, provider=self.name, raw=data)
+            model=data.get("model") or request.model,
+            provider=self.name,
+            raw=data,
+        )
 
     async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         had_calls = False
-        final: dict[str, Any] | None = None
-        async with self._http.stream("POST", "api/chat", self._body(request, stream=True),
-                                     model=request.model, timeout=request.timeout) as chunks, \
-                aclosing(_lines(chunks)) as lines:
-            async for line in lines:
-                if not isinstance(line, dict):
-                    raise ResponseFormatError(f"unexpected stream line {str(line)[:200]!r}",
-                                              provider=self.name, model=request.model)
-                if "error" in line:  # Ollama reports a failure mid-stream this way
-                    raise self._http.errors.to_error(
-                        500, {}, json.dumps(line).encode(), model=request.model)
-                message = line.get("message") or {}
-                calls = _tool_calls(message.get("tool_calls"))
-                had_calls = had_calls or bool(calls)
-                if message.get("content") or calls:
-                    yield StreamChunk(content=str(message.get("content") or ""), tool_calls=calls,
-                                      model=line.get("model") or request.model, raw=line)
-                if line.get("done"):
-                    final = line
-                    break
-        if final is None:
-            raise ProviderConnectionError(
-                f"{self.name} stream ended before its done line: the answer is incomplete. "
-                "Try again.", provider=self.name, model=request.model)
-        yield StreamChunk(finish_reason=_finish_reason(final, had_calls), usage=_usage(final),
-                          model=final.get("model") or request.model)
+        final: dict[str, Any] = {}
+        events = self._http.events(
+            "api/chat",
+            self._body(request, stream=True),
+            model=request.model,
+            timeout=request.timeout,
+            framing="ndjson",
+            is_error=_is_error_line,
+            is_last=_is_done,
+            end_name="its done line",
+        )
+        try:
+            async for batch in events:
+                for line in batch:
+                    message = line.get("message") or {}
+                    calls = _tool_calls(message.get("tool_calls"))
+                    had_calls = had_calls or bool(calls)
+                    if message.get("content") or calls:
+                        yield StreamChunk(
+                            content=str(message.get("content") or ""),
+                            tool_calls=calls,
+                            model=line.get("model") or request.model,
+                            raw=line,
+                        )
+                    if line.get("done"):
+                        final = line
+        finally:
+            await events.aclose()
+        yield StreamChunk(
+            finish_reason=_finish_reason(final, had_calls),
+            usage=_usage(final),
+            model=final.get("model") or request.model,
+        )
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -311,8 +300,8 @@ class OllamaProvider(HttpProvider):
         """
         try:
             await self._http.request_json(
-                "POST", "api/chat", {"model": self.model, "messages": [], "keep_alive": 0},
-                model=self.model)
+                "POST", "api/chat", {"model": self.model, "messages": [], "keep_alive": 0}, model=self.model
+            )
         except (ProviderConnectionError, ModelNotFoundError) as exc:
             logger.debug("ollama unload of %s: nothing to unload (%s)", self.model, type(exc).__name__)
         finally:
@@ -322,5 +311,8 @@ class OllamaProvider(HttpProvider):
         """Model names from ``GET /api/tags``."""
         data = await self._http.request_json("GET", "api/tags", model=self.model)
         models = data.get("models") if isinstance(data, dict) else None
-        return [str(m.get("name") or m.get("model")) for m in (models or [])
-                if isinstance(m, dict) and (m.get("name") or m.get("model"))]
+        return [
+            str(m.get("name") or m.get("model"))
+            for m in (models or [])
+            if isinstance(m, dict) and (m.get("name") or m.get("model"))
+        ]

@@ -1,7 +1,10 @@
 """The OpenAI Chat Completions wire format, for any server that speaks it.
 
 ``OpenAICompatibleProvider`` ("openai-compatible") needs a ``base_url``;
-OpenAI, LM Studio, vLLM and OpenRouter are small subclasses of it.
+OpenAI, LM Studio, vLLM and OpenRouter are small subclasses of it. This
+module translates: ``Request`` -> request body, reply / stream event ->
+``GenerateResponse`` / ``StreamChunk``, plus the error table of the servers
+behind it (llama.cpp's report errors as text only).
 """
 
 from __future__ import annotations
@@ -11,32 +14,52 @@ from typing import Any, ClassVar
 
 from abstractcore.core.errors import (
     BadRequestError,
+    ContextLengthExceededError,
     ProviderConnectionError,
-    ProviderStatusError,
     ResponseFormatError,
 )
-from abstractcore.core.types import (
-    GenerateResponse,
-    StreamChunk,
-    Usage,
-)
-from abstractcore.openai_format import (
+from abstractcore.core.types import GenerateResponse, StreamChunk, ToolCallDelta, Usage
+from abstractcore.features.openai_chat import (
     message_to_openai,
     parse_tool_calls,
     tool_call_deltas,
     tool_choice_to_openai,
     tools_to_openai,
 )
-from abstractcore.providers._http import HttpProvider
+from abstractcore.features.tools.accumulator import ToolCallAccumulator
 from abstractcore.providers.base import Request
-from abstractcore.tools.accumulator import ToolCallAccumulator
-from abstractcore.transport.errors import ErrorDetail, ErrorMapper
-from abstractcore.transport.sse import SSEDecoder, parse_json_data
+from abstractcore.providers.http import HttpProvider
+from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 
-__all__ = ["OpenAICompatibleProvider", "with_v1"]
+__all__ = ["LLAMA_CPP_ERRORS", "OpenAICompatibleProvider", "with_v1"]
 
-_PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "stop", "seed", "presence_penalty",
-           "frequency_penalty")
+_PARAMS = (
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "top_k",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
+
+#: llama.cpp's servers (llama-server, also inside Ollama and LM Studio, and llama-cpp-python's)
+#: report errors as text only; each pattern is tested against a body captured from them.
+LLAMA_CPP_ERRORS: ErrorTable = (
+    # llama-server: 400 "request (6031 tokens) exceeds the available context size (4096 tokens)"
+    ErrorRule(ContextLengthExceededError, message=r"exceeds the available context size"),
+    # llama-server: 500 "image input is not supported - hint: ... you may need to provide the mmproj"
+    ErrorRule(
+        BadRequestError,
+        message=r"image input is not supported",
+        advice="This model takes no images (it has no vision projector): send text only, use "
+        "a vision model, or start llama-server with --mmproj.",
+    ),
+    # llama-cpp-python's server answers a body its schema rejects with HTTP 500 and a pydantic
+    # "validation error" on ('body', ...): retrying it can never succeed.
+    ErrorRule(BadRequestError, status=500, message=r"validation error.*'body'"),
+)
 
 
 def with_v1(url: str) -> str:
@@ -50,17 +73,6 @@ def _usage(data: Any) -> Usage | None:
     return Usage.of(data.get("prompt_tokens"), data.get("completion_tokens"))
 
 
-class OpenAICompatibleErrors(ErrorMapper):
-    """OpenAI's error codes, plus servers that report a rejected request as a 500."""
-
-    def refine(self, detail: ErrorDetail, default: type[ProviderStatusError]) -> type[ProviderStatusError]:
-        # llama-cpp-python answers a request its schema rejects with HTTP 500 and a pydantic
-        # "validation error" on ('body', ...): retrying it can never succeed.
-        if detail.status == 500 and "validation error" in detail.message and "'body'" in detail.message:
-            return BadRequestError
-        return super().refine(detail, default)
-
-
 class OpenAICompatibleProvider(HttpProvider):
     """Any server speaking OpenAI's Chat Completions API (``base_url`` required)."""
 
@@ -69,6 +81,7 @@ class OpenAICompatibleProvider(HttpProvider):
     extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
     base_url_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_BASE_URL"
     api_key_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_API_KEY"
+    error_table: ClassVar[ErrorTable] = LLAMA_CPP_ERRORS
     #: How ``response_model`` asks for JSON: "json_schema" (OpenAI) or "json_object" with a
     #: schema (llama.cpp's server, which answers json_schema with HTTP 500).
     json_mode: ClassVar[str] = "json_schema"
@@ -77,16 +90,16 @@ class OpenAICompatibleProvider(HttpProvider):
         super()._configure(options)
         self._json_mode = self.json_mode
 
-    def _error_mapper(self) -> ErrorMapper:
-        return OpenAICompatibleErrors(self.name, key_env=self.api_key_env)
-
     # -- request ----------------------------------------------------------------
 
     def _body(self, request: Request, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model,
-                                "messages": [message_to_openai(m) for m in request.messages]}
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [message_to_openai(m) for m in request.messages],
+        }
+        params = request.params
         for name in _PARAMS:
-            value = request.params.get(name)
+            value = params.get(name)
             if value is not None:
                 body[name] = value
         if request.tools:
@@ -99,82 +112,138 @@ class OpenAICompatibleProvider(HttpProvider):
             else:
                 body["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": "response", "schema": request.json_schema}}
+                    "json_schema": {"name": "response", "schema": request.json_schema},
+                }
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         return body
 
-    # -- hooks ------------------------------------------------------------------
+    # -- reply ------------------------------------------------------------------
 
-    async def _complete(self, request: Request) -> GenerateResponse:
-        try:
-            data = await self._http.request_json("POST", "chat/completions",
-                                                 self._body(request, stream=False),
-                                                 model=request.model, timeout=request.timeout)
-        except BadRequestError as exc:
-            # A server that rejects OpenAI's json_schema response_format (llama.cpp's) gets
-            # {"type": "json_object", "schema": ...} instead, for this and later calls.
-            if (request.json_schema is None or self._json_mode != "json_schema"
-                    or "response_format" not in str(exc.body)):
-                raise
-            self._json_mode = "json_object"
-            data = await self._http.request_json("POST", "chat/completions",
-                                                 self._body(request, stream=False),
-                                                 model=request.model, timeout=request.timeout)
+    def _response(self, data: Any, request: Request) -> GenerateResponse:
         try:
             choice = data["choices"][0]
             message = choice.get("message") or {}
         except (KeyError, IndexError, TypeError):
             raise ResponseFormatError(
                 f"{self.name} reply has no choices: {str(data)[:200]!r}",
-                provider=self.name, model=request.model) from None
+                provider=self.name,
+                model=request.model,
+            ) from None
         return GenerateResponse(
-            content=message.get("content") or "", tool_calls=parse_tool_calls(message.get("tool_calls")),
-            usage=_usage(data.get("usage")), finish_reason=choice.get("finish_reason"),
-            model=data.get("model") or request.model, provider=self.name, raw=data)
+            content=message.get("content") or "",
+            tool_calls=parse_tool_calls(message.get("tool_calls")),
+            usage=_usage(data.get("usage")),
+            finish_reason=choice.get("finish_reason"),
+            model=data.get("model") or request.model,
+            provider=self.name,
+            raw=data,
+        )
+
+    # -- hooks ------------------------------------------------------------------
+
+    async def _complete(self, request: Request) -> GenerateResponse:
+        try:
+            data = await self._http.request_json(
+                "POST",
+                "chat/completions",
+                self._body(request, stream=False),
+                model=request.model,
+                timeout=request.timeout,
+            )
+        except BadRequestError as exc:
+            # A server that rejects OpenAI's json_schema response_format (llama.cpp's) gets
+            # {"type": "json_object", "schema": ...} instead, for this and later calls.
+            if (
+                request.json_schema is None
+                or self._json_mode != "json_schema"
+                or "response_format" not in str(exc.body)
+            ):
+                raise
+            self._json_mode = "json_object"
+            data = await self._http.request_json(
+                "POST",
+                "chat/completions",
+                self._body(request, stream=False),
+                model=request.model,
+                timeout=request.timeout,
+            )
+        return self._response(data, request)
 
     async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        decoder = SSEDecoder()
         tools = ToolCallAccumulator()
         finish_reason: str | None = None
         usage: Usage | None = None
         model = request.model
-        done = False
-        async with self._http.stream("POST", "chat/completions", self._body(request, stream=True),
-                                     model=request.model, timeout=request.timeout) as chunks:
-            async for raw in chunks:
-                for event in decoder.feed(raw):
-                    if event.data.strip() == "[DONE]":
-                        done = True
-                        break
-                    data = parse_json_data(event.data)
+        seen_any = False
+        events = self._http.events(
+            "chat/completions",
+            self._body(request, stream=True),
+            model=request.model,
+            timeout=request.timeout,
+            done_marker="[DONE]",
+            require_end=False,
+        )
+        try:
+            async for batch in events:
+                seen_any = True
+                for data in batch:
                     if not isinstance(data, dict):
-                        raise ResponseFormatError(f"unexpected stream event {event.data[:200]!r}",
-                                                  provider=self.name, model=request.model)
-                    if "error" in data:
-                        raise self._http.errors.to_error(
-                            int(data.get("status") or 500), {}, event.data.encode(),
-                            model=request.model)
+                        raise ResponseFormatError(
+                            f"unexpected stream event {str(data)[:200]!r}",
+                            provider=self.name,
+                            model=request.model,
+                        )
                     model = data.get("model") or model
                     if data.get("usage"):
                         usage = _usage(data["usage"])
-                    for choice in data.get("choices") or []:
-                        delta = choice.get("delta") or {}
-                        for tool_delta in tool_call_deltas(delta):
-                            tools.add(tool_delta)
-                            yield StreamChunk(tool_call_deltas=[tool_delta], model=model)
-                        if delta.get("content"):
-                            yield StreamChunk(content=delta["content"], model=model, raw=data)
-                        finish_reason = choice.get("finish_reason") or finish_reason
-                if done:
-                    break
-        if not done and finish_reason is None:
+                    for choice in data.get("choices") or ():
+                        delta = choice.get("delta")
+                        if delta:
+                            content = delta.get("content")
+                            if delta.get("tool_calls"):
+                                fragments: list[ToolCallDelta] = tool_call_deltas(delta)
+                                for fragment in fragments:
+                                    tools.add(fragment)
+                                yield StreamChunk(
+                                    content=content or "", tool_call_deltas=fragments, model=model, raw=data
+                                )
+                            elif content:
+                                yield StreamChunk(content=content, model=model, raw=data)
+                        reason = choice.get("finish_reason")
+                        if reason:
+                            finish_reason = reason
+        finally:
+            await events.aclose()
+        if finish_reason is None:
+            if not seen_any:
+                # llama-server answers a prompt longer than its context with an empty stream
+                raise await self._empty_stream_error(request)
             raise ProviderConnectionError(
-                f"{self.name} stream ended before the answer was complete.",
-                provider=self.name, model=request.model)
-        yield StreamChunk(finish_reason=finish_reason or "stop", usage=usage,
-                          tool_calls=tools.finish(), model=model)
+                f"{self.name} stream ended before the answer was complete. Try again.",
+                provider=self.name,
+                model=request.model,
+            )
+        yield StreamChunk(finish_reason=finish_reason, usage=usage, tool_calls=tools.finish(), model=model)
+
+    async def _empty_stream_error(self, request: Request) -> Exception:
+        """Why a stream ended with no event at all: the same request unstreamed tells."""
+        try:
+            await self._http.request_json(
+                "POST",
+                "chat/completions",
+                self._body(request, stream=False),
+                model=request.model,
+                timeout=request.timeout,
+            )
+        except Exception as exc:  # the typed error the server gives the plain request
+            return exc
+        return ProviderConnectionError(
+            f"{self.name} sent an empty stream (no event, no [DONE]). Try again.",
+            provider=self.name,
+            model=request.model,
+        )
 
     async def alist_models(self) -> list[str]:
         """Model ids from ``GET /models``."""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
-from abstractcore.core.errors import ConfigurationError
 from abstractcore.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = ["OpenRouterProvider"]
@@ -21,6 +19,9 @@ class OpenRouterProvider(OpenAICompatibleProvider):
 
     name: ClassVar[str] = "openrouter"
     default_model: ClassVar[str | None] = "openai/gpt-4o-mini"
+    key_required_hosts: ClassVar[tuple[str, ...]] = ("openrouter.ai",)
+    key_example: ClassVar[str] = "sk-or-..."
+    display_name: ClassVar[str] = "OpenRouter"
     api_key_env: ClassVar[str | None] = "OPENROUTER_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENROUTER_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://openrouter.ai/api/v1"
@@ -37,9 +38,3 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         if self._app_url:
             headers["HTTP-Referer"] = str(self._app_url)
         return headers
-
-    def _check_key(self) -> None:
-        host = urlsplit(self.base_url).hostname or ""
-        if self._api_key is None and host.endswith("openrouter.ai"):
-            raise ConfigurationError(
-                "OpenRouter needs an API key: set OPENROUTER_API_KEY or pass api_key='sk-or-...'.")

@@ -27,8 +27,7 @@ _LIVE: weakref.WeakSet[AiohttpTransport] = weakref.WeakSet()
 def _client_timeout(timeout: Timeout, stream: bool) -> aiohttp.ClientTimeout:
     if stream:
         # ``total`` would cut a long stream; it bounds the headers in HttpClient instead.
-        return aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect,
-                                     sock_read=timeout.read)
+        return aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect, sock_read=timeout.read)
     # a per-read timer re-armed on every packet is redundant when ``total`` is the tighter bound
     read = timeout.read
     if read is not None and timeout.total is not None and read >= timeout.total:
@@ -113,15 +112,16 @@ class _AiohttpResponse:
 class AiohttpTransport:
     """A pooled ``aiohttp.ClientSession`` bound to the running asyncio loop."""
 
-    def __init__(self, *, max_connections: int = 100,
-                 base_headers: Mapping[str, str] | None = None) -> None:
-        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections,
-                                         ttl_dns_cache=300)
+    def __init__(self, *, max_connections: int = 100, base_headers: Mapping[str, str] | None = None) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=max_connections, limit_per_host=max_connections, ttl_dns_cache=300
+        )
         # Headers sent with every request live on the session: aiohttp then copies one
         # CIMultiDict per request instead of rebuilding it from a dict (measurable at 100+ rps).
         self._base_headers = base_headers
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
-                                              trust_env=False, headers=base_headers)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, trust_env=False, headers=base_headers
+        )
         self._proxies = _Proxies()
         # If the session becomes cyclic garbage, weakref callbacks run before any __del__:
         # close its sockets quietly there too, so aiohttp never warns "Unclosed client session".
@@ -132,10 +132,13 @@ class AiohttpTransport:
     async def send(self, request: HttpRequest, *, stream: bool) -> _AiohttpResponse:
         try:
             response = await self._session.request(
-                request.method, request.url, data=request.content,
+                request.method,
+                request.url,
+                data=request.content,
                 headers=None if request.headers is self._base_headers else request.headers,
                 timeout=_client_timeout(request.timeout, stream),
-                proxy=self._proxies.for_url(request.url))
+                proxy=self._proxies.for_url(request.url),
+            )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _failure(exc, request.url) from exc
         wrapped = _AiohttpResponse(response, request.url, None)

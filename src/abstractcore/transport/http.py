@@ -9,6 +9,10 @@
   been handed on.
 - Every failure becomes a class of the error tree carrying provider, model,
   status and request id. Secret header values are never logged or shown.
+- ``events()`` is the one stream loop: it decodes the body (SSE or NDJSON),
+  turns an error event into the typed error, stops at the end event, raises
+  when the body ends before it, and closes the response in ``finally``.
+  Providers translate the events it yields and nothing else.
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ import json
 import logging
 import threading
 import weakref
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import sniffio
@@ -33,16 +36,20 @@ from abstractcore.core.errors import (
     ProviderStatusError,
     ProviderTimeoutError,
     RateLimitError,
+    ResponseFormatError,
     ServerError,
 )
 from abstractcore.core.retry import RetryConfig
+from abstractcore.core.secrets import Secret
 from abstractcore.transport.base import HttpRequest, Transport, TransportFailure, TransportResponse
-from abstractcore.transport.errors import ErrorMapper, redact
+from abstractcore.transport.error_mapping import ErrorMapper, redact
+from abstractcore.transport.ndjson import NDJSONDecoder, parse_json_data
+from abstractcore.transport.sse import SSEDecoder
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["HttpClient"]
+__all__ = ["HttpClient", "close_clients_of_running_loop"]
 
 logger = logging.getLogger("abstractcore.http")
 
@@ -70,32 +77,62 @@ def _is_retryable(error: ProviderError) -> bool:
     return isinstance(error, ProviderStatusError) and error.status_code in _RETRY_STATUSES
 
 
+_LIVE: weakref.WeakSet[HttpClient] = weakref.WeakSet()
+
+
+async def close_clients_of_running_loop() -> None:
+    """Close the connections every live client opened on the running loop (used at exit)."""
+    for client in list(_LIVE):
+        await client.aclose()
+
+
+def _has_error_key(data: Any) -> bool:
+    return isinstance(data, dict) and "error" in data
+
+
+def _never(data: Any) -> bool:
+    return False
+
+
 class HttpClient:
     """Pooled, retrying JSON-over-HTTP client of one provider instance."""
 
-    def __init__(self, *, provider: str, base_url: str, headers: Mapping[str, str] | None = None,
-                 secret_headers: Mapping[str, str] | None = None, timeout: Timeout | None = None,
-                 retry: RetryConfig | None = None, max_connections: int = 100,
-                 httpx_client: httpx.AsyncClient | None = None,
-                 error_mapper: ErrorMapper | None = None, connect_hint: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        secret_headers: Mapping[str, str] | None = None,
+        secrets: Sequence[Secret] = (),
+        timeout: Timeout | None = None,
+        retry: RetryConfig | None = None,
+        max_connections: int = 100,
+        httpx_client: httpx.AsyncClient | None = None,
+        error_mapper: ErrorMapper | None = None,
+        connect_hint: str | None = None,
+    ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self._secret_headers = dict(secret_headers or {})
-        self._headers = {"content-type": "application/json", "accept": "application/json",
-                         "user-agent": f"abstractcore/{__version__}", **dict(headers or {}),
-                         **self._secret_headers}
+        self._headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": f"abstractcore/{__version__}",
+            **dict(headers or {}),
+            **self._secret_headers,
+        }
         self.timeout = timeout or Timeout()
         self.retry = retry or RetryConfig()
         self.max_connections = max_connections
         self._httpx_client = httpx_client
         self._connect_hint = connect_hint or "Check that the server is running and reachable"
-        secrets = [v for v in self._secret_headers.values() if v]
-        secrets += [v.split(" ", 1)[1] for v in secrets if v.lower().startswith("bearer ")]
         self._secrets = tuple(secrets)
         self.errors = error_mapper or ErrorMapper(provider)
-        self.errors.secrets = tuple(set(self.errors.secrets) | set(self._secrets))
+        self.errors.secrets = (*self.errors.secrets, *self._secrets)
         self._transports: dict[int, tuple[weakref.ref[object], Transport]] = {}
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"HttpClient(provider={self.provider!r}, base_url={self.base_url!r})"
@@ -112,13 +149,11 @@ class HttpClient:
         if self._httpx_client is not None or library != "asyncio":
             from abstractcore.transport.httpx_transport import HttpxTransport
 
-            transport = HttpxTransport(max_connections=self.max_connections,
-                                       client=self._httpx_client)
+            transport = HttpxTransport(max_connections=self.max_connections, client=self._httpx_client)
         else:
             from abstractcore.transport.aiohttp_transport import AiohttpTransport
 
-            transport = AiohttpTransport(max_connections=self.max_connections,
-                                         base_headers=self._headers)
+            transport = AiohttpTransport(max_connections=self.max_connections, base_headers=self._headers)
         client = weakref.ref(self)  # no cycle through the callback: pools die with the client
 
         def forget(_: object, key: int = key) -> None:  # the loop (or trio run) is gone
@@ -152,8 +187,9 @@ class HttpClient:
 
     # -- requests ---------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: Any, timeout: Timeout | None,
-                 headers: Mapping[str, str] | None) -> HttpRequest:
+    def _request(
+        self, method: str, path: str, body: Any, timeout: Timeout | None, headers: Mapping[str, str] | None
+    ) -> HttpRequest:
         url = path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
         content = None if body is None else _ENCODER.encode(body).encode()
         all_headers = {**self._headers, **headers} if headers else self._headers
@@ -174,35 +210,66 @@ class HttpClient:
             except TimeoutError:
                 error = ProviderTimeoutError(
                     self._connection_message(
-                        TransportFailure(f"timed out waiting for {request.url}", timeout=True),
-                        request), provider=self.provider, model=model)
+                        TransportFailure(f"timed out waiting for {request.url}", timeout=True), request
+                    ),
+                    provider=self.provider,
+                    model=model,
+                )
             except TransportFailure as exc:
                 cls = ProviderTimeoutError if exc.timeout else ProviderConnectionError
-                error = cls(self._connection_message(exc, request), provider=self.provider,
-                            model=model)
+                error = cls(self._connection_message(exc, request), provider=self.provider, model=model)
             else:
                 if response.status < 400:
                     return response
-                body = await response.read()
-                await response.aclose()
-                error = self.errors.to_error(response.status, response.headers, body, model=model)
+                error = await self._status_error(response, request, model)
             if attempt >= self.retry.max_attempts or not _is_retryable(error):
                 raise error
             retry_after = getattr(error, "retry_after", None)
             delay = self.retry.delay(attempt, retry_after)
-            logger.info("%s %s failed (%s); retry %d of %d in %.2fs", request.method,
-                        request.url, type(error).__name__, attempt, self.retry.max_attempts - 1,
-                        delay)
+            logger.info(
+                "%s %s failed (%s); retry %d of %d in %.2fs",
+                request.method,
+                request.url,
+                type(error).__name__,
+                attempt,
+                self.retry.max_attempts - 1,
+                delay,
+            )
             await anyio.sleep(delay)
+
+    async def _status_error(
+        self, response: TransportResponse, request: HttpRequest, model: str | None
+    ) -> ProviderError:
+        """The typed error for an error status; a body that breaks off while read is a connection error."""
+        try:
+            body = await response.read()
+        except TransportFailure as exc:
+            cls = ProviderTimeoutError if exc.timeout else ProviderConnectionError
+            return cls(
+                self._connection_message(exc, request),
+                provider=self.provider,
+                model=model,
+                status_code=response.status,
+            )
+        finally:
+            await response.aclose()
+        return self.errors.to_error(response.status, response.headers, body, model=model, url=request.url)
 
     def _connection_message(self, exc: TransportFailure, request: HttpRequest) -> str:
         what = "timed out" if exc.timeout else "could not connect or the connection broke"
         hint = "Raise timeout=... or check the server's load" if exc.timeout else self._connect_hint
         return redact(f"{self.provider} at {self.base_url} {what} ({exc}). {hint}.", self._secrets)
 
-    async def request_json(self, method: str, path: str, body: Any = None, *,
-                           model: str | None = None, timeout: Timeout | None = None,
-                           headers: Mapping[str, str] | None = None) -> Any:
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        model: str | None = None,
+        timeout: Timeout | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         """Send a request and return its JSON reply (``ResponseFormatError`` if it is not JSON)."""
         request = self._request(method, path, body, timeout, headers)
         response = await self._send(request, stream=False, model=model)
@@ -210,31 +277,94 @@ class HttpClient:
         try:
             return json.loads(raw)
         except ValueError:
-            from abstractcore.core.errors import ResponseFormatError
-
             excerpt = raw[:200].decode("utf-8", errors="replace")
             raise ResponseFormatError(
-                f"{self.provider} sent a reply that is not JSON (HTTP {response.status}): "
-                f"{excerpt!r}", provider=self.provider, model=model) from None
+                f"{self.provider} sent a reply that is not JSON (HTTP {response.status}): {excerpt!r}",
+                provider=self.provider,
+                model=model,
+            ) from None
 
-    @asynccontextmanager
-    async def stream(self, method: str, path: str, body: Any = None, *, model: str | None = None,
-                     timeout: Timeout | None = None,
-                     headers: Mapping[str, str] | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Open a streamed response; yields its body chunks. Retried only before this yields."""
-        request = self._request(method, path, body, timeout, headers)
+    async def events(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        model: str | None = None,
+        timeout: Timeout | None = None,
+        framing: Literal["sse", "ndjson"] = "sse",
+        done_marker: str | None = None,
+        is_error: Callable[[Any], bool] = _has_error_key,
+        is_last: Callable[[Any], bool] = _never,
+        require_end: bool = True,
+        end_name: str = "its end",
+        method: str = "POST",
+    ) -> AsyncGenerator[list[Any], None]:
+        """POST ``body`` and yield the stream's decoded JSON events, in batches (one per network read).
+
+        ``done_marker`` is an SSE data line that ends the stream (OpenAI's
+        ``[DONE]``); ``is_last(event)`` marks the event after which the stream
+        is complete (Anthropic's ``message_stop``, Ollama's ``done``);
+        ``is_error(event)`` an error event, raised as the typed error. A body
+        that ends before the end (when ``require_end``) raises
+        ``ProviderConnectionError``. Retried only before the first event.
+        """
+        request = self._request(method, path, body, timeout, None)
         response = await self._send(request, stream=True, model=model)
+        ended = False
         try:
-            yield self._chunks(response, model)
+            if framing == "sse":
+                decoder: Any = SSEDecoder()
+            else:
+                decoder = NDJSONDecoder()
+            sse = framing == "sse"
+            async for raw in response.iter_bytes():
+                batch: list[Any] = []
+                for item in decoder.feed(raw):
+                    if sse:
+                        if item.data == done_marker:
+                            ended = True
+                            break
+                        item = parse_json_data(item.data)
+                    if is_error(item):
+                        if batch:
+                            yield batch
+                        raise self.errors.to_error(
+                            None, {}, item if isinstance(item, dict) else str(item), model=model
+                        )
+                    batch.append(item)
+                    if is_last(item):
+                        ended = True
+                        break
+                if batch:
+                    yield batch
+                if ended:
+                    return
+            rest = [] if sse else decoder.close()
+            if rest:
+                for item in rest:
+                    if is_error(item):
+                        raise self.errors.to_error(None, {}, item, model=model)
+                ended = any(is_last(item) for item in rest)
+                yield rest
+            if require_end and not ended:
+                raise ProviderConnectionError(
+                    f"{self.provider} stream ended before {end_name}: the answer is incomplete "
+                    "(the connection closed early, or the server gave up). Try again.",
+                    provider=self.provider,
+                    model=model,
+                    incomplete=True,
+                )
+        except TransportFailure as exc:
+            cls = ProviderTimeoutError if exc.timeout else ProviderConnectionError
+            raise cls(
+                redact(f"{self.provider} stream broke off: {exc}", self._secrets),
+                provider=self.provider,
+                model=model,
+            ) from None
+        except ResponseFormatError as exc:
+            if exc.provider is None:
+                exc.provider, exc.model = self.provider, model
+            raise
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
-
-    async def _chunks(self, response: TransportResponse, model: str | None) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in response.iter_bytes():
-                yield chunk
-        except TransportFailure as exc:
-            cls = ProviderTimeoutError if exc.timeout else ProviderConnectionError
-            raise cls(redact(f"{self.provider} stream broke off: {exc}", self._secrets),
-                      provider=self.provider, model=model) from None

@@ -14,8 +14,7 @@ __all__ = ["HttpxTransport"]
 
 
 def _httpx_timeout(timeout: Timeout) -> dict[str, float | None]:
-    return {"connect": timeout.connect, "read": timeout.read, "write": timeout.read,
-            "pool": timeout.connect}
+    return {"connect": timeout.connect, "read": timeout.read, "write": timeout.read, "pool": timeout.connect}
 
 
 def _failure(exc: httpx.HTTPError, url: str) -> TransportFailure:
@@ -70,14 +69,19 @@ class HttpxTransport:
     def __init__(self, *, max_connections: int = 100, client: httpx.AsyncClient | None = None) -> None:
         self._owned = client is None
         self._client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
-            timeout=None, follow_redirects=False)
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            timeout=None,
+            follow_redirects=False,
+        )
 
     async def send(self, request: HttpRequest, *, stream: bool) -> _HttpxResponse:
         req = self._client.build_request(
-            request.method, request.url, content=request.content, headers=dict(request.headers),
-            extensions={"timeout": _httpx_timeout(request.timeout)})
+            request.method,
+            request.url,
+            content=request.content,
+            headers=dict(request.headers),
+            extensions={"timeout": _httpx_timeout(request.timeout)},
+        )
         total = None if stream else request.timeout.total
         try:
             with anyio.fail_after(total):

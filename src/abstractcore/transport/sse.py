@@ -1,4 +1,4 @@
-"""Pure, incremental stream decoders: Server-Sent Events and NDJSON. No I/O.
+"""A pure, incremental Server-Sent Events decoder. No I/O.
 
 ``SSEDecoder`` follows the WHATWG event-stream rules: lines end in CRLF, LF or
 CR (also when a CRLF is split between two chunks), ``:`` starts a comment,
@@ -11,14 +11,11 @@ split anywhere (inside a UTF-8 character too). Malformed input raises
 from __future__ import annotations
 
 import codecs
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from abstractcore.core.errors import ResponseFormatError
 
-__all__ = ["NDJSONDecoder", "SSEDecoder", "SSEEvent", "parse_json_data"]
+__all__ = ["SSEDecoder", "SSEEvent"]
 
 
 @dataclass(slots=True)
@@ -41,7 +38,6 @@ class SSEDecoder:
         self._first = True
         self._data: list[str] = []
         self._event = ""
-        self._id: str | None = None
         self._last_id: str | None = None
         self._retry: int | None = None
 
@@ -128,44 +124,4 @@ class SSEDecoder:
         self._data, self._event, self._retry = [], "", None
         if not data:
             return None
-        return SSEEvent(data="\n".join(data), event=event or "message", id=self._last_id,
-                        retry=retry)
-
-
-class NDJSONDecoder:
-    """Newline-delimited JSON: one object per line, split anywhere."""
-
-    def __init__(self) -> None:
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="strict")
-        self._buffer = ""
-
-    def feed(self, chunk: bytes) -> list[Any]:
-        """Decode ``chunk``; return the objects of the lines it completes."""
-        try:
-            self._buffer += self._utf8.decode(chunk)
-        except UnicodeDecodeError as exc:
-            raise ResponseFormatError(f"NDJSON stream is not valid UTF-8: {exc}") from None
-        *lines, self._buffer = self._buffer.split("\n")
-        return _parse_lines(lines)
-
-    def close(self) -> list[Any]:
-        """Flush at end of stream: a last line without newline still counts."""
-        try:
-            self._buffer += self._utf8.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise ResponseFormatError(f"NDJSON stream ends inside a UTF-8 character: {exc}") from None
-        rest, self._buffer = self._buffer, ""
-        return _parse_lines([rest])
-
-
-def _parse_lines(lines: Iterable[str]) -> list[Any]:
-    return [parse_json_data(line) for line in lines if line.strip()]
-
-
-def parse_json_data(text: str) -> Any:
-    """``json.loads`` that raises ``ResponseFormatError`` with a short excerpt."""
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        excerpt = text if len(text) <= 200 else text[:200] + "..."
-        raise ResponseFormatError(f"expected JSON in the stream, got {excerpt!r}") from None
+        return SSEEvent(data="\n".join(data), event=event or "message", id=self._last_id, retry=retry)

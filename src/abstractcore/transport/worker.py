@@ -8,32 +8,36 @@ per model:
   per-model ``CapacityLimiter(1)``: concurrent calls queue on the event loop
   (cancellable, no thread held while queued).
 - ``stream(fn)`` runs ``fn(emit, cancel)`` on a producer thread that hands
-  each item to the event loop as soon as it exists, through a bounded memory
-  object stream; the async side yields the items one by one. The hand-off
-  never waits for the loop (``run_sync_soon``), so the thread computes the
-  next token while the loop delivers this one; a semaphore bounds the items
-  in flight.
+  each item to the event loop as soon as it exists. The hand-off never waits
+  for the loop or the consumer (``call_soon_threadsafe`` on asyncio,
+  ``TrioToken.run_sync_soon`` on trio): the producer owns the model only for
+  as long as its own generation lasts, never for as long as somebody holds the
+  iterator. A stream the caller stopped reading (left in a variable after a
+  ``break``) therefore finishes its generation into memory (a generation is
+  bounded by ``max_tokens`` or the context) and frees the model; once the
+  iterator is closed or garbage-collected, the generation stops at once.
 - ``cancel`` is a ``threading.Event``. It is set when the awaiting task is
-  cancelled or the stream's consumer stops (``aclose()``, ``break`` out of a
-  sync stream); generation loops check it every token, and ``emit`` raises
-  ``StreamClosed`` once it is set, so the thread stops within a token.
+  cancelled or the stream's consumer goes away (``aclose()``, ``break`` out of
+  a sync stream, garbage collection); generation loops check it every token,
+  and ``emit`` raises ``StreamClosed`` once it is set.
+
+Every worker thread is registered while it runs. At interpreter exit the
+registry sets every cancel flag and joins the threads (bounded wait), so no
+thread is still inside native code (``llama_decode``) while the interpreter
+and the native libraries are torn down: that was a segfault at exit.
 
 The limiter is per event loop (an anyio limiter belongs to one loop), so the
 same model can be used from the sync face's background loop, an asyncio loop
 and a trio loop; a ``threading.Lock`` taken inside the worker thread keeps
 calls coming from different loops apart.
-
-Why the stream producer is a thread of its own rather than a task running
-``to_thread.run_sync``: that task would need a task group spanning the async
-generator's ``yield``, which breaks when the generator is closed from another
-task (asyncio's garbage-collection finaliser) and leaks the model lock when a
-consumer just stops iterating. The producer thread needs no host task; it
-reaches the loop through the event-loop token taken when the stream starts.
 """
 
 from __future__ import annotations
 
+import atexit
+import math
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from itertools import count
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -41,20 +45,23 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import sniffio
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
-__all__ = ["Emit", "ModelWorker", "StreamClosed"]
+__all__ = ["Emit", "ModelWorker", "StreamClosed", "stop_all_workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Hands one item from the producer thread to the consumer (blocks while the buffer is full).
+#: Hands one item from the producer thread to the consumer (never blocks).
 Emit = Callable[[T], None]
 
 _ids = count(1)
 _LOCK_POLL = 0.05  # seconds between cancel checks while waiting for the model
+#: How long interpreter exit waits for generation threads to notice their cancel flag.
+EXIT_JOIN_SECONDS = 10.0
 
 
 class StreamClosed(Exception):
@@ -74,18 +81,66 @@ class _Failure:
         self.error = error
 
 
+class _Job:
+    """One running worker call: its cancel flag and a flag set when its thread is done."""
+
+    __slots__ = ("cancel", "done")
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+        self.done = threading.Event()
+
+
+_jobs: set[_Job] = set()
+_jobs_lock = threading.Lock()
+_exiting = False
+
+
+def _register(cancel: threading.Event) -> _Job:
+    job = _Job(cancel)
+    with _jobs_lock:
+        if _exiting:
+            cancel.set()
+        _jobs.add(job)
+    return job
+
+
+def _unregister(job: _Job) -> None:
+    with _jobs_lock:
+        _jobs.discard(job)
+    job.done.set()
+
+
+def stop_all_workers(timeout: float = EXIT_JOIN_SECONDS) -> bool:
+    """Cancel every running model call and wait (up to ``timeout`` s) for their threads.
+
+    Runs at interpreter exit; returns True when every thread stopped in time.
+    """
+    global _exiting
+    with _jobs_lock:
+        _exiting = True
+        jobs = list(_jobs)
+    for job in jobs:
+        job.cancel.set()
+    deadline = time.monotonic() + timeout
+    return all(job.done.wait(max(0.0, deadline - time.monotonic())) for job in jobs)
+
+
+atexit.register(stop_all_workers)
+
+
 class ModelWorker(Generic[T]):
     """Runs the blocking calls of one loaded model in worker threads, one at a time.
 
     ``T`` is the type of the items a stream yields.
     """
 
-    def __init__(self, name: str = "model", *, buffer: int = 32) -> None:
+    def __init__(self, name: str = "model") -> None:
         self.name = name
-        self._buffer = buffer
         self._lock = threading.Lock()
         self._limiter_var: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
-            f"abstractcore-worker-{next(_ids)}")
+            f"abstractcore-worker-{next(_ids)}"
+        )
 
     def __repr__(self) -> str:
         return f"ModelWorker({self.name!r})"
@@ -116,16 +171,19 @@ class ModelWorker(Generic[T]):
         cancel = threading.Event()
 
         def job() -> R:
-            if not self._acquire(cancel):
-                raise StreamClosed("cancelled before the model was free")
+            registered = _register(cancel)
             try:
-                return fn(cancel)
+                if not self._acquire(cancel):
+                    raise StreamClosed("cancelled before the model was free")
+                try:
+                    return fn(cancel)
+                finally:
+                    self._lock.release()
             finally:
-                self._lock.release()
+                _unregister(registered)
 
         try:
-            return await anyio.to_thread.run_sync(job, abandon_on_cancel=True,
-                                                  limiter=self.limiter())
+            return await anyio.to_thread.run_sync(job, abandon_on_cancel=True, limiter=self.limiter())
         except BaseException:
             cancel.set()
             raise
@@ -136,37 +194,45 @@ class ModelWorker(Generic[T]):
         """Run ``fn(emit, cancel)`` on a producer thread; yield what it emits, as it emits it.
 
         An exception raised by ``fn`` is raised here after the items emitted
-        before it. Closing the iterator (or cancelling the task iterating it)
-        sets ``cancel``; ``emit`` then raises ``StreamClosed`` in the thread.
+        before it. Closing the iterator (or cancelling the task iterating it,
+        or dropping it) sets ``cancel``; ``emit`` then raises ``StreamClosed``
+        in the thread.
         """
-        limiter = self.limiter()
-        borrower = object()  # released from whichever task closes the generator
-        await limiter.acquire_on_behalf_of(borrower)
+        cancel = threading.Event()
+        send, receive = anyio.create_memory_object_stream[Any](math.inf)
+        channel = _Channel(send, _call_soon_on_this_loop(), cancel)
+        job = _register(cancel)
+        thread = threading.Thread(
+            target=self._produce,
+            args=(fn, channel, cancel, job),
+            name=f"abstractcore-{self.name}",
+            daemon=True,
+        )
         try:
-            cancel = threading.Event()
-            send, receive = anyio.create_memory_object_stream[Any](self._buffer + 1)
-            channel = _Channel(send, anyio.lowlevel.current_token(), cancel, self._buffer)
-            thread = threading.Thread(target=self._produce, args=(fn, channel, cancel),
-                                      name=f"abstractcore-{self.name}", daemon=True)
             thread.start()
-            try:
-                while True:
-                    try:
-                        item = await receive.receive()
-                    except anyio.EndOfStream:
-                        return
-                    channel.taken()
-                    if isinstance(item, _Failure):
-                        raise item.error
-                    yield item
-            finally:
-                cancel.set()
-                receive.close()
+        except BaseException:
+            _unregister(job)
+            raise
+        try:
+            while True:
+                try:
+                    item = await receive.receive()
+                except anyio.EndOfStream:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
         finally:
-            limiter.release_on_behalf_of(borrower)
+            cancel.set()
+            receive.close()
 
-    def _produce(self, fn: Callable[[Emit[T], threading.Event], None], channel: _Channel,
-                 cancel: threading.Event) -> None:
+    def _produce(
+        self,
+        fn: Callable[[Emit[T], threading.Event], None],
+        channel: _Channel,
+        cancel: threading.Event,
+        job: _Job,
+    ) -> None:
         """Producer thread body: take the model, run ``fn``, hand items and errors over."""
         try:
             if not self._acquire(cancel):
@@ -182,6 +248,7 @@ class ModelWorker(Generic[T]):
                 channel.fail(exc)
         finally:
             channel.close()
+            _unregister(job)
 
     def _acquire(self, cancel: threading.Event) -> bool:
         """Take the model lock in this (worker) thread; False if cancelled while waiting."""
@@ -194,33 +261,70 @@ class ModelWorker(Generic[T]):
         return True
 
 
+#: Schedules ``fn(*args)`` on an event loop from another thread, without waiting.
+CallSoon = Callable[..., None]
+
+
+class LoopGone(Exception):
+    """The event loop a thread wanted to reach has finished."""
+
+
+def _call_soon_on_this_loop() -> CallSoon:
+    """A thread-safe, non-blocking "run this soon" for the running event loop.
+
+    Built on the loops' own public APIs (asyncio's ``call_soon_threadsafe``,
+    trio's ``TrioToken.run_sync_soon``): anyio has no public non-blocking
+    equivalent in the versions this package supports.
+    """
+    library = sniffio.current_async_library()
+    if library == "trio":
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def trio_soon(fn: Callable[..., object], *args: Any) -> None:
+            try:
+                token.run_sync_soon(fn, *args)
+            except trio.RunFinishedError as exc:
+                raise LoopGone("the trio run has finished") from exc
+
+        return trio_soon
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+
+    def asyncio_soon(fn: Callable[..., object], *args: Any) -> None:
+        if loop.is_closed():
+            raise LoopGone("the event loop is closed")
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError as exc:  # closed between the check and the call
+            raise LoopGone(str(exc)) from exc
+
+    return asyncio_soon
+
+
 class _Channel:
     """Hands items from the producer thread to the event loop without waiting for the loop.
 
-    ``put`` schedules the delivery on the loop (``run_sync_soon``) and returns
-    at once, so the next token is computed while the loop delivers this one.
-    A semaphore bounds the items in flight (back-pressure); the consumer
-    releases a slot for every item it takes.
+    ``put`` schedules the delivery on the loop and returns at once, so the
+    next token is computed while the loop delivers this one, and a consumer
+    that stops reading never holds the producer (and so the model) up.
     """
 
-    def __init__(self, send: MemoryObjectSendStream[Any], token: anyio.lowlevel.EventLoopToken,
-                 cancel: threading.Event, size: int) -> None:
+    def __init__(self, send: MemoryObjectSendStream[Any], soon: CallSoon, cancel: threading.Event) -> None:
         self._send = send
-        self._token = token
+        self._soon_on_loop = soon
         self._cancel = cancel
-        self._slots = threading.Semaphore(size)
 
     def put(self, item: Any) -> None:
         """(producer thread) Queue ``item`` for the consumer; ``StreamClosed`` once it is gone."""
-        while not self._slots.acquire(timeout=_LOCK_POLL):
-            if self._cancel.is_set():
-                raise StreamClosed("the consumer stopped")
         if self._cancel.is_set():
             raise StreamClosed("the consumer stopped")
         self._soon(self._deliver, item)
 
     def fail(self, error: BaseException) -> None:
-        """(producer thread) Queue an exception for the consumer (it has a slot of its own)."""
+        """(producer thread) Queue an exception for the consumer."""
         self._soon(self._deliver, _Failure(error))
 
     def close(self) -> None:
@@ -230,10 +334,6 @@ class _Channel:
         except StreamClosed:
             pass
 
-    def taken(self) -> None:
-        """(event loop) The consumer took an item: free its slot."""
-        self._slots.release()
-
     def _deliver(self, item: Any) -> None:  # runs on the event loop
         try:
             self._send.send_nowait(item)
@@ -242,7 +342,7 @@ class _Channel:
 
     def _soon(self, fn: Callable[..., object], *args: Any) -> None:
         try:
-            self._token.backend_class.run_sync_soon(fn, args, self._token.native_token)
-        except Exception as exc:  # the event loop has finished
+            self._soon_on_loop(fn, *args)
+        except LoopGone as exc:
             self._cancel.set()
             raise StreamClosed("the event loop is gone") from exc

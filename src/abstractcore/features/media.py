@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import mimetypes
 import os
 from collections.abc import Iterable
@@ -11,10 +13,9 @@ from typing import Any
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import ImagePart
 
-__all__ = ["load_media"]
+__all__ = ["base64_image", "load_media"]
 
-_MAGIC = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif",
-          b"RIFF": "image/webp"}
+_MAGIC = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif", b"RIFF": "image/webp"}
 
 
 def _sniff(data: bytes) -> str:
@@ -42,7 +43,8 @@ def _one(item: Any) -> ImagePart:
             raise ConfigurationError(f"Only images are supported as media; {path.name!r} is {mime}.")
         return ImagePart(data=data, mime_type=mime)
     raise ConfigurationError(
-        f"media items must be file paths, bytes, URLs or ImagePart; got {type(item).__name__}.")
+        f"media items must be file paths, bytes, URLs or ImagePart; got {type(item).__name__}."
+    )
 
 
 def load_media(items: Iterable[Any] | None) -> list[ImagePart]:
@@ -52,3 +54,27 @@ def load_media(items: Iterable[Any] | None) -> list[ImagePart]:
     if isinstance(items, (str, bytes, os.PathLike, ImagePart)):
         items = [items]
     return [_one(item) for item in items]
+
+
+def base64_image(part: ImagePart) -> tuple[str, str] | None:
+    """``(mime type, base64 data)`` of an image given as bytes or a base64 ``data:`` URL.
+
+    ``None`` for an image given as a link (``http(s)://``), which only some
+    providers fetch themselves. A ``data:`` URL that is not base64, or holds
+    invalid base64, raises ``ConfigurationError``.
+    """
+    if part.data is not None:
+        return part.mime_type, base64.b64encode(part.data).decode("ascii")
+    url = part.url or ""
+    if not url.startswith("data:"):
+        return None
+    header, _, payload = url.partition(",")
+    if ";base64" not in header:
+        raise ConfigurationError(
+            "Images given as data: URLs must be base64-encoded (data:image/png;base64,...)."
+        )
+    try:
+        base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError("The image data: URL holds invalid base64.") from None
+    return header[5:].split(";", 1)[0] or part.mime_type, payload

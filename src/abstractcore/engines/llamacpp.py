@@ -2,34 +2,64 @@
 
 The chat template comes from the GGUF (``create_chat_completion``). Tokens
 are streamed as llama.cpp samples them; the cancel flag is checked at every
-sampled token, and usage is counted from the exact prompt and completion
-tokens llama.cpp evaluated.
+sampled token and between chunks of the prompt (``PREFILL_CHUNK`` tokens), so
+a timeout or a cancelled call also stops a long prompt's processing. Usage is
+counted from the exact prompt and completion tokens llama.cpp evaluated. A
+prompt longer than the context raises ``ContextLengthExceededError`` before
+any work. llama.cpp's log goes to the ``abstractcore.llamacpp`` logger
+(``llamacpp_native``); no file descriptor is touched.
 """
 
 from __future__ import annotations
 
+import atexit
+import re
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from abstractcore.core.types import ToolCall
-from abstractcore.openai_format import parse_tool_calls, tool_call_deltas
-from abstractcore.providers._local import Engine, GenerationSpec, Outcome, collect_garbage, require
-from abstractcore.tools.accumulator import ToolCallAccumulator
+from abstractcore.core.errors import ContextLengthExceededError
+from abstractcore.engines import llamacpp_native
+from abstractcore.engines.base import Engine, GenerationSpec, Outcome, collect_garbage, require
+from abstractcore.transport.worker import stop_all_workers
 
-__all__ = ["LlamaCppEngine"]
-
-
-def _finish(reason: str | None, calls: tuple[ToolCall, ...]) -> str:
-    return "tool_calls" if calls else (reason or "length")
+__all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "LlamaCppEngine"]
 
 #: llama.cpp's own default (512) is too small for a chat; the model's full context costs memory.
 DEFAULT_N_CTX = 4096
+#: Prompt tokens evaluated per ``llama_decode``; the cancel flag is checked between chunks.
+#: Measured here (SmolLM2-135M, 4,000-token prompt): 128 costs ~3% prefill speed against 512.
+PREFILL_CHUNK = 128
 
-_PASSTHROUGH = ("temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty",
-                "frequency_penalty")
+_PASSTHROUGH = ("temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty")
+# llama-cpp-python's message when the prompt does not fit (llama.py, _create_completion)
+_TOO_LONG = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+_LIVE: weakref.WeakSet[LlamaCppEngine] = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    """At exit: stop every generation thread, then close the models while Python is whole.
+
+    Native objects freed later, during interpreter finalisation, would log through the
+    Python callback into a half torn-down interpreter.
+    """
+    if stop_all_workers():
+        for engine in list(_LIVE):
+            try:
+                engine.unload()
+            except Exception:  # exiting anyway
+                pass
+
+
+atexit.register(_close_all_at_exit)
+
+
+class _Cancelled(Exception):
+    """Raised inside llama-cpp-python's generation to stop it (prompt chunks included)."""
 
 
 class _Probe:
@@ -42,10 +72,20 @@ class _Probe:
 
 
 def _counting_llama(llama_cpp: Any) -> Any:
-    """A ``Llama`` subclass whose ``generate`` counts tokens and stops when cancelled."""
+    """A ``Llama`` subclass that counts tokens and stops, prompt included, when cancelled."""
 
     class CountingLlama(llama_cpp.Llama):  # type: ignore[misc]
         probe: _Probe | None = None
+
+        def eval(self, tokens: Sequence[int]) -> None:
+            probe = self.probe
+            if probe is None:
+                super().eval(tokens)
+                return
+            for start in range(0, len(tokens), PREFILL_CHUNK):
+                if probe.cancel.is_set():
+                    raise _Cancelled
+                super().eval(tokens[start : start + PREFILL_CHUNK])
 
         def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
             inner: Iterator[int] = super().generate(tokens, *args, **kwargs)
@@ -78,6 +118,19 @@ def _counting_llama(llama_cpp: Any) -> Any:
     return CountingLlama
 
 
+def _context_error(exc: ValueError) -> ContextLengthExceededError | None:
+    found = _TOO_LONG.search(str(exc))
+    if found is None:
+        return None
+    tokens, context = int(found.group(1)), int(found.group(2))
+    return ContextLengthExceededError(
+        f"llama.cpp: the prompt has {tokens} tokens but the model's context holds {context}; "
+        "shorten the prompt, or load the model with a larger context (n_ctx=...).",
+        prompt_tokens=tokens,
+        context_length=context,
+    )
+
+
 class LlamaCppEngine(Engine):
     """A GGUF model run by llama-cpp-python.
 
@@ -88,8 +141,14 @@ class LlamaCppEngine(Engine):
 
     supports_tools = True
 
-    def __init__(self, path: Path, *, n_ctx: int | None = None, n_gpu_layers: int | None = None,
-                 n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int | None = None,
+        n_gpu_layers: int | None = None,
+        n_threads: int | None = None,
+    ) -> None:
         self.path = path
         self.n_ctx = n_ctx or DEFAULT_N_CTX
         self.n_gpu_layers = n_gpu_layers
@@ -107,20 +166,21 @@ class LlamaCppEngine(Engine):
     def load(self) -> None:
         """Load the GGUF (memory-mapped; ~0.1 s for a small model)."""
         llama_cpp = require("llama_cpp", "llamacpp", "Running GGUF models")
-        kwargs: dict[str, Any] = {"model_path": str(self.path), "n_ctx": self.n_ctx,
-                                  "verbose": False}
+        llamacpp_native.prepare(llama_cpp)
+        kwargs: dict[str, Any] = {"model_path": str(self.path), "n_ctx": self.n_ctx, "verbose": False}
         if self.n_gpu_layers is not None:
             kwargs["n_gpu_layers"] = self.n_gpu_layers
         if self.n_threads is not None:
             kwargs["n_threads"] = self.n_threads
         self._llama = _counting_llama(llama_cpp)(**kwargs)
+        _LIVE.add(self)
 
-    def generate(self, spec: GenerationSpec, emit: Callable[[str], None],
-                 cancel: threading.Event) -> Outcome:
+    def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
         """A chat completion: streamed one delta per decoded token, or in one piece."""
         llama = self._llama
-        kwargs: dict[str, Any] = {name: getattr(spec, name) for name in _PASSTHROUGH
-                                  if getattr(spec, name) is not None}
+        kwargs: dict[str, Any] = {
+            name: getattr(spec, name) for name in _PASSTHROUGH if getattr(spec, name) is not None
+        }
         if spec.max_tokens is not None:
             kwargs["max_tokens"] = spec.max_tokens
         if spec.stop:
@@ -140,27 +200,43 @@ class LlamaCppEngine(Engine):
                 reply = llama.create_chat_completion(messages=spec.messages, **kwargs)
                 choice = reply["choices"][0]
                 emit(choice["message"].get("content") or "")
-                calls = tuple(parse_tool_calls(choice["message"].get("tool_calls")))
-                return Outcome(_finish(choice.get("finish_reason"), calls), probe.prompt_tokens,
-                               probe.completion_tokens, calls)
-            finish, calls = self._stream(llama, spec, kwargs, emit, cancel)
+                calls = tuple(choice["message"].get("tool_calls") or ())
+                return Outcome(
+                    choice.get("finish_reason") or "length",
+                    probe.prompt_tokens,
+                    probe.completion_tokens,
+                    calls,
+                )
+            finish, fragments = self._stream(llama, spec, kwargs, emit, cancel)
+            return Outcome(
+                finish, probe.prompt_tokens, probe.completion_tokens, fragments, tool_call_fragments=True
+            )
+        except _Cancelled:
+            return Outcome("cancelled", probe.prompt_tokens, probe.completion_tokens)
+        except ValueError as exc:
+            error = _context_error(exc)
+            if error is not None:
+                raise error from None
+            raise
         finally:
             llama.probe = None
-        return Outcome(_finish(finish, calls), probe.prompt_tokens, probe.completion_tokens, calls)
 
     @staticmethod
-    def _stream(llama: Any, spec: GenerationSpec, kwargs: dict[str, Any],
-                emit: Callable[[str], None], cancel: threading.Event
-                ) -> tuple[str, tuple[ToolCall, ...]]:
+    def _stream(
+        llama: Any,
+        spec: GenerationSpec,
+        kwargs: dict[str, Any],
+        emit: Callable[[str], None],
+        cancel: threading.Event,
+    ) -> tuple[str, tuple[dict[str, Any], ...]]:
         finish = "length"
-        tools = ToolCallAccumulator()
+        fragments: list[dict[str, Any]] = []
         chunks = llama.create_chat_completion(messages=spec.messages, stream=True, **kwargs)
         try:
             for chunk in chunks:
                 choice = chunk["choices"][0]
                 delta = choice.get("delta") or {}
-                for fragment in tool_call_deltas(delta):
-                    tools.add(fragment)
+                fragments.extend(delta.get("tool_calls") or ())
                 text = delta.get("content")
                 if text:
                     emit(text)
@@ -171,7 +247,7 @@ class LlamaCppEngine(Engine):
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        return finish, tuple(tools.finish())
+        return finish, tuple(fragments)
 
     def unload(self) -> None:
         """Close the native model and context (``Llama.close()``) and collect."""

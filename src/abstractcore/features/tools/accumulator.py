@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from abstractcore.core.errors import ToolCallError
 from abstractcore.core.types import ToolCall, ToolCallDelta
 
-__all__ = ["ToolCallAccumulator"]
+__all__ = ["ToolCallAccumulator", "as_arguments"]
+
+
+def as_arguments(value: Any) -> dict[str, Any]:
+    """A tool call's arguments as a JSON object: a JSON string is parsed; a non-object value is
+    wrapped as ``{"value": ...}`` (some models answer a one-argument tool with a bare value)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value or "{}")
+        except ValueError:
+            return {"value": value}
+    if value is None:
+        return {}
+    return value if isinstance(value, dict) else {"value": value}
 
 
 @dataclass
@@ -48,10 +62,12 @@ class ToolCallAccumulator:
             except ValueError:
                 raise ToolCallError(
                     f"The model's call to tool {partial.name!r} has arguments that are not JSON: "
-                    f"{text[:200]!r}") from None
-            if not isinstance(arguments, dict):
-                arguments = {"value": arguments}
-            calls.append(ToolCall(id=partial.id or f"call_{index}", name=partial.name,
-                                  arguments=arguments))
+                    f"{text[:200]!r}"
+                ) from None
+            calls.append(
+                ToolCall(
+                    id=partial.id or f"call_{index}", name=partial.name, arguments=as_arguments(arguments)
+                )
+            )
         self._calls.clear()
         return calls

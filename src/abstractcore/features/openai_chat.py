@@ -12,10 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from abstractcore.core.types import ImagePart, Message, TextPart, ToolCall, ToolCallDelta, ToolSpec
-from abstractcore.tools.accumulator import ToolCallAccumulator
+from abstractcore.features.tools.accumulator import ToolCallAccumulator
 
-__all__ = ["message_to_openai", "parse_tool_calls", "tool_call_deltas", "tool_choice_to_openai",
-           "tools_to_openai"]
+__all__ = [
+    "message_to_openai",
+    "parse_tool_calls",
+    "tool_call_deltas",
+    "tool_choice_to_openai",
+    "tools_to_openai",
+]
 
 
 def _image_url(part: ImagePart) -> str:
@@ -43,9 +48,9 @@ def message_to_openai(message: Message) -> dict[str, Any]:
     if message.tool_calls:
         # "content": "" rather than null: llama.cpp rejects null (its server with a 500).
         out["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments_json()}}
-            for c in message.tool_calls]
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_json()}}
+            for c in message.tool_calls
+        ]
     if message.role == "tool" and message.tool_call_id:
         out["tool_call_id"] = message.tool_call_id
     if message.name and message.role != "tool":
@@ -55,13 +60,17 @@ def message_to_openai(message: Message) -> dict[str, Any]:
 
 def tools_to_openai(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
     """``ToolSpec``s as Chat Completions ``tools``."""
-    return [{"type": "function",
-             "function": {"name": t.name, "description": t.description,
-                          "parameters": dict(t.parameters)}} for t in tools]
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)},
+        }
+        for t in tools
+    ]
 
 
 def tool_choice_to_openai(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
-    """"auto" / "none" / "required" pass through; a tool name forces that tool."""
+    """ "auto" / "none" / "required" pass through; a tool name forces that tool."""
     if isinstance(choice, str) and choice not in ("auto", "none", "required"):
         return {"type": "function", "function": {"name": choice}}
     return choice
@@ -77,8 +86,11 @@ def parse_tool_calls(raw: Any) -> list[ToolCall]:
         arguments = function.get("arguments")
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments or {})
-        accumulator.add(ToolCallDelta(index=index, id=call.get("id"), name=function.get("name"),
-                                      arguments_fragment=arguments))
+        accumulator.add(
+            ToolCallDelta(
+                index=index, id=call.get("id"), name=function.get("name"), arguments_fragment=arguments
+            )
+        )
     return accumulator.finish()
 
 
@@ -87,7 +99,12 @@ def tool_call_deltas(delta: dict[str, Any]) -> list[ToolCallDelta]:
     out = []
     for call in delta.get("tool_calls") or []:
         function = call.get("function") or {}
-        out.append(ToolCallDelta(index=int(call.get("index", 0)), id=call.get("id"),
-                                 name=function.get("name"),
-                                 arguments_fragment=function.get("arguments") or ""))
+        out.append(
+            ToolCallDelta(
+                index=int(call.get("index", 0)),
+                id=call.get("id"),
+                name=function.get("name"),
+                arguments_fragment=function.get("arguments") or "",
+            )
+        )
     return out

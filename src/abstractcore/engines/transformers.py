@@ -17,18 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from abstractcore.core.errors import BackendNotInstalledError, ConfigurationError
-from abstractcore.providers._local import (
+from abstractcore.engines.base import (
     Engine,
     GenerationSpec,
     Outcome,
     StopMatcher,
+    check_context,
     collect_garbage,
+    plain_transcript,
     require,
 )
 
 __all__ = ["TransformersEngine"]
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
+#: Prompt tokens evaluated per forward pass; the cancel flag is checked between passes.
+PREFILL_CHUNK = 256
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -37,8 +41,9 @@ def check_device(device: Any) -> str:
     if device is None:
         return "auto"
     if not isinstance(device, str) or device.split(":")[0] not in _DEVICES:
-        raise ConfigurationError(f"device must be one of {', '.join(_DEVICES)} (or 'cuda:N'); "
-                                 f"got {device!r}.")
+        raise ConfigurationError(
+            f"device must be one of {', '.join(_DEVICES)} (or 'cuda:N'); got {device!r}."
+        )
     return device
 
 
@@ -48,8 +53,7 @@ def check_dtype(dtype: Any) -> Any:
         return dtype
     if type(dtype).__name__ == "dtype":  # a torch.dtype, checked without importing torch
         return dtype
-    raise ConfigurationError(f"dtype must be one of {', '.join(_DTYPES)} or a torch.dtype; "
-                             f"got {dtype!r}.")
+    raise ConfigurationError(f"dtype must be one of {', '.join(_DTYPES)} or a torch.dtype; got {dtype!r}.")
 
 
 def _torch() -> Any:
@@ -58,7 +62,8 @@ def _torch() -> Any:
     except ImportError as exc:
         raise BackendNotInstalledError(
             "Running Hugging Face models with transformers needs PyTorch, which is not installed: "
-            'pip install torch "abstractcore[transformers]"') from exc
+            'pip install torch "abstractcore[transformers]"'
+        ) from exc
     return torch
 
 
@@ -77,21 +82,21 @@ class IncrementalDecoder:
     def add(self, token: int) -> str:
         """The new text once ``token`` is appended ("" while a character is incomplete)."""
         self._ids.append(token)
-        before = self._decode(self._ids[self._prefix:self._read])
-        after = self._decode(self._ids[self._prefix:])
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
         if len(after) > len(before) and not after.endswith("\ufffd"):
             self._prefix, self._read = self._read, len(self._ids)
-            return after[len(before):]
+            return after[len(before) :]
         return ""
 
     def flush(self) -> str:
         """Text still held back at the end of the generation."""
         if self._read == len(self._ids):
             return ""
-        before = self._decode(self._ids[self._prefix:self._read])
-        after = self._decode(self._ids[self._prefix:]).rstrip("\ufffd")
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :]).rstrip("\ufffd")
         self._read = len(self._ids)
-        return after[len(before):]
+        return after[len(before) :]
 
 
 class _Sampler:
@@ -117,8 +122,9 @@ class _Sampler:
     def penalise(self, logits: Any, prompt: Any) -> Any:
         torch = self.torch
         if self.repeat and self.repeat != 1.0:
-            seen = torch.unique(torch.cat([prompt, torch.tensor(list(self.counts), dtype=torch.long,
-                                                               device=logits.device)]))
+            seen = torch.unique(
+                torch.cat([prompt, torch.tensor(list(self.counts), dtype=torch.long, device=logits.device)])
+            )
             values = logits[seen]
             logits[seen] = torch.where(values < 0, values * self.repeat, values / self.repeat)
         if self.counts and (self.presence or self.frequency):
@@ -151,8 +157,9 @@ class _Sampler:
 class TransformersEngine(Engine):
     """A causal language model run by transformers (a model directory, or a GGUF it dequantises)."""
 
-    def __init__(self, path: Path, *, gguf_file: str | None = None, device: str = "auto",
-                 dtype: Any = None) -> None:
+    def __init__(
+        self, path: Path, *, gguf_file: str | None = None, device: str = "auto", dtype: Any = None
+    ) -> None:
         self.path = path
         self.gguf_file = gguf_file
         self.device_option = device
@@ -198,7 +205,8 @@ class TransformersEngine(Engine):
             kwargs["gguf_file"] = self.gguf_file
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.path), **kwargs)
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(self.path), dtype=self._pick_dtype(torch), **kwargs)
+            str(self.path), dtype=self._pick_dtype(torch), **kwargs
+        )
         model.to(self.device)
         model.eval()
         accepted = inspect.signature(model.forward).parameters
@@ -208,38 +216,50 @@ class TransformersEngine(Engine):
         eos: set[int] = set()
         for source in (getattr(model, "generation_config", None), model.config, tokenizer):
             value = getattr(source, "eos_token_id", None)
-            eos.update(value if isinstance(value, (list, tuple, set)) else
-                       ([] if value is None else [value]))
+            eos.update(value if isinstance(value, (list, tuple, set)) else ([] if value is None else [value]))
         self._model, self._tokenizer, self._eos = model, tokenizer, {int(e) for e in eos}
 
     def _prompt_ids(self, torch: Any, messages: list[dict[str, str]]) -> Any:
         tokenizer = self._tokenizer
         if getattr(tokenizer, "chat_template", None):
-            encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                    return_dict=True, return_tensors="pt")
+            encoded = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+            )
             return encoded["input_ids"].to(self.device)
         # a base model without a chat template: a plain transcript
-        text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages)
-        return tokenizer(text + "Assistant:", return_tensors="pt")["input_ids"].to(self.device)
+        return tokenizer(plain_transcript(messages), return_tensors="pt")["input_ids"].to(self.device)
 
-    def generate(self, spec: GenerationSpec, emit: Callable[[str], None],
-                 cancel: threading.Event) -> Outcome:
-        """Decode token by token, emitting text as it is produced."""
+    def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
+        """Decode token by token, emitting text as it is produced.
+
+        The prompt is evaluated in chunks of ``PREFILL_CHUNK`` tokens with the
+        cancel flag checked between them, so a timeout or a cancelled call
+        also stops a long prompt's processing.
+        """
         torch = _torch()
         model = self._model
         with torch.inference_mode():
             prompt = self._prompt_ids(torch, spec.messages)
             n_prompt = int(prompt.shape[1])
             context = int(getattr(model.config, "max_position_embeddings", 0) or 4096)
-            limit = spec.max_tokens or max(1, context - n_prompt)
+            check_context(n_prompt, context, engine="transformers")
+            limit = min(spec.max_tokens or context, context - n_prompt)
             sampler = _Sampler(torch, spec, getattr(model, "generation_config", None), self.device)
             decoder = IncrementalDecoder(self._tokenizer)
             stopper = StopMatcher(spec.stop)
-            finish, produced, past, ids = "length", 0, None, prompt
-            while produced < limit and not cancel.is_set():
-                out = model(input_ids=ids, use_cache=True, **{self._cache_arg: past},
-                            **self._forward_extra)
+            finish, produced, past = "length", 0, None
+            out = None
+            for start in range(0, n_prompt, PREFILL_CHUNK):
+                if cancel.is_set():
+                    return Outcome("cancelled", n_prompt, 0)
+                out = model(
+                    input_ids=prompt[:, start : start + PREFILL_CHUNK],
+                    use_cache=True,
+                    **{self._cache_arg: past},
+                    **self._forward_extra,
+                )
                 past = getattr(out, self._cache_arg)
+            while out is not None and produced < limit and not cancel.is_set():
                 logits = sampler.penalise(out.logits[0, -1, :].float(), prompt[0])
                 token = sampler.pick(logits)
                 if token in self._eos:
@@ -253,8 +273,18 @@ class TransformersEngine(Engine):
                 if stopper.hit:
                     finish = "stop"
                     break
-                ids = torch.tensor([[token]], device=prompt.device)
-            if not stopper.hit and not cancel.is_set():
+                if produced >= limit:
+                    break
+                out = model(
+                    input_ids=torch.tensor([[token]], device=prompt.device),
+                    use_cache=True,
+                    **{self._cache_arg: past},
+                    **self._forward_extra,
+                )
+                past = getattr(out, self._cache_arg)
+            if cancel.is_set():
+                return Outcome("cancelled", n_prompt, produced)
+            if not stopper.hit:
                 tail = stopper.feed(decoder.flush())
                 tail = tail if stopper.hit else tail + stopper.flush()
                 if tail:
@@ -271,4 +301,3 @@ class TransformersEngine(Engine):
             torch.cuda.empty_cache()
         elif self.device == "mps" and hasattr(torch, "mps"):
             torch.mps.empty_cache()
-

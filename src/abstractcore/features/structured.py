@@ -20,15 +20,18 @@ def schema_for(response_model: type[Any]) -> dict[str, Any]:
     schema = getattr(response_model, "model_json_schema", None)
     if not callable(schema):
         raise ConfigurationError(
-            f"response_model must be a pydantic BaseModel subclass; got {response_model!r}.")
+            f"response_model must be a pydantic BaseModel subclass; got {response_model!r}."
+        )
     result: dict[str, Any] = schema()
     return result
 
 
 def instruction_for(schema: dict[str, Any]) -> str:
     """The system instruction that asks for JSON matching ``schema``."""
-    return ("Answer with one JSON object only, no prose and no code fence, matching this JSON "
-            f"schema:\n{json.dumps(schema, separators=(',', ':'))}")
+    return (
+        "Answer with one JSON object only, no prose and no code fence, matching this JSON "
+        f"schema:\n{json.dumps(schema, separators=(',', ':'))}"
+    )
 
 
 def _candidates(text: str) -> list[str]:
@@ -36,12 +39,16 @@ def _candidates(text: str) -> list[str]:
     found += [m.strip() for m in _FENCE.findall(text)]
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
-        found.append(text[start:end + 1])
+        found.append(text[start : end + 1])
     return found
 
 
-def parse_structured(response_model: type[T], text: str) -> T:
-    """Validate the model's answer into ``response_model`` or raise ``StructuredOutputError``."""
+def parse_structured(response_model: type[T], text: str, *, finish_reason: str | None = None) -> T:
+    """Validate the model's answer into ``response_model`` or raise ``StructuredOutputError``.
+
+    An answer cut by ``max_tokens`` (``finish_reason == "length"``) is reported
+    as cut, with the advice to raise ``max_tokens``.
+    """
     from pydantic import ValidationError
 
     errors: list[Any] = []
@@ -50,7 +57,15 @@ def parse_structured(response_model: type[T], text: str) -> T:
             return response_model.model_validate_json(candidate)  # type: ignore[attr-defined,no-any-return]
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
-    raise StructuredOutputError(
-        f"The model's answer is not a valid {getattr(response_model, '__name__', 'object')}: "
-        f"{errors[:3]!r}. Try a larger model, a lower temperature or a clearer prompt.",
-        raw=text, validation_errors=errors)
+    name = getattr(response_model, "__name__", "object")
+    if finish_reason == "length":
+        message = (
+            f"The model's answer was cut by max_tokens before the {name} was complete "
+            f"({len(text)} characters); raise max_tokens."
+        )
+    else:
+        message = (
+            f"The model's answer is not a valid {name}: {errors[:3]!r}. Try a larger "
+            "model, a lower temperature or a clearer prompt."
+        )
+    raise StructuredOutputError(message, raw=text, validation_errors=errors, finish_reason=finish_reason)

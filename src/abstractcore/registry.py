@@ -39,7 +39,8 @@ def provider_class(name: str) -> type[AsyncProvider]:
         close = difflib.get_close_matches(key, PROVIDERS, n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigurationError(
-            f"Unknown provider {name!r}.{hint} Valid providers: {', '.join(sorted(PROVIDERS))}.")
+            f"Unknown provider {name!r}.{hint} Valid providers: {', '.join(sorted(PROVIDERS))}."
+        )
     module_name, _, class_name = target.partition(":")
     module = importlib.import_module(f"abstractcore.providers.{module_name}")
     cls: type[AsyncProvider] = getattr(module, class_name)

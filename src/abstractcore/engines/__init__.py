@@ -1,0 +1,1 @@
+"""In-process inference engines (llama.cpp, transformers, MLX) and model-file lookup."""

@@ -1,0 +1,187 @@
+"""The contract of an in-process engine, and what every engine shares.
+
+An engine is one back end (llama.cpp, transformers, MLX) driven by plain
+blocking calls in a worker thread: it turns a ``GenerationSpec`` into text
+deltas passed to ``emit`` and returns an ``Outcome`` (finish reason and token
+counts from the real tokenizer). Engines know nothing of providers, features
+or the event loop; a provider chooses one and hands it plain data (messages
+as Chat Completions dicts) and plain callables.
+"""
+
+from __future__ import annotations
+
+import abc
+import ctypes
+import gc
+import importlib
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from abstractcore.core.errors import BackendNotInstalledError, ContextLengthExceededError
+from abstractcore.core.types import Usage
+
+__all__ = [
+    "Engine",
+    "GenerationSpec",
+    "Outcome",
+    "StopMatcher",
+    "check_context",
+    "plain_transcript",
+    "collect_garbage",
+    "require",
+]
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """What an engine is asked to generate (``None``: the back end's default)."""
+
+    messages: list[dict[str, Any]]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repeat_penalty: float | None = None
+    json_schema: dict[str, Any] | None = None
+    #: Tools in the Chat Completions form, and the tool choice ("auto", or a forced tool).
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    #: False when nobody watches the text arrive (``generate``): an engine may then
+    #: produce it in one piece if that is faster, still checking ``cancel`` every token.
+    stream: bool = True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a generation ended: ``finish_reason`` ("stop"/"length"/"tool_calls"/"cancelled").
+
+    ``tool_calls`` are the calls in the Chat Completions form as the back end
+    produced them (whole calls, or streamed fragments in order when
+    ``tool_call_fragments`` is true); the provider assembles them.
+    """
+
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    tool_call_fragments: bool = False
+
+    @property
+    def usage(self) -> Usage:
+        """The counts as a ``Usage``."""
+        return Usage.of(self.input_tokens, self.output_tokens)
+
+
+class Engine(abc.ABC):
+    """One in-process back end. All methods are blocking and run in the worker thread."""
+
+    #: Whether ``generate`` honours ``spec.tools`` natively (and returns ``Outcome.tool_calls``).
+    supports_tools: ClassVar[bool] = False
+
+    @property
+    @abc.abstractmethod
+    def loaded(self) -> bool:
+        """True while weights are in memory."""
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load the weights (called before ``generate`` when not ``loaded``)."""
+
+    @abc.abstractmethod
+    def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
+        """Generate, passing each text delta to ``emit`` as soon as it is decoded.
+
+        Check ``cancel`` every token (and between chunks of the prompt) and
+        return early once it is set. Raise ``ContextLengthExceededError``
+        before any work when the prompt does not fit the context.
+        """
+
+    @abc.abstractmethod
+    def unload(self) -> None:
+        """Drop the weights and close native handles; ``load`` may be called again."""
+
+
+def require(module: str, extra: str, what: str) -> Any:
+    """Import an optional back end, or raise ``BackendNotInstalledError`` naming the pip command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendNotInstalledError(
+            f"{what} needs the {module.split('.')[0]!r} package, which is not installed: "
+            f'pip install "abstractcore[{extra}]"'
+        ) from exc
+
+
+def check_context(prompt_tokens: int, context: int, *, engine: str) -> None:
+    """Raise ``ContextLengthExceededError`` (with the numbers) when the prompt leaves no room."""
+    if prompt_tokens >= context:
+        raise ContextLengthExceededError(
+            f"{engine}: the prompt has {prompt_tokens} tokens but the model's context holds "
+            f"{context}; shorten the prompt, or load the model with a larger context (n_ctx=...).",
+            prompt_tokens=prompt_tokens,
+            context_length=context,
+        )
+
+
+def collect_garbage(*dropped: weakref.ref[Any]) -> None:
+    """Free what was just dropped, then ask glibc to hand freed heap pages back to the OS.
+
+    ``dropped`` are weak references to the objects released: when they are all
+    dead already (no reference cycles kept them), the full ``gc.collect()``,
+    which takes ~0.2 s once torch and transformers are imported, is skipped.
+    """
+    if not dropped or any(ref() is not None for ref in dropped):
+        gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
+class StopMatcher:
+    """Cuts streamed text at the first stop string, holding back a possible partial match."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = [s for s in stops if s]
+        self._pending = ""
+        self.hit = False
+
+    def feed(self, text: str) -> str:
+        """The part of ``text`` that is safe to emit now (``hit`` turns True at a stop)."""
+        if not self._stops:
+            return text
+        buffer = self._pending + text
+        found = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
+        if found:
+            self.hit = True
+            self._pending = ""
+            return buffer[: min(found)]
+        hold = 0
+        for stop in self._stops:
+            for size in range(min(len(stop) - 1, len(buffer)), hold, -1):
+                if buffer.endswith(stop[:size]):
+                    hold = size
+                    break
+        self._pending = buffer[len(buffer) - hold :] if hold else ""
+        return buffer[: len(buffer) - hold]
+
+    def flush(self) -> str:
+        """Whatever was held back, at the end of a generation that did not stop on a string."""
+        pending, self._pending = self._pending, ""
+        return pending
+
+
+def plain_transcript(messages: Sequence[dict[str, Any]]) -> str:
+    """A prompt for a base model without a chat template: ``Role: text`` lines, then ``Assistant:``."""
+    lines = "".join(f"{str(m['role']).capitalize()}: {m.get('content') or ''}\n" for m in messages)
+    return lines + "Assistant:"

@@ -1,0 +1,1 @@
+"""Shared features: tools, structured output, media, the OpenAI chat shapes, constrained decoding."""

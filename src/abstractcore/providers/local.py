@@ -1,0 +1,253 @@
+"""The shared base of in-process providers ("huggingface", "mlx").
+
+A provider here owns an ``Engine`` (one back end: llama.cpp, transformers or
+MLX) and a ``ModelWorker`` (the thread bridge). The model is loaded lazily,
+in the worker thread, on the first call; ``aunload()`` frees it and the next
+call loads it again. The provider translates a ``Request`` into the engine's
+``GenerationSpec`` and the engine's ``Outcome`` back into responses.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import anyio
+
+from abstractcore.core.capabilities import Capabilities
+from abstractcore.core.config import Timeout
+from abstractcore.core.errors import (
+    AbstractCoreError,
+    ConfigurationError,
+    LocalBackendError,
+    ModelLoadError,
+    ProviderError,
+    ProviderTimeoutError,
+)
+from abstractcore.core.types import GenerateResponse, ImagePart, Message, StreamChunk, ToolCall
+from abstractcore.engines.base import Engine, GenerationSpec, Outcome
+from abstractcore.features.openai_chat import (
+    message_to_openai,
+    parse_tool_calls,
+    tool_call_deltas,
+    tool_choice_to_openai,
+    tools_to_openai,
+)
+from abstractcore.features.tools.accumulator import ToolCallAccumulator
+from abstractcore.providers.base import AsyncProvider, Request
+from abstractcore.transport.worker import Emit, ModelWorker, StreamClosed
+
+__all__ = ["LOCAL_PARAMS", "LocalProvider"]
+
+#: Generation parameters in-process providers accept beyond the common ones.
+LOCAL_PARAMS = frozenset({"top_k", "min_p", "repeat_penalty"})
+
+
+def _chat_messages(messages: Sequence[Message], provider: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if not isinstance(message.content, str) and any(isinstance(p, ImagePart) for p in message.content):
+            raise ConfigurationError(
+                f"{provider} runs text-only models in process; images are not supported."
+            )
+        out.append({**message_to_openai(message), "content": message.text})
+    return out
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _integer(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _calls(outcome: Outcome) -> list[ToolCall]:
+    """The engine's tool calls (Chat Completions dicts, whole or streamed fragments) as ``ToolCall``s."""
+    if not outcome.tool_calls:
+        return []
+    if not outcome.tool_call_fragments:
+        return parse_tool_calls(list(outcome.tool_calls))
+    accumulator = ToolCallAccumulator()
+    for delta in outcome.tool_calls:
+        for fragment in tool_call_deltas({"tool_calls": [delta]}):
+            accumulator.add(fragment)
+    return accumulator.finish()
+
+
+def _finish(outcome: Outcome, calls: list[ToolCall]) -> str:
+    return "tool_calls" if calls else outcome.finish_reason
+
+
+class LocalProvider(AsyncProvider):
+    """Base of providers that run the model in this process."""
+
+    extra_params: ClassVar[frozenset[str]] = LOCAL_PARAMS
+    capabilities: Capabilities = Capabilities(
+        tools=True, structured_output=True, vision=False, stream_usage=True, local=True
+    )
+
+    def __init__(self, model: str | None = None, **config: Any) -> None:
+        self._engine: Engine | None = None
+        given = "timeout" in config
+        super().__init__(model, **config)
+        if not given:  # the network default (600 s) would cut a long CPU generation
+            self.timeout = Timeout.of(None)
+        self._worker: ModelWorker[StreamChunk] = ModelWorker(self.name)
+
+    @abc.abstractmethod
+    def _create_engine(self) -> Engine:
+        """Resolve the model and build the engine for it (blocking; runs in the worker thread).
+
+        Raise ``ModelNotFoundError`` when the model is not on this machine.
+        """
+
+    @property
+    def loaded(self) -> bool:
+        """True while the model's weights are in memory."""
+        return self._engine is not None and self._engine.loaded
+
+    @property
+    def busy(self) -> bool:
+        """True while the model is loading, generating or unloading."""
+        return self._worker.busy
+
+    # -- hooks ------------------------------------------------------------------
+
+    def _spec(self, request: Request) -> GenerationSpec:
+        if request.tools and not self.capabilities.tools:
+            raise ConfigurationError(
+                f"{self.name} has no tool calling; use a GGUF model with the 'huggingface' "
+                "provider, or an OpenAI-compatible server."
+            )
+        params = request.params
+        stop = params.get("stop")
+        stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        return GenerationSpec(
+            messages=_chat_messages(request.messages, self.name),
+            max_tokens=_integer(params.get("max_tokens")),
+            temperature=_number(params.get("temperature")),
+            top_p=_number(params.get("top_p")),
+            top_k=_integer(params.get("top_k")),
+            min_p=_number(params.get("min_p")),
+            stop=stops,
+            seed=_integer(params.get("seed")),
+            presence_penalty=_number(params.get("presence_penalty")),
+            frequency_penalty=_number(params.get("frequency_penalty")),
+            repeat_penalty=_number(params.get("repeat_penalty")),
+            json_schema=request.json_schema,
+            tools=tuple(tools_to_openai(request.tools)),
+            tool_choice=tool_choice_to_openai(request.tool_choice) if request.tools else None,
+        )
+
+    async def _complete(self, request: Request) -> GenerateResponse:
+        spec = replace(self._spec(request), stream=False)
+
+        def job(cancel: threading.Event) -> GenerateResponse:
+            engine = self._ready_engine(spec)
+            parts: list[str] = []
+            outcome: Outcome = self._guard("generating", lambda: engine.generate(spec, parts.append, cancel))
+            calls = _calls(outcome)
+            return GenerateResponse(
+                content="".join(parts),
+                usage=outcome.usage,
+                tool_calls=calls,
+                finish_reason=_finish(outcome, calls),
+                model=self.model,
+                provider=self.name,
+            )
+
+        total = request.timeout.total
+        if total is None:
+            return await self._worker.run(job)
+        try:
+            with anyio.fail_after(total):  # cancelling sets the flag: generation stops
+                return await self._worker.run(job)
+        except TimeoutError:
+            raise ProviderTimeoutError(
+                f"{self.name} did not finish within timeout={total:g} s (model {self.model!r}); "
+                "raise timeout= or lower max_tokens.",
+                provider=self.name,
+                model=self.model,
+            ) from None
+
+    def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        spec = self._spec(request)  # bad arguments raise here, before any work
+        model = self.model
+
+        def job(emit: Emit[StreamChunk], cancel: threading.Event) -> None:
+            engine = self._ready_engine(spec)
+
+            def text(delta: str) -> None:
+                if delta:
+                    emit(StreamChunk(content=delta, model=model))
+
+            outcome: Outcome = self._guard("generating", lambda: engine.generate(spec, text, cancel))
+            if not cancel.is_set():
+                calls = _calls(outcome)
+                emit(
+                    StreamChunk(
+                        finish_reason=_finish(outcome, calls),
+                        usage=outcome.usage,
+                        tool_calls=calls,
+                        model=model,
+                    )
+                )
+
+        return self._worker.stream(job)
+
+    async def aunload(self) -> None:
+        """Free the model's weights and native handles (the next call loads it again)."""
+        await self._worker.run(lambda cancel: self._unload_now())
+        await super().aunload()
+
+    # -- helpers (worker thread) --------------------------------------------------
+
+    def _ready_engine(self, spec: GenerationSpec) -> Engine:
+        """The loaded engine (called under the model lock, in the worker thread)."""
+        if self._engine is None:
+            self._engine = self._guard("loading", self._create_engine, load=True)
+        engine = self._engine
+        if spec.tools and not engine.supports_tools:
+            raise ConfigurationError(
+                f"{self.name}: tools need a GGUF model run by llama.cpp in process; "
+                f"{type(engine).__name__} has no tool calling. Use a GGUF model, or an "
+                "OpenAI-compatible server for tool calling."
+            )
+        if not engine.loaded:
+            self._guard("loading", engine.load, load=True)
+        return engine
+
+    def _unload_now(self) -> None:
+        engine = self._engine
+        if engine is not None and engine.loaded:
+            engine.unload()
+
+    def _guard(self, doing: str, fn: Callable[[], Any], *, load: bool = False) -> Any:
+        """Call ``fn``; turn a back end's own exception into ``ModelLoadError``/``LocalBackendError``."""
+        try:
+            return fn()
+        except ProviderError as exc:  # e.g. ContextLengthExceededError from the engine
+            if exc.provider is None:
+                exc.provider, exc.model = self.name, self.model
+                exc._fields.update(provider=self.name, model=self.model)
+            raise
+        except (AbstractCoreError, StreamClosed):
+            raise
+        except MemoryError as exc:
+            raise ModelLoadError(
+                f"{self.name}: not enough memory for model {self.model!r}.",
+                provider=self.name,
+                model=self.model,
+            ) from exc
+        except Exception as exc:
+            cls = ModelLoadError if load else LocalBackendError
+            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise cls(
+                f"{self.name} failed {doing} model {self.model!r}: {detail}",
+                provider=self.name,
+                model=self.model,
+            ) from exc

@@ -1,6 +1,0 @@
-"""Tools: specs from callables, and assembling streamed tool calls."""
-
-from abstractcore.tools.accumulator import ToolCallAccumulator
-from abstractcore.tools.schema import to_tool_spec, to_tool_specs, tool
-
-__all__ = ["ToolCallAccumulator", "to_tool_spec", "to_tool_specs", "tool"]
