@@ -25,6 +25,7 @@ def lint(session: nox.Session) -> None:
     """ruff and mypy --strict."""
     session.install("-e", ".[dev]")
     session.run("ruff", "check", "src", "tests", "scripts", "benchmarks")
+    session.run("ruff", "format", "--check", "src", "tests", "scripts", "benchmarks")
     session.run("mypy", "src", "tests/typecheck")
 
 

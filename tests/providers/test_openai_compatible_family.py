@@ -138,3 +138,15 @@ def test_openrouter_key_and_attribution_headers(monkeypatch: pytest.MonkeyPatch,
     assert headers["HTTP-Referer"] == "https://example.test/app"
     assert headers["X-Title"] == "My App"
     assert headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_a_base_url_without_v1_is_named_as_the_problem(llama_base_url: str) -> None:
+    from abstractcore import EndpointNotFoundError
+
+    root = llama_base_url.removesuffix("/v1")
+    llm = create_llm("openai-compatible", base_url=root, max_tokens=3)
+    for call in (lambda: llm.generate("Hi"), lambda: list(llm.stream("Hi"))):
+        with pytest.raises(EndpointNotFoundError) as info:
+            call()
+        assert not isinstance(info.value, ModelNotFoundError)
+        assert "check base_url" in str(info.value) and "/v1" in str(info.value)

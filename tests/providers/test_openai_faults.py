@@ -341,3 +341,37 @@ async def test_api_key_never_reaches_a_log_record(fake: FakeOpenAI, caplog: pyte
         assert KEY not in text and "sk-never-log-me-12345" not in text
     await llm.aclose()
     await bad.aclose()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_error_body_that_breaks_off_is_a_typed_error(fake: FakeOpenAI, streamed: bool) -> None:
+    llm = make(fake, retry_config=RetryConfig(max_attempts=1))
+    fake.script.append(Fault("broken_error_body", status=500))
+    with pytest.raises(ProviderConnectionError) as info:
+        if streamed:
+            async for _ in llm.astream("hi"):
+                pass
+        else:
+            await llm.agenerate("hi")
+    assert info.value.provider == "openai" and info.value.model == "gpt-fake"
+    await llm.aclose()
+
+
+async def test_a_404_on_the_path_says_base_url_not_model(fake: FakeOpenAI) -> None:
+    from abstractcore import EndpointNotFoundError
+
+    root = fake.base_url.removesuffix("/v1")
+    llm = create_llm("openai-compatible", base_url=root, api_key=KEY, retry_config=FAST_RETRY)
+    for call in (lambda: llm.agenerate("hi"), lambda: _drain(llm.astream("hi"))):
+        with pytest.raises(EndpointNotFoundError) as info:
+            await call()
+        message = str(info.value)
+        assert "base_url" in message and "/v1" in message and f"{root}/chat/completions" in message
+        assert not isinstance(info.value, ModelNotFoundError)
+    assert len(fake.requests) == 0  # nothing reached the chat endpoint, and 404 was not retried
+    await llm.aclose()
+
+
+async def _drain(stream: Any) -> None:
+    async for _ in stream:
+        pass

@@ -131,6 +131,16 @@ class FakeOpenAI:
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
             return None
+        if fault.kind == "broken_error_body":  # an error status whose body breaks off
+            response = web.StreamResponse(
+                status=fault.status or 500,
+                headers={"content-type": "application/json", "content-length": "400"},
+            )
+            await response.prepare(request)
+            await response.write(b'{"error": {"message": "upstream fail')
+            assert request.transport is not None
+            request.transport.abort()
+            return response
         if fault.kind == "reply":  # a chosen answer: body = {"content": ..., "finish_reason": ...}
             return web.json_response(
                 {

@@ -267,3 +267,101 @@ async def test_one_model_is_shared_safely_by_two_event_loops() -> None:
     assert [0, 1, 2, 3, 4] in results and results.count("done") == 3
     assert tracker.most == 1
     assert wait_until(lambda: not worker.busy, 5)
+
+
+def bounded_tokens(n: int, stopped: threading.Event) -> Callable[[Emit[int], threading.Event], None]:
+    """A producer that 'generates' ``n`` tokens (a generation bounded by max_tokens)."""
+
+    def produce(emit: Emit[int], cancel: threading.Event) -> None:
+        try:
+            for i in range(n):
+                if cancel.is_set():
+                    return
+                time.sleep(0.002)
+                emit(i)
+        finally:
+            stopped.set()
+
+    return produce
+
+
+@pytest.mark.anyio
+async def test_an_unread_stream_held_in_a_variable_frees_the_model_when_its_generation_ends() -> None:
+    worker: ModelWorker[int] = ModelWorker("test")
+    stopped = threading.Event()
+    stream = worker.stream(bounded_tokens(200, stopped))
+    async for item in stream:
+        if item == 2:
+            break  # the generator is suspended, not closed: the caller still holds it
+    with anyio.fail_after(10):
+        assert await worker.run(lambda cancel: "free") == "free"
+    assert stopped.is_set()
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_an_unread_sync_stream_held_in_a_variable_frees_the_model() -> None:
+    worker: ModelWorker[int] = ModelWorker("test")
+    stopped = threading.Event()
+    stream = _portal.iterate(worker.stream(bounded_tokens(200, stopped)))
+    for item in stream:
+        if item == 2:
+            break
+    assert _portal.call(worker.run, lambda cancel: "free") == "free"
+    assert stopped.is_set()
+    del stream
+
+
+def test_a_held_sync_stream_stops_its_producer_when_garbage_collected() -> None:
+    import gc
+
+    worker: ModelWorker[int] = ModelWorker("test")
+    stopped = threading.Event()
+    counter = [0]
+    stream = _portal.iterate(worker.stream(endless_tokens(stopped, counter)))
+    assert next(stream) == 1
+    del stream
+    gc.collect()
+    assert stopped.wait(5)
+
+
+@pytest.mark.anyio
+async def test_a_held_async_stream_stops_its_producer_when_garbage_collected() -> None:
+    import gc
+
+    worker: ModelWorker[int] = ModelWorker("test")
+    stopped = threading.Event()
+    counter = [0]
+    stream = worker.stream(endless_tokens(stopped, counter))
+    async for _ in stream:
+        break
+    del stream
+    gc.collect()
+    assert await anyio.to_thread.run_sync(stopped.wait, 5)
+
+
+def test_stop_all_workers_cancels_and_joins_every_running_call() -> None:
+    from abstractcore.transport.worker import stop_all_workers
+
+    worker: ModelWorker[int] = ModelWorker("test")
+    stopped = threading.Event()
+    counter = [0]
+    stream = _portal.iterate(worker.stream(endless_tokens(stopped, counter)))
+    next(stream)
+    assert stop_all_workers(timeout=5)  # what interpreter exit runs
+    assert stopped.is_set()
+    assert wait_until(lambda: not worker.busy, 5)
+    stream.close()  # type: ignore[attr-defined]
+
+
+def test_a_finished_event_loop_stops_the_producer_instead_of_hanging_it() -> None:
+    from abstractcore.transport.worker import LoopGone, StreamClosed, _Channel
+
+    cancel = threading.Event()
+
+    def gone(fn: object, *args: object) -> None:
+        raise LoopGone("the event loop is closed")
+
+    channel = _Channel(None, gone, cancel)  # type: ignore[arg-type]
+    with pytest.raises(StreamClosed):
+        channel.put(1)
+    assert cancel.is_set()

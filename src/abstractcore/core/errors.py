@@ -140,7 +140,24 @@ class BadRequestError(ProviderStatusError):
 
 
 class ContextLengthExceededError(BadRequestError):
-    """The prompt plus requested output do not fit the model's context window."""
+    """The prompt plus requested output do not fit the model's context window.
+
+    ``prompt_tokens`` and ``context_length`` hold the numbers where the
+    provider says them (in-process models and llama.cpp's servers always do).
+    """
+
+    prompt_tokens: int | None
+    context_length: int | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        prompt_tokens: int | None = None,
+        context_length: int | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(message, prompt_tokens=prompt_tokens, context_length=context_length, **fields)
 
 
 class AuthenticationError(ProviderStatusError):

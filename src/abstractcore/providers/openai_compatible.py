@@ -47,8 +47,17 @@ _PARAMS = (
 #: llama.cpp's servers (llama-server, also inside Ollama and LM Studio, and llama-cpp-python's)
 #: report errors as text only; each pattern is tested against a body captured from them.
 LLAMA_CPP_ERRORS: ErrorTable = (
-    # llama-server: 400 "request (6031 tokens) exceeds the available context size (4096 tokens)"
+    # llama-server: 400 {"type": "exceed_context_size_error", "message": "request (6030 tokens)
+    # exceeds the available context size (4096 tokens), try increasing it", "n_ctx": 4096, ...}
+    ErrorRule(ContextLengthExceededError, type="exceed_context_size_error"),
     ErrorRule(ContextLengthExceededError, message=r"exceeds the available context size"),
+    # llama-server without --embeddings: 501 "This server does not support embeddings. Start it with
+    # `--embeddings`" (type not_supported_error): a request the server will never take
+    ErrorRule(
+        BadRequestError,
+        type="not_supported_error",
+        advice="This server cannot do that as started; its message says how to start it.",
+    ),
     # llama-server: 500 "image input is not supported - hint: ... you may need to provide the mmproj"
     ErrorRule(
         BadRequestError,

@@ -82,7 +82,7 @@ class ErrorRule:
 
     def __post_init__(self) -> None:
         if self.message is not None:
-            object.__setattr__(self, "_pattern", re.compile(self.message, re.IGNORECASE))
+            object.__setattr__(self, "_pattern", re.compile(self.message, re.IGNORECASE | re.DOTALL))
 
     def matches(self, detail: ErrorDetail) -> bool:
         """True when every condition of this rule holds for ``detail``."""
@@ -262,6 +262,7 @@ class ErrorMapper:
             body_text = json.dumps(body)
         else:
             body_text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        extra = _context_numbers(detail) if issubclass(cls, ContextLengthExceededError) else {}
         return cls(
             redact(message, self.secrets),
             provider=self.provider,
@@ -272,4 +273,22 @@ class ErrorMapper:
             body=redact(body_text[:4000], self.secrets),
             error_code=detail.code,
             error_type=detail.type,
+            **extra,
         )
+
+
+_CONTEXT_NUMBERS = (
+    # llama-server: "request (6030 tokens) exceeds the available context size (4096 tokens)"
+    (re.compile(r"\((\d+) tokens\) exceeds the available context size \((\d+) tokens\)"), 1, 2),
+    # OpenAI: "maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens"
+    (re.compile(r"maximum context length is (\d+) tokens.*?resulted in (\d+) tokens", re.DOTALL), 2, 1),
+)
+
+
+def _context_numbers(detail: ErrorDetail) -> dict[str, int]:
+    """``prompt_tokens`` and ``context_length`` of a context error, where the server says them."""
+    for pattern, prompt, context in _CONTEXT_NUMBERS:
+        found = pattern.search(detail.message)
+        if found:
+            return {"prompt_tokens": int(found.group(prompt)), "context_length": int(found.group(context))}
+    return {}

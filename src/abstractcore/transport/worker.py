@@ -116,9 +116,7 @@ def stop_all_workers(timeout: float = EXIT_JOIN_SECONDS) -> bool:
 
     Runs at interpreter exit; returns True when every thread stopped in time.
     """
-    global _exiting
     with _jobs_lock:
-        _exiting = True
         jobs = list(_jobs)
     for job in jobs:
         job.cancel.set()
@@ -126,7 +124,14 @@ def stop_all_workers(timeout: float = EXIT_JOIN_SECONDS) -> bool:
     return all(job.done.wait(max(0.0, deadline - time.monotonic())) for job in jobs)
 
 
-atexit.register(stop_all_workers)
+def _at_exit() -> None:
+    global _exiting
+    with _jobs_lock:
+        _exiting = True  # a call starting from now on is cancelled at once
+    stop_all_workers()
+
+
+atexit.register(_at_exit)
 
 
 class ModelWorker(Generic[T]):
