@@ -36,12 +36,10 @@ change base.py (or the hand-written part, _llm_base.py) and run
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Literal, TypeVar, overload
+{imports}
 
 from abstractcore import _portal
 from abstractcore._llm_base import LLMBase
-from abstractcore.core.types import GenerateResponse, Message, StreamChunk
 
 __all__ = ["LLM"]
 
@@ -162,6 +160,27 @@ def _twins(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[ast.stmt, ast.
     return delegate, twin
 
 
+def _imports(tree: ast.Module, methods: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> str:
+    """Import lines for every name the generated signatures use, from where base.py imports it."""
+    origin: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__":
+            for alias in node.names:
+                origin[alias.asname or alias.name] = node.module
+    used = {"Iterator", "overload", "TypeVar"}
+    for method in methods:
+        for part in (method.args, method.returns):
+            if part is not None:
+                used |= {n.id for n in ast.walk(part) if isinstance(n, ast.Name)}
+    origin.setdefault("Iterator", "collections.abc")
+    by_module: dict[str, list[str]] = {}
+    for name in sorted(used):
+        if name in origin:
+            by_module.setdefault(origin[name], []).append(name)
+    lines = [f"from {module} import {', '.join(names)}" for module, names in sorted(by_module.items())]
+    return "\n".join(lines)
+
+
 def render() -> str:
     """The text ``_sync.py`` must have."""
     tree = ast.parse(SOURCE.read_text(), filename=str(SOURCE))
@@ -179,17 +198,23 @@ def render() -> str:
             *twins,
         ]
     )
-    return _format(HEADER + "\n" + body + "\n")
+    header = HEADER.replace("{imports}", _imports(tree, _methods(tree)))
+    return _format(header + "\n" + body + "\n")
 
 
 def _format(text: str) -> str:
-    """``text`` as ``ruff format`` writes it (the project's settings from pyproject.toml)."""
+    """``text`` as ruff writes it (imports sorted, then ``ruff format``, the project's settings)."""
     ruff = Path(sys.executable).with_name("ruff")
-    command = [str(ruff) if ruff.exists() else "ruff", "format", "--stdin-filename", str(TARGET), "-"]
-    result = subprocess.run(command, input=text, capture_output=True, text=True, cwd=ROOT, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"gen_sync: ruff format failed: {result.stderr.strip()}")
-    return result.stdout
+    binary = str(ruff) if ruff.exists() else "ruff"
+    for command in (
+        [binary, "check", "--select", "I", "--fix", "--quiet", "--stdin-filename", str(TARGET), "-"],
+        [binary, "format", "--stdin-filename", str(TARGET), "-"],
+    ):
+        result = subprocess.run(command, input=text, capture_output=True, text=True, cwd=ROOT, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"gen_sync: {' '.join(command[:2])} failed: {result.stderr.strip()}")
+        text = result.stdout
+    return text
 
 
 def _indent(text: str) -> str:

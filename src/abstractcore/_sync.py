@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar, overload
 from abstractcore import _portal
 from abstractcore._llm_base import LLMBase
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk
+from abstractcore.features.structured import StructuredMode
 
 __all__ = ["LLM"]
 
@@ -44,6 +45,8 @@ class LLM(LLMBase):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> GenerateResponse: ...
@@ -59,6 +62,8 @@ class LLM(LLMBase):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> T: ...
@@ -74,6 +79,8 @@ class LLM(LLMBase):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> AsyncIterator[StreamChunk]: ...
@@ -87,8 +94,10 @@ class LLM(LLMBase):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
-        response_model: type[Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: bool = False,
         **params: Any,
     ) -> Any: ...
@@ -101,8 +110,10 @@ class LLM(LLMBase):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
-        response_model: type[Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: bool = False,
         **params: Any,
     ) -> Any:
@@ -114,8 +125,16 @@ class LLM(LLMBase):
         ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed`` and
         ``timeout`` override the defaults given to ``create_llm`` for this call.
 
-        Returns a ``GenerateResponse``; an instance of ``response_model`` when
-        one is given; an async iterator of ``StreamChunk`` when ``stream=True``.
+        ``response_model`` (a pydantic model, dataclass, TypedDict,
+        ``list[Model]``, ``Literal``/``Enum`` or a primitive type) returns a
+        validated value of that type. The constraint is chosen per provider
+        (``structured_mode`` overrides it: "native", "tool", "grammar",
+        "prompt"); an invalid answer is repaired when it is near-JSON, else the
+        model is asked again with the validation errors, up to ``max_retries``
+        times (default 2), then ``StructuredOutputError``.
+
+        Returns a ``GenerateResponse``; a value of ``response_model`` when one
+        is given; an async iterator of ``StreamChunk`` when ``stream=True``.
         """
         return await self._provider.agenerate(
             prompt,
@@ -125,9 +144,56 @@ class LLM(LLMBase):
             tool_choice=tool_choice,
             response_model=response_model,
             media=media,
+            structured_mode=structured_mode,
+            max_retries=max_retries,
             stream=stream,
             **params,
         )
+
+    @overload
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: None = None,
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamChunk]: ...
+
+    @overload
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: type[T],
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> AsyncIterator[T]: ...
+
+    @overload
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: Any = None,
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> AsyncIterator[Any]: ...
 
     def astream(
         self,
@@ -137,13 +203,19 @@ class LLM(LLMBase):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
         **params: Any,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncIterator[Any]:
         """Stream an answer as ``StreamChunk``s (text deltas; usage on the last chunk).
 
         Takes the same arguments as ``agenerate``. Bad arguments raise here,
         before anything is sent. Leaving the loop early closes the stream.
+
+        With ``response_model``, yields partial values as the JSON arrives
+        (strings grow, list items appear one by one; fields not received yet
+        are None) and, last, the fully validated value.
         """
         return self._provider.astream(
             prompt,
@@ -151,7 +223,9 @@ class LLM(LLMBase):
             system_prompt=system_prompt,
             tools=tools,
             tool_choice=tool_choice,
+            response_model=response_model,
             media=media,
+            structured_mode=structured_mode,
             **params,
         )
 
@@ -187,6 +261,8 @@ class LLM(LLMBase):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> GenerateResponse: ...
@@ -202,6 +278,8 @@ class LLM(LLMBase):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> T: ...
@@ -217,6 +295,8 @@ class LLM(LLMBase):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> Iterator[StreamChunk]: ...
@@ -230,8 +310,10 @@ class LLM(LLMBase):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
-        response_model: type[Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: bool = False,
         **params: Any,
     ) -> Any: ...
@@ -244,8 +326,10 @@ class LLM(LLMBase):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
-        response_model: type[Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: bool = False,
         **params: Any,
     ) -> Any:
@@ -257,8 +341,16 @@ class LLM(LLMBase):
         ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed`` and
         ``timeout`` override the defaults given to ``create_llm`` for this call.
 
-        Returns a ``GenerateResponse``; an instance of ``response_model`` when
-        one is given; an iterator of ``StreamChunk`` when ``stream=True``.
+        ``response_model`` (a pydantic model, dataclass, TypedDict,
+        ``list[Model]``, ``Literal``/``Enum`` or a primitive type) returns a
+        validated value of that type. The constraint is chosen per provider
+        (``structured_mode`` overrides it: "native", "tool", "grammar",
+        "prompt"); an invalid answer is repaired when it is near-JSON, else the
+        model is asked again with the validation errors, up to ``max_retries``
+        times (default 2), then ``StructuredOutputError``.
+
+        Returns a ``GenerateResponse``; a value of ``response_model`` when one
+        is given; an iterator of ``StreamChunk`` when ``stream=True``.
         """
         return _portal.call(
             functools.partial(
@@ -270,10 +362,57 @@ class LLM(LLMBase):
                 tool_choice=tool_choice,
                 response_model=response_model,
                 media=media,
+                structured_mode=structured_mode,
+                max_retries=max_retries,
                 stream=stream,
                 **params,
             )
         )
+
+    @overload
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: None = None,
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> Iterator[StreamChunk]: ...
+
+    @overload
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: type[T],
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> Iterator[T]: ...
+
+    @overload
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: Any = None,
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> Iterator[Any]: ...
 
     def stream(
         self,
@@ -283,13 +422,19 @@ class LLM(LLMBase):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
         **params: Any,
-    ) -> Iterator[StreamChunk]:
+    ) -> Iterator[Any]:
         """Stream an answer as ``StreamChunk``s (text deltas; usage on the last chunk).
 
         Takes the same arguments as ``generate``. Bad arguments raise here,
         before anything is sent. Leaving the loop early closes the stream.
+
+        With ``response_model``, yields partial values as the JSON arrives
+        (strings grow, list items appear one by one; fields not received yet
+        are None) and, last, the fully validated value.
         """
         return _portal.iterate(
             self._provider.astream(
@@ -298,7 +443,9 @@ class LLM(LLMBase):
                 system_prompt=system_prompt,
                 tools=tools,
                 tool_choice=tool_choice,
+                response_model=response_model,
                 media=media,
+                structured_mode=structured_mode,
                 **params,
             )
         )

@@ -416,13 +416,37 @@ def test_images_are_sent_as_base64_image_blocks(server: AnthropicServer) -> None
 @pytest.mark.anyio
 async def test_response_model_uses_a_forced_tool_and_validates(server: AnthropicServer) -> None:
     script = server.script()
-    city = await make(server, script).agenerate(
+    llm = make(server, script, model="claude-3-5-haiku-latest")  # a model without native JSON output
+    city = await llm.agenerate(
         "Paris is the capital of France.", response_model=City, max_tokens=48, temperature=0
     )
     assert isinstance(city, City) and city.name and city.country
     body = script.requests[0]["body"]
     assert body["tool_choice"]["type"] == "tool"
     assert body["tools"][0]["input_schema"]["required"] == ["name", "country"]
+
+
+@pytest.mark.anyio
+async def test_response_model_uses_native_json_output_where_the_model_has_it(server: AnthropicServer) -> None:
+    script = server.script()
+    llm = make(server, script, model="claude-haiku-4-5")
+    city = await llm.agenerate(
+        "Paris is the capital of France.", response_model=City, max_tokens=48, temperature=0
+    )
+    assert isinstance(city, City) and city.name
+    sent = script.requests[0]
+    assert sent["headers"]["anthropic-beta"] == "structured-outputs-2025-11-13"
+    schema = sent["body"]["output_format"]["schema"]
+    assert schema["additionalProperties"] is False and "tools" not in sent["body"]
+    forced = await llm.agenerate(
+        "Rome is the capital of Italy.",
+        response_model=City,
+        structured_mode="tool",
+        max_tokens=96,
+        temperature=0,
+    )
+    assert isinstance(forced, City)
+    assert script.requests[1]["body"]["tool_choice"] == {"type": "tool", "name": "final_answer"}
 
 
 # -- lifecycle, sync face, concurrency --------------------------------------------------------------

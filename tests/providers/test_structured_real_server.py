@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from abstractcore import RetryConfig, StructuredOutputError, create_llm
-from abstractcore.features.structured import parse_structured
+from abstractcore import RetryConfig, create_llm
 
 
 class City(BaseModel):
@@ -60,11 +59,3 @@ def test_rejected_json_schema_is_not_retried_and_falls_back_once(llama_base_url:
             assert len(calls) == 3
 
     anyio.run(run)
-
-
-def test_invalid_answer_raises_structured_output_error_with_raw() -> None:
-    with pytest.raises(StructuredOutputError) as info:
-        parse_structured(City, "Paris is big.")
-    assert info.value.raw == "Paris is big." and info.value.validation_errors
-    fenced = '```json\n{"name": "Oslo", "country": "Norway", "population": 700000}\n```'
-    assert parse_structured(City, fenced).name == "Oslo"

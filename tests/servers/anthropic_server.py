@@ -153,13 +153,25 @@ def _check_block(block: Any, where: str, role: str, tool_ids: set[str]) -> None:
         )
 
 
-def validate(body: Any) -> None:
+#: The beta that enables ``output_format`` (JSON outputs constrained to a schema).
+STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
+
+
+def validate(body: Any, betas: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """Raise ``Invalid`` with the API's message for what the real API rejects."""
     if not isinstance(body, dict):
         raise Invalid("Input should be a valid dictionary")
+    allowed = _TOP_LEVEL | ({"output_format"} if STRUCTURED_OUTPUTS_BETA in betas else set())
     for name in body:
-        if name not in _TOP_LEVEL:
+        if name not in allowed:
             raise Invalid(f"{name}: Extra inputs are not permitted")
+    output_format = body.get("output_format")
+    if output_format is not None:
+        schema = output_format.get("schema") if isinstance(output_format, dict) else None
+        if output_format.get("type") != "json_schema" or not isinstance(schema, dict):
+            raise Invalid("output_format.type: Input should be 'json_schema' (with a schema)")
+        if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+            raise Invalid("output_format.schema: objects must set additionalProperties to false")
     for name in ("model", "max_tokens", "messages"):
         if name not in body:
             raise Invalid(f"{name}: Field required")
@@ -318,8 +330,9 @@ class AnthropicServer(ScriptedServer):
             )
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
+        betas = {b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip()}
         try:
-            validate(body)
+            validate(body, betas)
         except Invalid as exc:
             return self._error(400, "invalid_request_error", str(exc), request_id)
         model = ALIASES.get(body["model"], body["model"])
@@ -343,14 +356,15 @@ class AnthropicServer(ScriptedServer):
                 request_id,
             )
         tool = self._forced_tool(body)
+        json_output = (body.get("output_format") or {}).get("schema")
         generation = self.model.generation(
             chat,
             max_tokens=body["max_tokens"],
             temperature=body.get("temperature", 1.0),
             top_p=body.get("top_p"),
             top_k=body.get("top_k"),
-            stop=None if tool else body.get("stop_sequences"),
-            schema=tool["input_schema"] if tool else None,
+            stop=None if tool or json_output else body.get("stop_sequences"),
+            schema=tool["input_schema"] if tool else json_output,
         )
         message_id = "msg_" + uuid.uuid4().hex[:24]
         if body.get("stream"):

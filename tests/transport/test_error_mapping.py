@@ -56,8 +56,9 @@ LLAMA_CPP_PYTHON_REAL = (
     json.dumps(
         {
             "error": {
-                "message": "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', "
-                "'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}\n\n"
+                "message": "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+                "'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", "
+                "'input': 'json_schema'}\n\n"
                 '  File "/venv/llama_cpp/server/app.py", line 376, in create_chat_completion',
                 "type": "internal_server_error",
             }

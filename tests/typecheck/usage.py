@@ -22,6 +22,10 @@ def sync_usage() -> None:
     assert_type(llm.generate("hi", stream=True), Iterator[StreamChunk])
     assert_type(llm.generate("Ann, 31", response_model=Person), Person)
     assert_type(llm.stream("hi"), Iterator[StreamChunk])
+    assert_type(llm.stream("Ann, 31", response_model=Person), Iterator[Person])
+    assert_type(llm.generate("3 items", response_model=list[Person]), list[Person])
+    with llm as same:
+        assert_type(same, LLM)
     assert_type(llm.list_models(), list[str])
     assert_type(llm.unload(), None)
 
@@ -32,5 +36,8 @@ async def async_usage() -> None:
     assert_type(await llm.agenerate("hi", stream=True), AsyncIterator[StreamChunk])
     assert_type(await llm.agenerate("Ann, 31", response_model=Person), Person)
     assert_type(llm.astream("hi"), AsyncIterator[StreamChunk])
+    assert_type(llm.astream("Ann, 31", response_model=Person), AsyncIterator[Person])
+    async for person in llm.astream("Ann, 31", response_model=Person):
+        assert_type(person, Person)
     async for chunk in llm.astream("hi"):
         assert_type(chunk.content, str)

@@ -191,24 +191,39 @@ class ResponseFormatError(ProviderError):
 class StructuredOutputError(AbstractCoreError):
     """The model's answer could not be validated into the requested ``response_model``.
 
-    ``finish_reason`` is "length" when the answer was cut by ``max_tokens``.
+    ``raw`` is the last answer and ``attempts`` every answer (one per re-ask);
+    ``validation_errors`` are pydantic's errors of the last one;
+    ``finish_reason`` is "length" when the answer was cut by ``max_tokens``;
+    ``usage`` sums the tokens of every attempt.
     """
 
     raw: str | None
+    attempts: list[str]
     validation_errors: list[Any]
     finish_reason: str | None
+    usage: Any
 
     def __init__(
         self,
         message: str,
         *,
         raw: str | None = None,
+        attempts: list[str] | None = None,
         validation_errors: list[Any] | None = None,
         finish_reason: str | None = None,
+        usage: Any = None,
         **fields: Any,
     ) -> None:
+        if attempts is None:
+            attempts = [raw] if raw is not None else []
         super().__init__(
-            message, raw=raw, validation_errors=validation_errors or [], finish_reason=finish_reason, **fields
+            message,
+            raw=raw,
+            attempts=attempts,
+            validation_errors=validation_errors or [],
+            finish_reason=finish_reason,
+            usage=usage,
+            **fields,
         )
 
 

@@ -209,6 +209,14 @@ class Usage:
     output_tokens: int = 0
     total_tokens: int = 0
 
+    def __add__(self, other: Usage) -> Usage:
+        """Counts summed (over the attempts of a re-ask, the steps of a tool loop, ...)."""
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.total_tokens + other.total_tokens,
+        )
+
     @classmethod
     def of(cls, input_tokens: int | None, output_tokens: int | None) -> Usage:
         """Usage from two counts, with the total computed."""

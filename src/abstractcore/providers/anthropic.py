@@ -12,7 +12,6 @@ which error ``type`` is which class.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -38,6 +37,7 @@ from abstractcore.core.types import (
     Usage,
 )
 from abstractcore.features.media import base64_image
+from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import ToolCallAccumulator, as_arguments
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
@@ -49,8 +49,9 @@ __all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider", "finish_reason", "to_anthrop
 API_VERSION = "2023-06-01"
 #: ``max_tokens`` is required by the Messages API; this is sent when the caller gives none.
 DEFAULT_MAX_TOKENS = 4096
-#: Name of the tool used to get JSON for ``response_model`` (forced with ``tool_choice``).
-STRUCTURED_TOOL = "structured_output"
+#: Models with native JSON output (``output_format``, beta header below); others get a forced tool.
+NATIVE_JSON_MODELS = ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-1", "claude-opus-4-5")
+STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
 
 _STOP_REASONS = {
     "end_turn": "stop",
@@ -331,24 +332,21 @@ class AnthropicProvider(HttpProvider):
             ]
             if request.tool_choice is not None:
                 body["tool_choice"] = _tool_choice(request.tool_choice)
-        elif request.json_schema is not None:
-            body["tools"] = [
-                {
-                    "name": STRUCTURED_TOOL,
-                    "description": "Give the answer as this JSON object.",
-                    "input_schema": request.json_schema,
-                }
-            ]
-            body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
+        if request.structured_mode == "native" and request.output is not None:
+            body["output_format"] = {"type": "json_schema", "schema": request.output.strict_schema}
         if stream:
             body["stream"] = True
         return body
 
-    def _with_schema(self, request: Request, schema: dict[str, Any], instruction: str) -> Request:
-        """Ask for JSON through a forced tool whose ``input_schema`` is ``schema``."""
-        if schema.get("type") != "object" or request.tools:
-            return super()._with_schema(request, schema, instruction)
-        return replace(request, json_schema=schema)
+    def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
+        """Native JSON output on the models that have it (and a schema it takes), else a forced tool."""
+        native = request.model.startswith(NATIVE_JSON_MODELS) and (
+            request.output is None or request.output.strict_schema is not None
+        )
+        return ("native", "tool", "prompt") if native else ("tool", "prompt")
+
+    def _request_headers(self, request: Request) -> dict[str, str] | None:
+        return {"anthropic-beta": STRUCTURED_OUTPUTS_BETA} if request.structured_mode == "native" else None
 
     # -- reply --------------------------------------------------------------------
 
@@ -375,10 +373,6 @@ class AnthropicProvider(HttpProvider):
                     )
                 )
         reason = finish_reason(data.get("stop_reason"))
-        if request.json_schema is not None and not request.tools:
-            structured = [c for c in calls if c.name == STRUCTURED_TOOL]
-            if structured:
-                texts, calls, reason = [structured[0].arguments_json()], [], "stop"
         usage = data.get("usage")
         return GenerateResponse(
             content="".join(texts),
@@ -401,6 +395,7 @@ class AnthropicProvider(HttpProvider):
             self._body(request, stream=False),
             model=request.model,
             timeout=request.timeout,
+            headers=self._request_headers(request),
         )
         return self._response(data, request)
 
@@ -414,6 +409,7 @@ class AnthropicProvider(HttpProvider):
             is_error=_is_error_event,
             is_last=_is_message_stop,
             end_name="the message_stop event",
+            headers=self._request_headers(request),
         )
         try:
             async for batch in events:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, TypeVar, overload
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import GENERATION_PARAMS, Timeout, validate_params
-from abstractcore.core.errors import ConfigurationError
+from abstractcore.core.errors import ConfigurationError, StructuredOutputError
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
     ContentPart,
@@ -25,6 +25,16 @@ from abstractcore.core.types import (
     StreamChunk,
     TextPart,
     ToolSpec,
+    Usage,
+)
+from abstractcore.features.structured import (
+    STRUCTURED_MODES,
+    STRUCTURED_TOOL,
+    OutputSpec,
+    StructuredMode,
+    ValidationFailure,
+    reask_messages,
+    structured_tool,
 )
 from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_specs
 
@@ -47,7 +57,16 @@ class Request:
     tools: list[ToolSpec] = field(default_factory=list)
     #: "auto", "none", "required" or the name of the tool to call (validated against ``tools``).
     tool_choice: str | None = None
-    json_schema: dict[str, Any] | None = None
+    #: The structured output asked for (``response_model``), and how it is applied.
+    output: OutputSpec[Any] | None = None
+    structured_mode: StructuredMode | None = None
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema to constrain the answer with: set in "native" and "grammar" modes only."""
+        if self.output is None or self.structured_mode not in ("native", "grammar"):
+            return None
+        return self.output.schema
 
     @property
     def system(self) -> str | None:
@@ -105,6 +124,8 @@ class AsyncProvider(abc.ABC):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> GenerateResponse: ...
@@ -120,6 +141,8 @@ class AsyncProvider(abc.ABC):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> T: ...
@@ -135,6 +158,8 @@ class AsyncProvider(abc.ABC):
         tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> AsyncIterator[StreamChunk]: ...
@@ -148,8 +173,10 @@ class AsyncProvider(abc.ABC):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
-        response_model: type[Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: bool = False,
         **params: Any,
     ) -> Any: ...
@@ -162,8 +189,10 @@ class AsyncProvider(abc.ABC):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
-        response_model: type[Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        max_retries: int | None = None,
         stream: bool = False,
         **params: Any,
     ) -> Any:
@@ -175,12 +204,25 @@ class AsyncProvider(abc.ABC):
         ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed`` and
         ``timeout`` override the defaults given to ``create_llm`` for this call.
 
-        Returns a ``GenerateResponse``; an instance of ``response_model`` when
-        one is given; an async iterator of ``StreamChunk`` when ``stream=True``.
+        ``response_model`` (a pydantic model, dataclass, TypedDict,
+        ``list[Model]``, ``Literal``/``Enum`` or a primitive type) returns a
+        validated value of that type. The constraint is chosen per provider
+        (``structured_mode`` overrides it: "native", "tool", "grammar",
+        "prompt"); an invalid answer is repaired when it is near-JSON, else the
+        model is asked again with the validation errors, up to ``max_retries``
+        times (default 2), then ``StructuredOutputError``.
+
+        Returns a ``GenerateResponse``; a value of ``response_model`` when one
+        is given; an async iterator of ``StreamChunk`` when ``stream=True``.
         """
         if stream:
             if response_model is not None:
-                raise ConfigurationError("response_model cannot be combined with stream=True.")
+                raise ConfigurationError(
+                    "response_model with stream=True: use astream(..., response_model=...) "
+                    "for partial objects as the JSON arrives."
+                )
+            if max_retries is not None:
+                raise ConfigurationError("max_retries applies to response_model, not to streams.")
             return self.astream(
                 prompt,
                 messages=messages,
@@ -192,13 +234,60 @@ class AsyncProvider(abc.ABC):
             )
         request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
         if response_model is None:
+            if structured_mode is not None or max_retries is not None:
+                raise ConfigurationError("structured_mode and max_retries need a response_model.")
             return await self._complete(request)
-        from abstractcore.features.structured import instruction_for, parse_structured, schema_for
+        retries = 2 if max_retries is None else max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError(f"max_retries must be an integer >= 0; got {max_retries!r}.")
+        output = OutputSpec.of(response_model)
+        request = self._structured_request(request, output, structured_mode)
+        return await self._structured_answer(request, output, retries)
 
-        schema = schema_for(response_model)
-        request = self._with_schema(request, schema, instruction_for(schema))
-        response = await self._complete(request)
-        return parse_structured(response_model, response.content, finish_reason=response.finish_reason)
+    @overload
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: None = None,
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamChunk]: ...
+
+    @overload
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: type[T],
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> AsyncIterator[T]: ...
+
+    @overload
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        response_model: Any = None,
+        media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
+        **params: Any,
+    ) -> AsyncIterator[Any]: ...
 
     def astream(
         self,
@@ -208,16 +297,27 @@ class AsyncProvider(abc.ABC):
         system_prompt: str | None = None,
         tools: Sequence[Any] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
+        response_model: Any = None,
         media: Sequence[Any] | None = None,
+        structured_mode: StructuredMode | None = None,
         **params: Any,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncIterator[Any]:
         """Stream an answer as ``StreamChunk``s (text deltas; usage on the last chunk).
 
         Takes the same arguments as ``agenerate``. Bad arguments raise here,
         before anything is sent. Leaving the loop early closes the stream.
+
+        With ``response_model``, yields partial values as the JSON arrives
+        (strings grow, list items appear one by one; fields not received yet
+        are None) and, last, the fully validated value.
         """
         request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
-        return self._stream(request)
+        if response_model is None:
+            if structured_mode is not None:
+                raise ConfigurationError("structured_mode needs a response_model.")
+            return self._stream(request)
+        output = OutputSpec.of(response_model)
+        return self._structured_stream(self._structured_request(request, output, structured_mode), output)
 
     async def aunload(self) -> None:
         """Free what this provider holds (local weights, pooled connections).
@@ -247,11 +347,94 @@ class AsyncProvider(abc.ABC):
     def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Send ``request`` and yield the answer as it is produced."""
 
-    def _with_schema(self, request: Request, schema: dict[str, Any], instruction: str) -> Request:
-        """Ask for JSON matching ``schema``. Default: an instruction in the system prompt,
-        plus ``request.json_schema`` for providers that constrain decoding natively."""
-        messages = [Message("system", instruction), *request.messages]
-        return replace(request, messages=messages, json_schema=schema)
+    def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
+        """The structured-output modes this provider can apply, the default first."""
+        return ("prompt",)
+
+    # -- structured output --------------------------------------------------------
+
+    def _structured_request(
+        self, request: Request, output: OutputSpec[Any], mode: StructuredMode | None
+    ) -> Request:
+        supported = self._structured_modes(request)
+        if mode is None:
+            mode = supported[0]
+        elif mode not in STRUCTURED_MODES:
+            raise ConfigurationError(
+                f"structured_mode must be one of {', '.join(STRUCTURED_MODES)}; got {mode!r}."
+            )
+        elif mode not in supported:
+            raise ConfigurationError(
+                f"{self.name} (model {self.model!r}) cannot apply structured_mode={mode!r}; "
+                f"it can: {', '.join(supported)}."
+            )
+        if mode == "tool":  # the answer comes as the arguments of a forced tool call
+            tools = [*request.tools, structured_tool(output)]
+            choice = STRUCTURED_TOOL if not request.tools else "required"
+            return replace(request, tools=tools, tool_choice=choice, output=output, structured_mode=mode)
+        messages = [Message("system", output.instruction), *request.messages]
+        return replace(request, messages=messages, output=output, structured_mode=mode)
+
+    async def _structured_answer(self, request: Request, output: OutputSpec[T], retries: int) -> T:
+        answers: list[str] = []
+        errors: list[Any] = []
+        usage = Usage()
+        messages = request.messages
+        response = GenerateResponse()
+        for _ in range(retries + 1):
+            response = await self._complete(replace(request, messages=messages))
+            usage = usage + response.usage if response.usage else usage
+            answer = _answer_text(response)
+            answers.append(answer)
+            if response.finish_reason == "length":
+                break  # a cut answer: asking again with the same max_tokens cuts it again
+            try:
+                return output.parse(answer)
+            except ValidationFailure as failure:
+                errors = failure.errors
+                reask = reask_messages(answer, failure.errors, cut=False)
+                messages = [*messages, *(Message.from_dict(m) for m in reask)]
+        raise _structured_error(output, answers, errors, response.finish_reason, usage)
+
+    async def _structured_stream(self, request: Request, output: OutputSpec[T]) -> AsyncIterator[T]:
+        text: list[str] = []
+        last: Any = None
+        finish: str | None = None
+        usage: Usage | None = None
+        chunks = self._stream(request)
+        tool_index: int | None = None  # "tool" mode: the answer streams as the call's arguments
+        try:
+            async for chunk in chunks:
+                piece = chunk.content
+                for delta in chunk.tool_call_deltas:
+                    if delta.name == STRUCTURED_TOOL:
+                        tool_index = delta.index
+                    if delta.index == tool_index:
+                        piece += delta.arguments_fragment
+                if not chunk.tool_call_deltas:
+                    for call in chunk.tool_calls:  # delivered whole (no fragments were streamed)
+                        if call.name == STRUCTURED_TOOL and not text:
+                            piece += call.arguments_json()
+                if piece:
+                    text.append(piece)
+                    value = output.partial("".join(text))
+                    if value is not None and value != last:
+                        last = value
+                        yield value
+                finish = chunk.finish_reason or finish
+                usage = chunk.usage or usage
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        answer = "".join(text)
+        if finish != "length":
+            try:
+                yield output.parse(answer)
+                return
+            except ValidationFailure as failure:
+                raise _structured_error(output, [answer], failure.errors, finish, usage) from None
+        raise _structured_error(output, [answer], [], finish, usage)
 
     # -- normalisation ----------------------------------------------------------
 
@@ -340,3 +523,36 @@ def _messages(
         else:
             raise ConfigurationError("media needs a user message to attach to.")
     return built
+
+
+def _answer_text(response: GenerateResponse) -> str:
+    """The answer to validate: the text, or the arguments of the structured-output tool call."""
+    for call in response.tool_calls:
+        if call.name == STRUCTURED_TOOL:
+            return call.arguments_json()
+    return response.content
+
+
+def _structured_error(
+    output: OutputSpec[Any], answers: list[str], errors: list[Any], finish: str | None, usage: Usage | None
+) -> StructuredOutputError:
+    cut = finish == "length"
+    if cut:
+        message = (
+            f"The model's answer was cut by max_tokens before the {output.name} was complete "
+            f"({len(answers[-1]) if answers else 0} characters); raise max_tokens."
+        )
+    else:
+        tries = f" after {len(answers)} attempts" if len(answers) > 1 else ""
+        message = (
+            f"The model's answer is not a valid {output.name}{tries}: {errors[:3]!r}. Try a larger "
+            "model, a lower temperature, a clearer prompt or a larger max_retries."
+        )
+    return StructuredOutputError(
+        message,
+        raw=answers[-1] if answers else None,
+        attempts=answers,
+        validation_errors=errors,
+        finish_reason=finish,
+        usage=usage,
+    )

@@ -36,6 +36,7 @@ from abstractcore.features.openai_chat import (
     tool_choice_to_openai,
     tools_to_openai,
 )
+from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
 from abstractcore.providers.base import AsyncProvider, Request
 from abstractcore.transport.worker import Emit, ModelWorker, StreamClosed
@@ -116,6 +117,10 @@ class LocalProvider(AsyncProvider):
         return self._worker.busy
 
     # -- hooks ------------------------------------------------------------------
+
+    def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
+        """A grammar built from the schema constrains decoding in process (or the prompt only)."""
+        return ("grammar", "prompt")
 
     def _spec(self, request: Request) -> GenerationSpec:
         if request.tools and not self.capabilities.tools:

@@ -32,6 +32,7 @@ from abstractcore.core.types import (
 )
 from abstractcore.features.media import base64_image
 from abstractcore.features.openai_chat import tools_to_openai
+from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import as_arguments
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
@@ -190,6 +191,13 @@ class OllamaProvider(HttpProvider):
     )
 
     # -- configuration ------------------------------------------------------------
+
+    def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
+        """``format`` = the JSON schema (constrained by Ollama's grammar), or the prompt.
+
+        (No "tool": Ollama has no ``tool_choice``, so a call cannot be forced.)
+        """
+        return ("native", "prompt")
 
     def _parse_base_url(self, raw: str) -> str:
         return _host_url(raw)

@@ -26,6 +26,7 @@ from abstractcore.features.openai_chat import (
     tool_choice_to_openai,
     tools_to_openai,
 )
+from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
@@ -115,18 +116,24 @@ class OpenAICompatibleProvider(HttpProvider):
             body["tools"] = tools_to_openai(request.tools)
             if request.tool_choice is not None:
                 body["tool_choice"] = tool_choice_to_openai(request.tool_choice)
-        if request.json_schema is not None:
+        output = request.output
+        if output is not None and request.structured_mode == "native":
             if self._json_mode == "json_object":
-                body["response_format"] = {"type": "json_object", "schema": request.json_schema}
+                body["response_format"] = {"type": "json_object", "schema": output.schema}
             else:
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "response", "schema": request.json_schema},
-                }
+                strict = output.strict_schema
+                spec: dict[str, Any] = {"name": output.name, "schema": strict or output.schema}
+                if strict is not None:
+                    spec["strict"] = True
+                body["response_format"] = {"type": "json_schema", "json_schema": spec}
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         return body
+
+    def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
+        """``response_format`` json_schema (strict where the schema allows), a forced tool, or the prompt."""
+        return ("native", "tool", "prompt")
 
     # -- reply ------------------------------------------------------------------
 

@@ -297,6 +297,7 @@ class HttpClient:
         is_last: Callable[[Any], bool] = _never,
         require_end: bool = True,
         end_name: str = "its end",
+        headers: Mapping[str, str] | None = None,
         method: str = "POST",
     ) -> AsyncGenerator[list[Any], None]:
         """POST ``body`` and yield the stream's decoded JSON events, in batches (one per network read).
@@ -308,7 +309,7 @@ class HttpClient:
         that ends before the end (when ``require_end``) raises
         ``ProviderConnectionError``. Retried only before the first event.
         """
-        request = self._request(method, path, body, timeout, None)
+        request = self._request(method, path, body, timeout, headers)
         response = await self._send(request, stream=True, model=model)
         ended = False
         try:
