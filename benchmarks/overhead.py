@@ -1,8 +1,9 @@
 """What does abstractcore cost on top of a bare HTTP client?
 
-    .venv/bin/python benchmarks/overhead.py            # full run (~2-4 min)
-    .venv/bin/python benchmarks/overhead.py --quick    # fewer requests (~1-1.5 min)
-    .venv/bin/python benchmarks/overhead.py --profile generate|sequential|stream|stream-ollama|stream-anthropic
+    .venv/bin/python benchmarks/overhead.py            # full run (~2-5 min; aiohttp+abstractcore ~1 min)
+    .venv/bin/python benchmarks/overhead.py --quick    # fewer requests (~1-3 min)
+    .venv/bin/python benchmarks/overhead.py --profile stream   # or stream-ollama, stream-anthropic,
+                                                               # generate, sequential
     PYTHONPATH=/path/to/other/src .venv/bin/python benchmarks/overhead.py   # another abstractcore
 
 Starts a cheap fake server (raw asyncio Protocol, HTTP/1.1 keep-alive,
@@ -20,7 +21,9 @@ the clients), every client driven the same way and given the same pool size
 - text deltas/s over a 5,000-delta stream in each of the three formats
   (HTTP-chunked, one chunk per SSE event / NDJSON line; the same bytes for
   every client), each abstractcore path against a bare-aiohttp reader of the
-  same format and against the bare-aiohttp OpenAI SSE reader;
+  same format and against the bare-aiohttp OpenAI SSE reader; streams are
+  measured one at a time with the clients back to back, and the ratios are
+  medians of these paired samples;
 - the blocking ``llm.generate`` (runs on abstractcore's background loop);
 - ``import abstractcore`` time in a fresh interpreter minus ``python -c pass``,
   and which heavy modules that import pulls in.
@@ -57,7 +60,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 HERE = Path(__file__).resolve().parent
 MODEL = "fake-model"
@@ -92,11 +95,8 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _reply(body: bytes, content_type: bytes = b"application/json") -> bytes:
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
-        b"x-request-id: req_bench\r\nContent-Length: %d\r\n\r\n" % (content_type, len(body))
-    )
-    return head + body
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nx-request-id: req_bench\r\n" % content_type
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
 def _chunk(data: bytes) -> bytes:
@@ -291,10 +291,10 @@ class _FakeServer(asyncio.Protocol):
     """Minimal HTTP/1.1 keep-alive server. Same canned bytes for every client."""
 
     #: request path -> (plain reply, stream reply), filled in by ``serve``
-    routes: dict[bytes, tuple[bytes, bytes]] = {}
+    routes: ClassVar[dict[bytes, tuple[bytes, bytes]]] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
         self.buffer = bytearray()
 
     def data_received(self, data: bytes) -> None:
@@ -627,10 +627,7 @@ class Result:
 
     def median(self, key: str) -> float | None:
         """Median of a measurement; ``stream:<format>`` for the stream rates."""
-        if key.startswith("stream:"):
-            values = self.streams[key[7:]]
-        else:
-            values = getattr(self, key)
+        values = self.streams[key[7:]] if key.startswith("stream:") else getattr(self, key)
         return statistics.median(values) if values else None
 
 
@@ -890,7 +887,9 @@ def report(
         out.append(f"| {r.name} | " + " | ".join(cells) + " |")
     if sync_us:
         v = statistics.median(sync_us)
-        out.append(f"| abstractcore sync `generate` | {_fmt(v)} ({v / ref_vals['seq']:.2f}x) | - | - |")
+        out.append(
+            f"| abstractcore sync `generate` | {_fmt(v)} ({_ratio('seq', v, ref_vals['seq'])[0]}) | - | - |"
+        )
     out.append("")
     samples = meta["runs"] * meta["streams_per_run"]
     out.append(
@@ -1000,8 +999,8 @@ async def _profile(root: str, pool: int, what: str, sizes: Sizes) -> None:
 
     client = await make_abstractcore(root, pool)
     await _concurrent(client, 400, 100)
-    for fmt in FORMATS:
-        await client.streams[fmt]()
+    for name in FORMATS:
+        await client.streams[name]()
     fmt = _PROFILE_FORMATS.get(what)
     streams = 4
     prof = cProfile.Profile()
@@ -1028,7 +1027,8 @@ async def _profile(root: str, pool: int, what: str, sizes: Sizes) -> None:
         where = f"{Path(file).name}:{line}({func})" if line else func
         rows.append((tt, ct, calls, where))
     total = sum(r[0] for r in rows)
-    print(f"cProfile, abstractcore {FORMATS[fmt]} path, {deltas:,} deltas: {total / deltas * 1e6:.2f} µs/delta")
+    per_delta = total / deltas * 1e6
+    print(f"cProfile, abstractcore {FORMATS[fmt]} path, {deltas:,} deltas: {per_delta:.2f} µs/delta")
     print(f"{'own µs/delta':>12} {'cum µs/delta':>12} {'calls/delta':>11}  function")
     for tt, ct, calls, where in sorted(rows, reverse=True)[:30]:
         print(f"{tt / deltas * 1e6:12.3f} {ct / deltas * 1e6:12.3f} {calls / deltas:11.2f}  {where}")
@@ -1146,8 +1146,9 @@ def main() -> None:
         f"{versions['abstractcore']} from {_abstractcore_root()}; "
         f"{sizes.sequential} sequential requests, {sizes.concurrent_total} requests per "
         f"concurrency level, {sizes.streams_per_run} x {sizes.stream_chunks}-delta streams "
-        f"per client and format per run (interleaved); pool {args.pool} connections for every client; fake server = raw asyncio "
-        f"Protocol in its own process{' (client and server pinned to separate CPUs)' if pin else ''}; "
+        f"per client and format per run (interleaved); pool {args.pool} connections for every "
+        f"client; fake server = raw asyncio Protocol in its own process"
+        f"{' (client and server pinned to separate CPUs)' if pin else ''}; "
         f"Python {versions['python']}, aiohttp {versions['aiohttp']}, httpx {versions['httpx']}, "
         f"httpx-aiohttp {versions.get('httpx-aiohttp', 'not installed')}, stock asyncio loop, "
         f"{os.cpu_count()} CPUs."
@@ -1163,11 +1164,8 @@ def main() -> None:
     print()
     print(text)
 
-    out_path = (
-        Path(args.json)
-        if args.json
-        else HERE / "results" / f"overhead-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
-    )
+    stamp = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    out_path = Path(args.json) if args.json else HERE / "results" / f"overhead-{stamp}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(
         json.dumps(

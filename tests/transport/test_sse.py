@@ -147,3 +147,32 @@ def test_ndjson_last_line_without_newline_and_bad_line() -> None:
     assert decoder.close() == [{"b": 2}]
     with pytest.raises(ResponseFormatError):
         NDJSONDecoder().feed(b"<html>oops</html>\n")
+
+
+def data_all(chunks: list[bytes]) -> list[str]:
+    decoder = SSEDecoder()
+    out: list[str] = []
+    for chunk in chunks:
+        out += decoder.feed_data(chunk)
+    return out + [e.data for e in decoder.close()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(sse_streams(), st.lists(st.integers(min_value=0), max_size=12))
+def test_the_data_fast_path_gives_what_the_full_parser_gives(
+    stream: tuple[bytes, list[SSEEvent]], cuts: list[int]
+) -> None:
+    data, expected = stream
+    assert data_all(split_at(data, cuts)) == [e.data for e in expected]
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_fast_json_is_json_loads(value: object) -> None:
+    from abstractcore.transport.ndjson import fast_json
+
+    text = json.dumps(value)
+    assert fast_json(text) == value
+    assert fast_json(f" {text} ") == value  # surrounding whitespace goes the slow way
+    with pytest.raises(ResponseFormatError):
+        fast_json(text + " trailing")

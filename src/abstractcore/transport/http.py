@@ -43,7 +43,7 @@ from abstractcore.core.retry import RetryConfig
 from abstractcore.core.secrets import Secret
 from abstractcore.transport.base import HttpRequest, Transport, TransportFailure, TransportResponse
 from abstractcore.transport.error_mapping import ErrorMapper, redact
-from abstractcore.transport.ndjson import NDJSONDecoder, parse_json_data
+from abstractcore.transport.ndjson import NDJSONDecoder, fast_json
 from abstractcore.transport.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -54,6 +54,10 @@ __all__ = ["HttpClient", "close_clients_of_running_loop"]
 logger = logging.getLogger("abstractcore.http")
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
+#: Stream events handed on per batch. A network read can hold ~1,400 events; parsing them all
+#: before yielding keeps them alive at once and triggers garbage collections (measured: 0.51x of
+#: bare aiohttp per read, 0.71x with batches of 64).
+_BATCH = 64
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -313,19 +317,17 @@ class HttpClient:
         response = await self._send(request, stream=True, model=model)
         ended = False
         try:
-            if framing == "sse":
-                decoder: Any = SSEDecoder()
-            else:
-                decoder = NDJSONDecoder()
             sse = framing == "sse"
+            sse_decoder = SSEDecoder()
+            lines = NDJSONDecoder()
             async for raw in response.iter_bytes():
+                texts = sse_decoder.feed_data(raw) if sse else lines.feed_lines(raw)
                 batch: list[Any] = []
-                for item in decoder.feed(raw):
-                    if sse:
-                        if item.data == done_marker:
-                            ended = True
-                            break
-                        item = parse_json_data(item.data)
+                for text in texts:
+                    if text == done_marker:
+                        ended = True
+                        break
+                    item = fast_json(text)
                     if is_error(item):
                         if batch:
                             yield batch
@@ -336,11 +338,14 @@ class HttpClient:
                     if is_last(item):
                         ended = True
                         break
+                    if len(batch) == _BATCH:  # few live events: less GC, faster JSON decoding
+                        yield batch
+                        batch = []
                 if batch:
                     yield batch
                 if ended:
                     return
-            rest = [] if sse else decoder.close()
+            rest = [] if sse else lines.close()
             if rest:
                 for item in rest:
                     if is_error(item):

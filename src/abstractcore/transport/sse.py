@@ -49,6 +49,38 @@ class SSEDecoder:
             raise ResponseFormatError(f"event stream is not valid UTF-8: {exc}") from None
         return self._consume(text)
 
+    def feed_data(self, chunk: bytes) -> list[str]:
+        """Like ``feed``, but only the ``data`` of each event (what a JSON stream needs), faster.
+
+        Fast path, when the text holds no CR and no event is half-read: split on
+        blank lines and take the data of one-line ``data:`` blocks and two-line
+        ``event:`` / ``data:`` blocks directly; anything else goes through the
+        full WHATWG line parser. Same results as ``feed``.
+        """
+        try:
+            text = self._utf8.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise ResponseFormatError(f"event stream is not valid UTF-8: {exc}") from None
+        if self._first or self._skip_lf or self._data or self._event or "\r" in text:
+            return [event.data for event in self._consume(text)]
+        blocks = (self._buffer + text).split("\n\n")
+        tail = blocks.pop()
+        self._buffer = ""  # the slow path below must not see the tail
+        out: list[str] = []
+        for block in blocks:
+            if block.startswith("data: ") and "\n" not in block:
+                out.append(block[6:])
+                continue
+            if block.startswith("event:") and block.count("\n") == 1:
+                data = block.partition("\n")[2]
+                if data.startswith("data: "):
+                    out.append(data[6:])
+                    continue
+            if block:
+                out.extend(e.data for e in self._consume(block + "\n\n"))
+        self._buffer = tail
+        return out
+
     def close(self) -> list[SSEEvent]:
         """Flush at end of stream. A trailing event without a blank line is dropped (WHATWG)."""
         try:
