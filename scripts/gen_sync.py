@@ -9,6 +9,9 @@ For every public coroutine method of ``AsyncProvider`` named ``a…`` (and every
   on the shared background loop (``_portal``); async iterators become
   iterators.
 
+The ``a…`` methods written by hand on ``LLMBase`` (``_llm_base.py``: the apps
+such as ``arun``) get their blocking twins the same way.
+
 ``--check`` exits 1 when the committed file differs from what would be
 generated. Never edit ``_sync.py`` by hand: change base.py and rerun this.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "abstractcore" / "providers" / "base.py"
 TARGET = ROOT / "src" / "abstractcore" / "_sync.py"
+BASE = ROOT / "src" / "abstractcore" / "_llm_base.py"
 
 HEADER = '''"""The ``LLM`` class: async methods and their blocking twins in one object.
 
@@ -112,67 +116,72 @@ def _docstring(text: str | None) -> list[ast.stmt]:
     return [ast.Expr(ast.Constant(text))]
 
 
-def _methods(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+def _methods(tree: ast.Module, class_name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The public ``a…`` coroutine methods (and ``a…`` methods returning an AsyncIterator) of a class."""
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "AsyncProvider":
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
             found = []
             for item in node.body:
                 if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     continue
-                if not item.name.startswith("a") or item.name.startswith("_"):
+                if not item.name.startswith("a") or item.name.startswith("_") or item.name.startswith("__"):
                     continue
                 if isinstance(item, ast.AsyncFunctionDef) or _returns_async_iterator(item):
                     found.append(item)
             return found
-    raise SystemExit("gen_sync: class AsyncProvider not found in providers/base.py")
+    raise SystemExit(f"gen_sync: class {class_name} not found")
 
 
-def _twins(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[ast.stmt, ast.stmt]:
-    sync_name = node.name[1:]
-    overload = _is_overload(node)
-    doc = ast.get_docstring(node)
-    call = _call_args(node.args)
-    is_coroutine = isinstance(node, ast.AsyncFunctionDef)
-
+def _delegate(node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.stmt:
+    """The async method of ``LLM`` that hands the call to the provider."""
     delegate = copy.deepcopy(node)
     delegate.decorator_list = [d for d in delegate.decorator_list if _is_overload_decorator(d)]
-    if overload:
+    if _is_overload(node):
         delegate.body = [ast.Expr(ast.Constant(...))]
     else:
-        expr = f"self._provider.{node.name}({call})"
-        stmt = f"return await {expr}" if is_coroutine else f"return {expr}"
-        delegate.body = [*_docstring(doc), *ast.parse(stmt).body]
+        expr = f"self._provider.{node.name}({_call_args(node.args)})"
+        stmt = f"return await {expr}" if isinstance(node, ast.AsyncFunctionDef) else f"return {expr}"
+        delegate.body = [*_docstring(ast.get_docstring(node)), *ast.parse(stmt).body]
+    return delegate
 
+
+def _twin(node: ast.FunctionDef | ast.AsyncFunctionDef, target: str) -> ast.stmt:
+    """The blocking twin (``agenerate`` -> ``generate``) running ``target.<name>`` on the background loop."""
     fields = {k: copy.deepcopy(getattr(node, k)) for k in ("args", "returns", "decorator_list")}
-    twin: ast.stmt = ast.FunctionDef(name=sync_name, body=[], type_params=[], lineno=0, **fields)
-    assert isinstance(twin, ast.FunctionDef)
+    twin = ast.FunctionDef(name=node.name[1:], body=[], type_params=[], lineno=0, **fields)
     twin.decorator_list = [d for d in twin.decorator_list if _is_overload_decorator(d)]
     twin = _SyncAnnotations().visit(twin)
     assert isinstance(twin, ast.FunctionDef)
-    if overload:
+    if _is_overload(node):
         twin.body = [ast.Expr(ast.Constant(...))]
+        return twin
+    call = _call_args(node.args)
+    if isinstance(node, ast.AsyncFunctionDef):
+        stmt = f"return _portal.call(functools.partial({target}.{node.name}, {call}))"
     else:
-        if is_coroutine:
-            stmt = f"return _portal.call(functools.partial(self._provider.{node.name}, {call}))"
-        else:
-            stmt = f"return _portal.iterate(self._provider.{node.name}({call}))"
-        twin.body = [*_docstring(_sync_doc(doc) if doc else None), *ast.parse(stmt).body]
-    return delegate, twin
+        stmt = f"return _portal.iterate({target}.{node.name}({call}))"
+    doc = ast.get_docstring(node)
+    twin.body = [*_docstring(_sync_doc(doc) if doc else None), *ast.parse(stmt).body]
+    return twin
 
 
-def _imports(tree: ast.Module, methods: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> str:
-    """Import lines for every name the generated signatures use, from where base.py imports it."""
-    origin: dict[str, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__":
-            for alias in node.names:
-                origin[alias.asname or alias.name] = node.module
+def _origins(*trees: ast.Module) -> dict[str, str]:
+    origin: dict[str, str] = {"Iterator": "collections.abc"}
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__":
+                for alias in node.names:
+                    origin.setdefault(alias.asname or alias.name, node.module)
+    return origin
+
+
+def _imports(origin: dict[str, str], methods: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> str:
+    """Import lines for every name the generated signatures use, from where the sources import it."""
     used = {"Iterator", "overload", "TypeVar"}
     for method in methods:
         for part in (method.args, method.returns):
             if part is not None:
                 used |= {n.id for n in ast.walk(part) if isinstance(n, ast.Name)}
-    origin.setdefault("Iterator", "collections.abc")
     by_module: dict[str, list[str]] = {}
     for name in sorted(used):
         if name in origin:
@@ -183,23 +192,23 @@ def _imports(tree: ast.Module, methods: list[ast.FunctionDef | ast.AsyncFunction
 
 def render() -> str:
     """The text ``_sync.py`` must have."""
-    tree = ast.parse(SOURCE.read_text(), filename=str(SOURCE))
-    delegates: list[str] = []
-    twins: list[str] = []
-    for node in _methods(tree):
-        delegate, twin = _twins(node)
-        delegates.append(_indent(ast.unparse(ast.fix_missing_locations(delegate))))
-        twins.append(_indent(ast.unparse(ast.fix_missing_locations(twin))))
+    provider_tree = ast.parse(SOURCE.read_text(), filename=str(SOURCE))
+    base_tree = ast.parse(BASE.read_text(), filename=str(BASE))
+    provider_methods = _methods(provider_tree, "AsyncProvider")
+    own_methods = _methods(base_tree, "LLMBase")
+    delegates = [_delegate(m) for m in provider_methods]
+    twins = [_twin(m, "self._provider") for m in provider_methods]
+    twins += [_twin(m, "self") for m in own_methods]
     body = "\n\n".join(
         [
-            "    # -- async (delegated) --",
-            *delegates,
+            "    # -- async (delegated to the provider) --",
+            *(_indent(ast.unparse(ast.fix_missing_locations(d))) for d in delegates),
             "    # -- blocking twins (run on the background loop) --",
-            *twins,
+            *(_indent(ast.unparse(ast.fix_missing_locations(t))) for t in twins),
         ]
     )
-    header = HEADER.replace("{imports}", _imports(tree, _methods(tree)))
-    return _format(header + "\n" + body + "\n")
+    imports = _imports(_origins(provider_tree, base_tree), provider_methods + own_methods)
+    return _format(HEADER.replace("{imports}", imports) + "\n" + body + "\n")
 
 
 def _format(text: str) -> str:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.anthropic_server import AnthropicServer, anthropic_server
+from tests.servers.common import LocalModel
+from tests.servers.ollama_server import OllamaServer, ollama_server
 from tests.servers.openai_fake import FakeOpenAI, running_fake_openai
 from tests.support.llama_server import llama_server
 from tests.support.model import smollm2_gguf
@@ -43,3 +46,25 @@ def fake(_fake_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
     _fake_server.reset()
     yield _fake_server
     _fake_server.reset()
+
+
+@pytest.fixture(scope="session")
+def test_servers_model(gguf_path: Path) -> Iterator[LocalModel]:
+    """SmolLM2 loaded once for the wire-format test servers used across test modules."""
+    model = LocalModel(gguf_path)
+    yield model
+    model.unload()
+
+
+@pytest.fixture(scope="session")
+def anthropic_test_server(test_servers_model: LocalModel) -> Iterator[AnthropicServer]:
+    """The Anthropic Messages API test server (tests/servers), for tests outside test_anthropic."""
+    with anthropic_server(test_servers_model) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def ollama_test_server(test_servers_model: LocalModel) -> Iterator[OllamaServer]:
+    """The Ollama API test server (tests/servers), for tests outside test_ollama."""
+    with ollama_server(test_servers_model) as running:
+        yield running

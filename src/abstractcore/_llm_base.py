@@ -6,9 +6,12 @@ with the async methods and their blocking twins.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from abstractcore import run as _run
 from abstractcore.providers.base import AsyncProvider
+from abstractcore.run import Approve, RunEvent, RunResult
 
 __all__ = ["LLMBase"]
 
@@ -58,6 +61,74 @@ class LLMBase:
         def close(self) -> None: ...
 
         async def aclose(self) -> None: ...
+
+    # -- apps (their blocking twins, ``run`` and ``stream_run``, are generated) --------------
+
+    async def arun(
+        self,
+        prompt: str | Sequence[Any] | None = None,
+        *,
+        tools: Sequence[Any],
+        messages: Sequence[Any] | None = None,
+        system_prompt: str | None = None,
+        tool_choice: Any = None,
+        max_turns: int = 10,
+        approve: Approve | None = None,
+        response_model: Any = None,
+        **params: Any,
+    ) -> RunResult:
+        """Run the tool loop: call the model, run the tools it asks for, repeat until it answers.
+
+        ``tools`` are functions (sync or async), pydantic models, dicts or
+        ``ToolSpec``s; the model's arguments are validated by pydantic before
+        a function runs. Parallel calls run concurrently. A tool that raises,
+        invalid arguments or a call refused by ``approve(call) -> bool`` become
+        error results the model sees. ``max_turns`` bounds the model calls
+        (``ToolLoopError`` with the transcript when reached). ``response_model``
+        applies to the final answer. Returns a ``RunResult``: ``output``,
+        ``messages`` (the whole transcript, reusable as the next call's
+        input), ``steps`` and the summed ``usage``.
+        """
+        return await _run.arun(
+            self,
+            prompt,
+            tools=tools,
+            messages=messages,
+            system_prompt=system_prompt,
+            tool_choice=tool_choice,
+            max_turns=max_turns,
+            approve=approve,
+            response_model=response_model,
+            **params,
+        )
+
+    def astream_run(
+        self,
+        prompt: str | Sequence[Any] | None = None,
+        *,
+        tools: Sequence[Any],
+        messages: Sequence[Any] | None = None,
+        system_prompt: str | None = None,
+        tool_choice: Any = None,
+        max_turns: int = 10,
+        approve: Approve | None = None,
+        response_model: Any = None,
+        **params: Any,
+    ) -> AsyncIterator[RunEvent]:
+        """The tool loop as it happens: ``RunEvent``s for text deltas, each call, each result, then
+        one "done" event holding the ``RunResult``. Takes the arguments of ``arun``."""
+        return _run.astream_run(
+            self,
+            prompt,
+            tools=tools,
+            messages=messages,
+            system_prompt=system_prompt,
+            tool_choice=tool_choice,
+            max_turns=max_turns,
+            approve=approve,
+            response_model=response_model,
+            **params,
+        )
 
     def __enter__(self: _L) -> _L:
         return self

@@ -15,6 +15,7 @@ from abstractcore import _portal
 from abstractcore._llm_base import LLMBase
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk
 from abstractcore.features.structured import StructuredMode
+from abstractcore.run import Approve, RunEvent, RunResult
 
 __all__ = ["LLM"]
 
@@ -32,7 +33,7 @@ class LLM(LLMBase):
 
     __slots__ = ()
 
-    # -- async (delegated) --
+    # -- async (delegated to the provider) --
 
     @overload
     async def agenerate(
@@ -468,3 +469,73 @@ class LLM(LLMBase):
     def list_models(self) -> list[str]:
         """The models this provider offers."""
         return _portal.call(functools.partial(self._provider.alist_models))
+
+    def run(
+        self,
+        prompt: str | Sequence[Any] | None = None,
+        *,
+        tools: Sequence[Any],
+        messages: Sequence[Any] | None = None,
+        system_prompt: str | None = None,
+        tool_choice: Any = None,
+        max_turns: int = 10,
+        approve: Approve | None = None,
+        response_model: Any = None,
+        **params: Any,
+    ) -> RunResult:
+        """Run the tool loop: call the model, run the tools it asks for, repeat until it answers.
+
+        ``tools`` are functions (sync or async), pydantic models, dicts or
+        ``ToolSpec``s; the model's arguments are validated by pydantic before
+        a function runs. Parallel calls run concurrently. A tool that raises,
+        invalid arguments or a call refused by ``approve(call) -> bool`` become
+        error results the model sees. ``max_turns`` bounds the model calls
+        (``ToolLoopError`` with the transcript when reached). ``response_model``
+        applies to the final answer. Returns a ``RunResult``: ``output``,
+        ``messages`` (the whole transcript, reusable as the next call's
+        input), ``steps`` and the summed ``usage``.
+        """
+        return _portal.call(
+            functools.partial(
+                self.arun,
+                prompt,
+                tools=tools,
+                messages=messages,
+                system_prompt=system_prompt,
+                tool_choice=tool_choice,
+                max_turns=max_turns,
+                approve=approve,
+                response_model=response_model,
+                **params,
+            )
+        )
+
+    def stream_run(
+        self,
+        prompt: str | Sequence[Any] | None = None,
+        *,
+        tools: Sequence[Any],
+        messages: Sequence[Any] | None = None,
+        system_prompt: str | None = None,
+        tool_choice: Any = None,
+        max_turns: int = 10,
+        approve: Approve | None = None,
+        response_model: Any = None,
+        **params: Any,
+    ) -> Iterator[RunEvent]:
+        """The tool loop as it happens: ``RunEvent``s for text deltas, each call, each result, then
+        one "done" event holding the ``RunResult``. Takes the arguments of ``arun``.
+        """
+        return _portal.iterate(
+            self.astream_run(
+                prompt,
+                tools=tools,
+                messages=messages,
+                system_prompt=system_prompt,
+                tool_choice=tool_choice,
+                max_turns=max_turns,
+                approve=approve,
+                response_model=response_model,
+                **params,
+            )
+        )

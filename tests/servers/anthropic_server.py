@@ -330,6 +330,8 @@ class AnthropicServer(ScriptedServer):
             )
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
+        if fault is not None and fault.kind == "tool_calls":
+            return await self._scripted_calls(request, request_id, body, fault.calls)
         betas = {b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip()}
         try:
             validate(body, betas)
@@ -435,6 +437,81 @@ class AnthropicServer(ScriptedServer):
                 "input": arguments,
             }
         ], stop_reason
+
+    async def _scripted_calls(
+        self, request: web.Request, request_id: str, body: dict[str, Any], calls: list[dict[str, Any]]
+    ) -> web.StreamResponse:
+        """Answer with ``calls`` as ``tool_use`` blocks (the input streamed in two pieces)."""
+        blocks = [
+            {
+                "type": "tool_use",
+                "id": "toolu_" + uuid.uuid4().hex[:24],
+                "name": c["name"],
+                "input": c.get("arguments", {}),
+            }
+            for c in calls
+        ]
+        model = ALIASES.get(body.get("model", ""), body.get("model", ""))
+        usage = {"input_tokens": 10, "output_tokens": 5 * len(blocks)}
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "msg_" + uuid.uuid4().hex[:24],
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": blocks,
+                    "stop_reason": "tool_use",
+                    "stop_sequence": None,
+                    "usage": usage,
+                },
+                headers={"request-id": request_id},
+            )
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream; charset=utf-8", "request-id": request_id}
+        )
+        await response.prepare(request)
+        message = {
+            "id": "msg_x",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 10, "output_tokens": 1},
+        }
+        await response.write(_sse("message_start", {"type": "message_start", "message": message}))
+        for index, block in enumerate(blocks):
+            start = {**block, "input": {}}
+            await response.write(
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                )
+            )
+            text = json.dumps(block["input"])
+            for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                await response.write(
+                    _sse(
+                        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                    )
+                )
+            await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+        await response.write(
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+            )
+        )
+        await response.write(_sse("message_stop", {"type": "message_stop"}))
+        await response.write_eof()
+        return response
 
     async def _stream(
         self,

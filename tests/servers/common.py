@@ -274,7 +274,10 @@ class Fault:
     ``headers``), ``stream_error`` (an error in the stream after ``after``
     deltas), ``cut`` (the connection closes after ``after`` deltas),
     ``echo_key`` (a 400 whose message repeats the API key, as a leaky proxy
-    might), ``delay`` (wait ``seconds`` before answering normally).
+    might), ``delay`` (wait ``seconds`` before answering normally),
+    ``tool_calls`` (answer with the scripted ``calls``, each ``{"name": ...,
+    "arguments": {...}}``, in the API's own format, streamed or not, instead
+    of generating: for multi-turn tool conversations with parallel calls).
     """
 
     kind: str
@@ -284,6 +287,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     after: int = 2
     seconds: float = 0.0
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

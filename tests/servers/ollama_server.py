@@ -7,7 +7,8 @@ line with ``done_reason``, ``prompt_eval_count``, ``eval_count`` and
 durations in nanoseconds), ``"stream": false`` replies, ``options``,
 ``format`` (``"json"`` or a JSON schema, enforced with a grammar), ``tools``
 (answered with ``tool_calls`` whose arguments the model generated under a
-grammar), ``keep_alive`` and the empty-``messages`` load / unload requests
+grammar; after a ``tool`` turn the model answers in text, as tool-capable models
+do), ``keep_alive`` and the empty-``messages`` load / unload requests
 (an unload really closes the model), ``GET /api/tags`` and Ollama's error
 bodies (``{"error": "model \\"x\\" not found, try pulling it first"}`` with
 404, ``{"error": "..."}`` lines mid-stream).
@@ -123,6 +124,47 @@ class OllamaServer(ScriptedServer):
 
     # -- POST /api/chat ----------------------------------------------------------------------
 
+    @staticmethod
+    async def _scripted_calls(
+        request: web.Request, body: dict[str, Any], calls: list[dict[str, Any]]
+    ) -> web.StreamResponse:
+        """Answer with ``calls`` as Ollama's ``message.tool_calls`` (arguments as objects)."""
+        message = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": f"call_{i}",
+                    "function": {"index": i, "name": c["name"], "arguments": c.get("arguments", {})},
+                }
+                for i, c in enumerate(calls)
+            ],
+        }
+        final = {
+            "model": body.get("model"),
+            "created_at": "2026-12-02T00:00:00Z",
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": 10,
+            "eval_count": 5,
+        }
+        if body.get("stream") is False:
+            return web.json_response({**final, "message": message})
+        response = web.StreamResponse(headers={"content-type": "application/x-ndjson"})
+        await response.prepare(request)
+        first = {
+            "model": body.get("model"),
+            "created_at": final["created_at"],
+            "message": message,
+            "done": False,
+        }
+        await response.write((json.dumps(first) + "\n").encode())
+        await response.write(
+            (json.dumps({**final, "message": {"role": "assistant", "content": ""}}) + "\n").encode()
+        )
+        await response.write_eof()
+        return response
+
     async def chat(self, request: web.Request) -> web.StreamResponse:
         """``POST /api/chat``: load / unload, or a generation (NDJSON stream by default)."""
         try:
@@ -135,6 +177,8 @@ class OllamaServer(ScriptedServer):
             return web.json_response({"error": fault.message}, status=fault.status, headers=fault.headers)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
+        if fault is not None and fault.kind == "tool_calls":
+            return await self._scripted_calls(request, body, fault.calls)
         if not isinstance(body, dict) or not body.get("model"):
             return web.json_response({"error": "model is required"}, status=400)
         name = body["model"]
@@ -148,6 +192,10 @@ class OllamaServer(ScriptedServer):
             chat, options, schema, tools = self._parse(body)
         except BadRequest as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        # A tool-capable model calls a tool for a user's turn and answers in text once it has the
+        # results (the usual behaviour, made deterministic): after a tool turn, no grammar.
+        if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
+            tools = []
         load_start = time.perf_counter_ns()
         was_loaded = self.model.loaded
         prompt_tokens = await asyncio.to_thread(self.model.count_prompt_tokens, chat)

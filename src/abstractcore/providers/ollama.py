@@ -183,7 +183,8 @@ class OllamaProvider(HttpProvider):
     base_url_env: ClassVar[str | None] = "OLLAMA_HOST"
     default_base_url: ClassVar[str | None] = f"http://localhost:{DEFAULT_PORT}"
     default_scheme: ClassVar[str | None] = "http"
-    capabilities: Capabilities = Capabilities(vision=True, local=True)
+    # tools and images depend on the model (Ollama answers 400 for a model without them)
+    capabilities: Capabilities = Capabilities(structured_output=True, stream_usage=True, local=True)
     error_table: ClassVar[ErrorTable] = OLLAMA_ERRORS
     connect_hint: ClassVar[str | None] = (
         "Is Ollama running? Start it with `ollama serve`, or point base_url= / OLLAMA_HOST at "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from abstractcore.core.capabilities import Capabilities
 from abstractcore.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = ["OpenAIProvider"]
@@ -21,3 +22,4 @@ class OpenAIProvider(OpenAICompatibleProvider):
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     extra_params: ClassVar[frozenset[str]] = frozenset()
+    capabilities: Capabilities = Capabilities(tools=True, structured_output=True, stream_usage=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.errors import (
     BadRequestError,
     ContextLengthExceededError,
@@ -92,6 +93,8 @@ class OpenAICompatibleProvider(HttpProvider):
     base_url_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_BASE_URL"
     api_key_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_API_KEY"
     error_table: ClassVar[ErrorTable] = LLAMA_CPP_ERRORS
+    # images and usage in streams depend on the server and its model (llama-cpp-python's sends none)
+    capabilities: Capabilities = Capabilities(tools=True, structured_output=True)
     #: How ``response_model`` asks for JSON: "json_schema" (OpenAI) or "json_object" with a
     #: schema (llama.cpp's server, which answers json_schema with HTTP 500).
     json_mode: ClassVar[str] = "json_schema"

@@ -1,119 +1,253 @@
-"""Tool specs from plain functions, dicts or ``ToolSpec`` objects."""
+"""Tools from functions, pydantic models, dicts or ``ToolSpec``s, through pydantic.
+
+A function's signature becomes a pydantic model of its arguments: type hints
+(postponed annotations resolved), defaults, ``Annotated[..., Field(...)]``,
+nested models, enums and ``Optional`` are kept, and each argument's
+description comes from the docstring (Google, NumPy, Sphinx/reST or Epydoc
+style, read by ``docstring_parser``). The arguments a model sends are
+validated and coerced by that model before the function runs
+(``Tool.validate``); invalid arguments raise ``ToolArgumentsError`` with
+pydantic's errors, which the tool loop hands back to the model.
+
+- ``@tool`` / ``@tool(name=..., description=...)`` mark a function (it stays
+  callable as before);
+- a pydantic model class is a tool whose arguments are that model (it has no
+  function: calling it yields the validated instance);
+- an OpenAI-style dict (``{"type": "function", "function": {...}}`` or
+  ``{"name", "description", "parameters"}``) or a ``ToolSpec`` is a schema
+  only (no validation, no function).
+"""
 
 from __future__ import annotations
 
 import inspect
-import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
 
 from abstractcore.core.errors import ToolCallError
 from abstractcore.core.types import ToolSpec
 
-__all__ = ["TOOL_CHOICES", "normalise_tool_choice", "tool", "to_tool_spec", "to_tool_specs"]
+__all__ = [
+    "TOOL_CHOICES",
+    "Tool",
+    "ToolArgumentsError",
+    "normalise_tool_choice",
+    "to_tool",
+    "to_tool_spec",
+    "to_tool_specs",
+    "to_tools",
+    "tool",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_JSON_TYPES: dict[Any, str] = {
-    str: "string",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    list: "array",
-    tuple: "array",
-    dict: "object",
-}
+#: The tool choices every provider understands (besides the name of one tool).
+TOOL_CHOICES = ("auto", "none", "required")
+_ATTRIBUTE = "__abstractcore_tool__"
 
 
-def _json_type(annotation: Any) -> dict[str, Any]:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _json_type(options[0]) if len(options) == 1 else {}
-    if origin is typing.Literal:
-        return {"enum": list(typing.get_args(annotation))}
-    if origin in (list, tuple, set, frozenset, Iterable):
-        args = typing.get_args(annotation)
-        return {"type": "array", "items": _json_type(args[0])} if args else {"type": "array"}
-    if origin in (dict, Mapping):
-        return {"type": "object"}
-    base = origin or annotation
-    if base in _JSON_TYPES:
-        return {"type": _JSON_TYPES[base]}
-    schema = getattr(annotation, "model_json_schema", None)
-    if callable(schema):
-        result: dict[str, Any] = schema()
-        return result
-    return {}
+class ToolArgumentsError(ToolCallError):
+    """The arguments a model sent for a tool do not validate; ``errors`` are pydantic's."""
+
+    errors: list[dict[str, Any]]
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None, **fields: Any) -> None:
+        super().__init__(message, errors=errors or [], **fields)
 
 
-def _spec_from_callable(fn: Callable[..., Any]) -> ToolSpec:
+@dataclass(frozen=True)
+class Tool:
+    """A tool: its spec (what the model sees), the function that runs it, the model of its arguments."""
+
+    spec: ToolSpec
+    function: Callable[..., Any] | None = field(default=None, compare=False)
+    arguments: Any = field(default=None, compare=False, repr=False)  # a pydantic model class
+
+    @property
+    def name(self) -> str:
+        """The tool's name."""
+        return self.spec.name
+
+    def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments validated and coerced (keyword arguments for the function)."""
+        if self.arguments is None:
+            return dict(arguments)
+        from pydantic import ValidationError
+
+        try:
+            model = self.arguments.model_validate(dict(arguments))
+        except ValidationError as exc:
+            errors: list[dict[str, Any]] = [
+                dict(e) for e in exc.errors(include_url=False, include_context=False)
+            ]
+            lines = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}" for e in errors[:10]
+            )
+            raise ToolArgumentsError(
+                f"Invalid arguments for tool {self.name!r}: {lines}", errors=errors
+            ) from None
+        if self.function is None:
+            return {"value": model}
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+def _docstring(fn: Any) -> tuple[str, dict[str, str]]:
+    """(the description, argument name -> its description) from the docstring, any common style."""
+    import docstring_parser
+
+    text = inspect.getdoc(fn) or ""
+    if not text:
+        return "", {}
+    parsed = docstring_parser.parse(text)
+    description = "\n\n".join(p for p in (parsed.short_description, parsed.long_description) if p)
+    return description.strip(), {p.arg_name: p.description or "" for p in parsed.params}
+
+
+def _has_description(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is not typing.Annotated:
+        return False
+    return any(getattr(meta, "description", None) for meta in typing.get_args(annotation)[1:])
+
+
+def _from_function(fn: Callable[..., Any], name: str | None, description: str | None) -> Tool:
+    from pydantic import ConfigDict, Field, create_model
+
     try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        hints = {}
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for name, param in inspect.signature(fn).parameters.items():
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception as exc:
+        raise ToolCallError(
+            f"The type hints of tool {getattr(fn, '__name__', fn)!r} cannot be resolved: {exc}"
+        ) from None
+    doc, params = _docstring(fn)
+    fields: dict[str, Any] = {}
+    for arg, param in inspect.signature(fn).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        properties[name] = _json_type(hints.get(name, Any))
-        if param.default is inspect.Parameter.empty:
-            required.append(name)
-    doc = inspect.getdoc(fn) or ""
-    return ToolSpec(
-        name=fn.__name__,
-        description=doc.split("\n\n")[0].strip(),
-        parameters={"type": "object", "properties": properties, "required": required},
+        annotation = hints.get(arg, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        text = params.get(arg)
+        if text and not _has_description(annotation):
+            fields[arg] = (annotation, Field(default, description=text))
+        else:
+            fields[arg] = (annotation, default)
+    tool_name = name or fn.__name__
+    try:
+        model = create_model(f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+        schema = _without_titles(model.model_json_schema())
+    except Exception as exc:
+        raise ToolCallError(f"Tool {tool_name!r} has arguments pydantic cannot describe: {exc}") from None
+    return Tool(ToolSpec(tool_name, description if description is not None else doc, schema), fn, model)
+
+
+def _without_titles(schema: Any) -> Any:
+    """The schema without pydantic's generated ``title``s (noise to a model; property names stay)."""
+    if isinstance(schema, list):
+        return [_without_titles(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            out[key] = {name: _without_titles(child) for name, child in value.items()}
+        else:
+            out[key] = _without_titles(value)
+    return out
+
+
+def _from_model(model: Any, name: str | None, description: str | None) -> Tool:
+    schema = _without_titles(model.model_json_schema())
+    doc = (inspect.getdoc(model) or "") if model.__doc__ else ""
+    return Tool(
+        ToolSpec(name or model.__name__, description if description is not None else doc, schema), None, model
     )
 
 
-def tool(fn: F) -> F:
-    """Mark a function as a tool; its signature and docstring become the spec."""
-    fn.__abstractcore_tool__ = _spec_from_callable(fn)  # type: ignore[attr-defined]
-    return fn
+def _from_mapping(value: Mapping[str, Any]) -> Tool:
+    data = value.get("function", value) if value.get("type", "function") == "function" else value
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ToolCallError(f"A tool dict needs a 'name'; got {dict(value)!r}.")
+    parameters = data.get("parameters") or data.get("input_schema") or {"type": "object", "properties": {}}
+    return Tool(ToolSpec(name=name, description=str(data.get("description", "")), parameters=parameters))
 
 
-def to_tool_spec(value: Any) -> ToolSpec:
-    """A ``ToolSpec`` from a ``ToolSpec``, an OpenAI-style dict or a function."""
-    if isinstance(value, ToolSpec):
-        return value
-    if isinstance(value, Mapping):
-        data = value.get("function", value) if value.get("type", "function") == "function" else value
-        name = data.get("name")
-        if not isinstance(name, str) or not name:
-            raise ToolCallError(f"A tool dict needs a 'name'; got {dict(value)!r}.")
-        return ToolSpec(
-            name=name,
-            description=str(data.get("description", "")),
-            parameters=data.get("parameters")
-            or data.get("input_schema")
-            or {"type": "object", "properties": {}},
+def _is_model_class(value: Any) -> bool:
+    return isinstance(value, type) and callable(getattr(value, "model_json_schema", None))
+
+
+@overload
+def tool(fn: F, /) -> F: ...
+
+
+@overload
+def tool(*, name: str | None = None, description: str | None = None) -> Callable[[F], F]: ...
+
+
+def tool(fn: Any = None, /, *, name: str | None = None, description: str | None = None) -> Any:
+    """Mark a function as a tool: ``@tool`` or ``@tool(name=..., description=...)``.
+
+    Its signature and docstring become the schema the model sees; the function
+    itself is returned unchanged (still callable as before).
+    """
+
+    def mark(target: F) -> F:
+        built = (
+            _from_model(target, name, description)
+            if _is_model_class(target)
+            else _from_function(target, name, description)
         )
+        setattr(target, _ATTRIBUTE, built)
+        return target
+
+    return mark(fn) if fn is not None else mark
+
+
+def to_tool(value: Any) -> Tool:
+    """A ``Tool`` from a function, a pydantic model class, an OpenAI-style dict or a ``ToolSpec``."""
+    if isinstance(value, Tool):
+        return value
+    if isinstance(value, ToolSpec):
+        return Tool(value)
+    if isinstance(value, Mapping):
+        return _from_mapping(value)
+    marked = getattr(value, _ATTRIBUTE, None)
+    if isinstance(marked, Tool):
+        return marked
+    if _is_model_class(value):
+        return _from_model(value, None, None)
     if callable(value):
-        spec = getattr(value, "__abstractcore_tool__", None)
-        return spec if isinstance(spec, ToolSpec) else _spec_from_callable(value)
+        return _from_function(value, None, None)
     raise ToolCallError(
-        f"A tool must be a function, a ToolSpec or a dict with a 'name'; got {type(value).__name__}."
+        "A tool must be a function, a pydantic model, a ToolSpec or a dict with a 'name'; "
+        f"got {type(value).__name__}."
     )
 
 
-def to_tool_specs(values: Iterable[Any] | None) -> list[ToolSpec]:
-    """``to_tool_spec`` over a list; duplicate names are an error."""
-    specs = [to_tool_spec(v) for v in values or []]
-    names = [s.name for s in specs]
-    reserved = sorted(set(names) & {*TOOL_CHOICES, "any"})
-    if reserved:
-        raise ToolCallError(f"Tool names {reserved} are reserved words of tool_choice; rename the tool.")
+def to_tools(values: Iterable[Any] | None) -> list[Tool]:
+    """``to_tool`` over a list; duplicate and reserved names are an error."""
+    tools = [to_tool(v) for v in values or []]
+    names = [t.name for t in tools]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ToolCallError(f"Tool names must be unique; repeated: {', '.join(duplicates)}.")
-    return specs
+    reserved = sorted(set(names) & {*TOOL_CHOICES, "any"})
+    if reserved:
+        raise ToolCallError(f"Tool names {reserved} are reserved words of tool_choice; rename the tool.")
+    return tools
 
 
-#: The tool choices every provider understands (besides the name of one tool).
-TOOL_CHOICES = ("auto", "none", "required")
+def to_tool_spec(value: Any) -> ToolSpec:
+    """The ``ToolSpec`` (what the model sees) of anything ``to_tool`` takes."""
+    return to_tool(value).spec
+
+
+def to_tool_specs(values: Iterable[Any] | None) -> list[ToolSpec]:
+    """``to_tool_spec`` over a list (names checked as by ``to_tools``)."""
+    return [t.spec for t in to_tools(values)]
 
 
 def normalise_tool_choice(choice: Any, tools: list[ToolSpec]) -> str | None:
@@ -129,7 +263,7 @@ def normalise_tool_choice(choice: Any, tools: list[ToolSpec]) -> str | None:
     from abstractcore.core.errors import ConfigurationError
 
     names = [t.name for t in tools]
-    name: Any = None
+    name: Any = _INVALID
     if isinstance(choice, str):
         if choice in TOOL_CHOICES or choice == "any":
             if not tools and choice in ("required", "any"):
@@ -145,10 +279,6 @@ def normalise_tool_choice(choice: Any, tools: list[ToolSpec]) -> str | None:
             name = choice.get("name")
         elif kind in ("auto", "none", "any"):
             return normalise_tool_choice(kind, tools)
-        else:
-            name = _INVALID
-    else:
-        name = _INVALID
     if name is _INVALID or not isinstance(name, str):
         raise ConfigurationError(
             f"tool_choice must be 'auto', 'none', 'required', a tool's name or "

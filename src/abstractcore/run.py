@@ -1,0 +1,332 @@
+"""The tool loop: ``await llm.arun(prompt, tools=[...])`` (and its blocking twin ``llm.run``).
+
+The model is called with the tools; every call it asks for is run (async
+functions awaited, blocking ones in worker threads, parallel calls
+concurrently), the results go back to it in each provider's native shape, and
+this repeats until the model answers without calls. Built on the public async
+API only (``agenerate`` / ``astream``), so it runs over every provider, a
+router included.
+
+- A tool that raises, a call with invalid arguments (validated by pydantic),
+  an unknown tool or a call refused by ``approve=`` becomes an error result
+  the model sees; the loop never crashes on it.
+- ``max_turns`` bounds the model calls; reaching it raises ``ToolLoopError``
+  carrying the transcript and steps so far (a loop that did not finish is an
+  error, not an answer).
+- Cancelling the run cancels the running tools (async ones at once; a
+  blocking function finishes in its thread, its result is dropped).
+- ``response_model=`` applies to the final answer: a final text that already
+  validates is used; otherwise one more structured call over the transcript.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+import anyio.to_thread
+
+from abstractcore.core.errors import ConfigurationError, ToolCallError
+from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, Usage
+from abstractcore.features.tools.schema import Tool, to_tools
+
+__all__ = [
+    "RunEvent",
+    "RunResult",
+    "RunStep",
+    "ToolExecution",
+    "ToolLoopError",
+    "arun",
+    "astream_run",
+]
+
+#: ``approve(call)``: True to run the call, False to refuse it (the model is told).
+Approve = Callable[[ToolCall], "bool | Awaitable[bool]"]
+
+
+class _Model(Protocol):
+    async def agenerate(self, prompt: str | None = None, **kwargs: Any) -> Any: ...
+
+    def astream(self, prompt: str | None = None, **kwargs: Any) -> AsyncIterator[Any]: ...
+
+
+@dataclass(slots=True)
+class ToolExecution:
+    """One tool call of a step: the call, its result (or error) as the model saw it, its duration."""
+
+    call: ToolCall
+    result: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the tool ran and returned."""
+        return self.error is None
+
+    def as_message(self) -> Message:
+        """The ``tool`` turn that hands this result back to the model."""
+        content = f"Error: {self.error}" if self.error is not None else _as_text(self.result)
+        return Message("tool", content, tool_call_id=self.call.id, name=self.call.name)
+
+
+@dataclass(slots=True)
+class RunStep:
+    """One model call of the loop and the tool calls it asked for."""
+
+    response: GenerateResponse
+    executions: list[ToolExecution] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What ``arun`` returns: the final answer, every step, the whole transcript and the summed usage.
+
+    ``messages`` is the transcript (the input, every assistant turn and tool
+    result, the final answer), reusable as the next call's ``messages``.
+    ``output`` is the final text, or the validated ``response_model`` value.
+    """
+
+    output: Any
+    response: GenerateResponse
+    messages: list[Message]
+    steps: list[RunStep]
+    usage: Usage
+
+    @property
+    def content(self) -> str:
+        """The final answer's text."""
+        return self.response.content
+
+    def __str__(self) -> str:
+        return self.response.content
+
+
+class ToolLoopError(ToolCallError):
+    """The loop stopped before a final answer (``max_turns`` reached); it carries what happened so far.
+
+    ``messages``, ``steps`` and ``usage`` are as on ``RunResult``.
+    """
+
+    messages: list[Message]
+    steps: list[RunStep]
+    usage: Usage
+
+
+@dataclass(slots=True)
+class RunEvent:
+    """One event of ``astream_run``.
+
+    ``kind`` is "text" (``text`` holds a delta of the model's answer),
+    "tool_call" (``call`` is about to run), "tool_result" (``execution``
+    finished) or "done" (``result`` is the ``RunResult``).
+    """
+
+    kind: str
+    text: str = ""
+    call: ToolCall | None = None
+    execution: ToolExecution | None = None
+    result: RunResult | None = None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    dump = getattr(value, "model_dump_json", None)
+    if callable(dump):
+        return str(dump())
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+async def _execute(call: ToolCall, tools: dict[str, Tool], approve: Approve | None) -> ToolExecution:
+    start = time.perf_counter()
+    execution = ToolExecution(call)
+    try:
+        found = tools.get(call.name)
+        if found is None:
+            names = ", ".join(sorted(tools)) or "none"
+            raise ToolCallError(f"There is no tool named {call.name!r}; the tools are: {names}.")
+        kwargs = found.validate(call.arguments)
+        if approve is not None:
+            verdict = approve(call)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            if not verdict:
+                raise ToolCallError("The user did not approve this call; do not repeat it.")
+        if found.function is None:
+            execution.result = kwargs["value"] if list(kwargs) == ["value"] else kwargs
+        elif inspect.iscoroutinefunction(found.function):
+            execution.result = await found.function(**kwargs)
+        else:
+            result = await anyio.to_thread.run_sync(lambda: found.function(**kwargs))  # type: ignore[misc]
+            if inspect.isawaitable(result):
+                result = await result
+            execution.result = result
+    except Exception as exc:  # the model sees the error; the loop goes on
+        execution.error = str(exc) if isinstance(exc, ToolCallError) else f"{type(exc).__name__}: {exc}"
+    execution.seconds = time.perf_counter() - start
+    return execution
+
+
+async def _execute_all(
+    calls: Sequence[ToolCall], tools: dict[str, Tool], approve: Approve | None
+) -> list[ToolExecution]:
+    if len(calls) == 1:
+        return [await _execute(calls[0], tools, approve)]
+    results: list[ToolExecution | None] = [None] * len(calls)
+
+    async def one(index: int, call: ToolCall) -> None:
+        results[index] = await _execute(call, tools, approve)
+
+    async with anyio.create_task_group() as group:
+        for index, call in enumerate(calls):
+            group.start_soon(one, index, call)
+    return [r for r in results if r is not None]
+
+
+def _start(
+    prompt: str | Sequence[Any] | None, messages: Sequence[Any] | None, system_prompt: str | None
+) -> list[Message]:
+    if isinstance(prompt, (list, tuple)):  # arun(messages_list, ...) reads naturally too
+        if messages is not None:
+            raise ConfigurationError("Give the conversation once: as the first argument or as messages=.")
+        prompt, messages = None, prompt
+    out = [m if isinstance(m, Message) else Message.from_dict(m) for m in messages or []]
+    if system_prompt:
+        out.insert(0, Message("system", system_prompt))
+    if prompt is not None:
+        if not isinstance(prompt, str):
+            raise ConfigurationError(f"prompt must be a string or a list of messages; got {prompt!r}.")
+        out.append(Message("user", prompt))
+    if not any(m.role != "system" for m in out):
+        raise ConfigurationError("Nothing to answer: give a prompt or messages with a user turn.")
+    return out
+
+
+async def _final_output(
+    llm: _Model,
+    response: GenerateResponse,
+    transcript: list[Message],
+    response_model: Any,
+    params: dict[str, Any],
+) -> tuple[Any, Usage | None]:
+    if response_model is None:
+        return response.content, None
+    from abstractcore.features.structured import OutputSpec, ValidationFailure
+
+    try:
+        return OutputSpec.of(response_model).parse(response.content), None
+    except ValidationFailure:
+        value = await llm.agenerate(messages=transcript, response_model=response_model, **params)
+        return value, None
+
+
+def _check(tools: Sequence[Any], max_turns: int) -> dict[str, Tool]:
+    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
+        raise ConfigurationError(f"max_turns must be an integer >= 1; got {max_turns!r}.")
+    if not tools:
+        raise ConfigurationError("run() needs tools=[...] (without tools, use generate()).")
+    return {t.name: t for t in to_tools(tools)}
+
+
+async def arun(
+    llm: _Model,
+    prompt: str | Sequence[Any] | None = None,
+    *,
+    tools: Sequence[Any],
+    messages: Sequence[Any] | None = None,
+    system_prompt: str | None = None,
+    tool_choice: Any = None,
+    max_turns: int = 10,
+    approve: Approve | None = None,
+    response_model: Any = None,
+    **params: Any,
+) -> RunResult:
+    """Run the tool loop until the model answers without calls; see the module docstring."""
+    async for event in astream_run(
+        llm,
+        prompt,
+        tools=tools,
+        messages=messages,
+        system_prompt=system_prompt,
+        tool_choice=tool_choice,
+        max_turns=max_turns,
+        approve=approve,
+        response_model=response_model,
+        _stream=False,
+        **params,
+    ):
+        if event.result is not None:
+            return event.result
+    raise AssertionError("the tool loop ended without a result")  # pragma: no cover
+
+
+async def astream_run(
+    llm: _Model,
+    prompt: str | Sequence[Any] | None = None,
+    *,
+    tools: Sequence[Any],
+    messages: Sequence[Any] | None = None,
+    system_prompt: str | None = None,
+    tool_choice: Any = None,
+    max_turns: int = 10,
+    approve: Approve | None = None,
+    response_model: Any = None,
+    _stream: bool = True,
+    **params: Any,
+) -> AsyncIterator[RunEvent]:
+    """The tool loop as it happens: text deltas, each call, each result, then the ``RunResult``."""
+    by_name = _check(tools, max_turns)
+    transcript = _start(prompt, messages, system_prompt)
+    steps: list[RunStep] = []
+    usage = Usage()
+    choice = tool_choice
+    for _ in range(max_turns):
+        if _stream:
+            response = GenerateResponse()
+            texts: list[str] = []
+            calls: list[ToolCall] = []
+            async for chunk in llm.astream(messages=transcript, tools=tools, tool_choice=choice, **params):
+                assert isinstance(chunk, StreamChunk)
+                if chunk.content:
+                    texts.append(chunk.content)
+                    yield RunEvent("text", text=chunk.content)
+                calls.extend(chunk.tool_calls)
+                if chunk.finish_reason is not None:
+                    response = GenerateResponse(
+                        finish_reason=chunk.finish_reason, usage=chunk.usage, model=chunk.model
+                    )
+            response.content, response.tool_calls = "".join(texts), calls
+        else:
+            response = await llm.agenerate(messages=transcript, tools=tools, tool_choice=choice, **params)
+        usage = usage + response.usage if response.usage else usage
+        step = RunStep(response)
+        steps.append(step)
+        transcript.append(Message("assistant", response.content, tool_calls=list(response.tool_calls)))
+        if not response.tool_calls:
+            output, _ = await _final_output(llm, response, transcript, response_model, params)
+            yield RunEvent("done", result=RunResult(output, response, transcript, steps, usage))
+            return
+        for call in response.tool_calls:
+            yield RunEvent("tool_call", call=call)
+        step.executions = await _execute_all(response.tool_calls, by_name, approve)
+        for execution in step.executions:
+            transcript.append(execution.as_message())
+            yield RunEvent("tool_result", execution=execution)
+        if (isinstance(choice, str) and choice not in ("auto", "none")) or isinstance(choice, dict):
+            choice = "auto"  # a forced first call must not force every turn
+    raise ToolLoopError(
+        f"The model still asked for tools after max_turns={max_turns} turns; raise max_turns, or "
+        "check the tools' results (error results are shown in .steps).",
+        messages=transcript,
+        steps=steps,
+        usage=usage,
+    )
