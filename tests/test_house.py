@@ -146,6 +146,10 @@ EXPORTED = {
     "Timeout",
     "ToolCall",
     "ToolCallError",
+    "ToolLoopError",
+    "Tool",
+    "RunEvent",
+    "RunResult",
     "ToolSpec",
     "Usage",
     "create_llm",
@@ -160,6 +164,20 @@ def test_the_package_exports_exactly_its_public_surface() -> None:
         member = getattr(abstractcore, name)
         if not isinstance(member, (dict, str)):
             assert member.__module__.startswith("abstractcore"), name
-    subpackages = {"core", "engines", "features", "providers", "transport", "registry", "cli", "annotations"}
+    subpackages = {
+        "core",
+        "engines",
+        "features",
+        "providers",
+        "transport",
+        "registry",
+        "cli",
+        "annotations",
+        "run",
+        "session",
+        "router",
+        "batch",
+        "server",
+    }
     stray = {n for n in dir(abstractcore) if not n.startswith("_")} - EXPORTED - subpackages
     assert stray == set(), f"public names outside __all__: {stray}"

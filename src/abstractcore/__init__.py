@@ -35,6 +35,7 @@ from abstractcore.core.errors import (
     ServerError,
     StructuredOutputError,
     ToolCallError,
+    ToolLoopError,
 )
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
@@ -47,9 +48,10 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
-from abstractcore.features.tools.schema import tool
+from abstractcore.features.tools.schema import Tool, tool
 from abstractcore.registry import PROVIDERS
 from abstractcore.registry import create_provider as _create_provider
+from abstractcore.run import RunEvent, RunResult
 
 __all__ = [
     "LLM",
@@ -80,9 +82,13 @@ __all__ = [
     "StreamChunk",
     "StructuredOutputError",
     "TextPart",
+    "Tool",
+    "RunEvent",
+    "RunResult",
     "Timeout",
     "ToolCall",
     "ToolCallError",
+    "ToolLoopError",
     "ToolSpec",
     "Usage",
     "create_llm",

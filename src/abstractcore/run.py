@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
-from abstractcore.core.errors import ConfigurationError, ToolCallError
+from abstractcore.core.errors import ConfigurationError, ToolCallError, ToolLoopError
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, Usage
 from abstractcore.features.tools.schema import Tool, to_tools
 
@@ -105,17 +105,6 @@ class RunResult:
 
     def __str__(self) -> str:
         return self.response.content
-
-
-class ToolLoopError(ToolCallError):
-    """The loop stopped before a final answer (``max_turns`` reached); it carries what happened so far.
-
-    ``messages``, ``steps`` and ``usage`` are as on ``RunResult``.
-    """
-
-    messages: list[Message]
-    steps: list[RunStep]
-    usage: Usage
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ Every failure a user can meet is one of these classes, never text in a reply::
     │  │  └─ RateLimitError · ServerError
     │  └─ ResponseFormatError                 malformed reply / stream
     ├─ StructuredOutputError (.raw .validation_errors)
-    ├─ ToolCallError
+    ├─ ToolCallError ── ToolLoopError          max_turns reached; carries the transcript
     └─ LocalBackendError ── ModelLoadError
 
 ``ModelNotFoundError`` is also raised by in-process back ends for a missing
@@ -47,6 +47,7 @@ __all__ = [
     "ServerError",
     "StructuredOutputError",
     "ToolCallError",
+    "ToolLoopError",
     "error_class_for_status",
 ]
 
@@ -229,6 +230,18 @@ class StructuredOutputError(AbstractCoreError):
 
 class ToolCallError(AbstractCoreError):
     """A tool definition or a tool call from the model is invalid."""
+
+
+class ToolLoopError(ToolCallError):
+    """The tool loop stopped before a final answer (``max_turns`` reached).
+
+    It carries what happened so far: ``messages`` (the transcript), ``steps``
+    and ``usage``, as on ``RunResult``.
+    """
+
+    messages: list[Any]
+    steps: list[Any]
+    usage: Any
 
 
 class LocalBackendError(AbstractCoreError):
