@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 {imports}
 
-from abstractcore import _portal
+from abstractcore.transport import portal as _portal
 from abstractcore._llm_base import LLMBase
 
 __all__ = ["LLM"]

@@ -25,7 +25,6 @@ LAYERS = {
     "apps": 5,
     "_llm_base": 6,
     "_sync": 6,
-    "_portal": 6,
     "__init__": 7,
     "registry": 7,
     "cli": 7,
@@ -54,7 +53,7 @@ def _imports(path: Path) -> list[str]:
             and node.level == 0
             and node.module.startswith("abstractcore")
         ):
-            if node.module == "abstractcore":  # from abstractcore import _portal
+            if node.module == "abstractcore":  # from abstractcore import cli
                 found += [
                     f"abstractcore.{a.name}" if _is_module(a.name) else "abstractcore" for a in node.names
                 ]
@@ -140,6 +139,7 @@ EXPORTED = {
     "ResponseFormatError",
     "RetryConfig",
     "ServerError",
+    "Session",
     "StreamChunk",
     "StructuredOutputError",
     "TextPart",

@@ -150,7 +150,7 @@ def test_context_managers_close(fake: FakeOpenAI) -> None:
 
 
 def test_sync_call_from_the_portal_thread_raises_instead_of_deadlocking(fake: FakeOpenAI) -> None:
-    from abstractcore import _portal
+    from abstractcore.transport import portal as _portal
 
     llm = make(fake)
     llm.generate("hi")

@@ -52,6 +52,7 @@ from abstractcore.features.tools.schema import Tool, tool
 from abstractcore.registry import PROVIDERS
 from abstractcore.registry import create_provider as _create_provider
 from abstractcore.run import RunEvent, RunResult
+from abstractcore.session import Session
 
 __all__ = [
     "LLM",
@@ -79,6 +80,7 @@ __all__ = [
     "ResponseFormatError",
     "RetryConfig",
     "ServerError",
+    "Session",
     "StreamChunk",
     "StructuredOutputError",
     "TextPart",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from abstractcore import run as _run
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.run import Approve, RunEvent, RunResult
+from abstractcore.session import Session
 
 __all__ = ["LLMBase"]
 
@@ -127,6 +128,30 @@ class LLMBase:
             max_turns=max_turns,
             approve=approve,
             response_model=response_model,
+            **params,
+        )
+
+    def session(
+        self,
+        *,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        max_history_tokens: int | None = None,
+        max_turns: int = 10,
+        **params: Any,
+    ) -> Session:
+        """A conversation that keeps its history: ``chat.send(...)`` / ``await chat.asend(...)``.
+
+        With ``tools`` each turn runs the tool loop. ``max_history_tokens`` drops the oldest
+        turns first once the history grows past it; ``params`` are generation defaults for
+        every turn. ``chat.save(path)`` / ``Session.load(path, llm)`` keep it as JSON.
+        """
+        return Session(
+            self,
+            system_prompt=system_prompt,
+            tools=tools,
+            max_history_tokens=max_history_tokens,
+            max_turns=max_turns,
             **params,
         )
 

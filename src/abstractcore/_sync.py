@@ -11,11 +11,11 @@ import functools
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal, TypeVar, overload
 
-from abstractcore import _portal
 from abstractcore._llm_base import LLMBase
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk
 from abstractcore.features.structured import StructuredMode
 from abstractcore.run import Approve, RunEvent, RunResult
+from abstractcore.transport import portal as _portal
 
 __all__ = ["LLM"]
 

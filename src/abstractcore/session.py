@@ -1,0 +1,220 @@
+"""A conversation that remembers: ``chat = llm.session(system_prompt=..., tools=[...])``.
+
+``await chat.asend("...")`` (and its blocking twin ``chat.send``) adds the
+user's turn, asks the model (running the tool loop when the session has
+tools) and keeps the answer, so the next ``send`` continues the conversation.
+``chat.messages`` is the history; ``chat.save(path)`` writes it as JSON (a
+schema with a ``version`` field) and ``Session.load(path, llm)`` reads it
+back. With ``max_history_tokens`` the oldest turns are dropped first when
+the history grows past that budget (the system prompt always stays; tool
+results never lose the call they answer). Tokens are estimated at four
+characters each: no tokenizer is needed, and the budget is a bound on the
+prompt, not an exact count.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from abstractcore.core.errors import ConfigurationError
+from abstractcore.core.types import ImagePart, Message, TextPart, Usage
+from abstractcore.run import RunResult, arun
+from abstractcore.transport import portal as _portal
+
+__all__ = ["SESSION_VERSION", "Session"]
+
+#: Version of the JSON that ``save`` writes; ``load`` refuses newer ones.
+SESSION_VERSION = 1
+_CHARS_PER_TOKEN = 4
+
+
+def _message_json(message: Message) -> dict[str, Any]:
+    content: Any
+    if isinstance(message.content, str):
+        content = message.content
+    else:
+        content = []
+        for part in message.content:
+            if isinstance(part, TextPart):
+                content.append({"type": "text", "text": part.text})
+            elif part.url:
+                content.append({"type": "image_url", "image_url": {"url": part.url}})
+            else:
+                from abstractcore.features.media import base64_image
+
+                encoded = base64_image(part)
+                url = f"data:{encoded[0]};base64,{encoded[1]}" if encoded else ""
+                content.append({"type": "image_url", "image_url": {"url": url}})
+    out: dict[str, Any] = {"role": message.role, "content": content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
+        ]
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name:
+        out["name"] = message.name
+    return out
+
+
+def _tokens(message: Message) -> int:
+    size = len(message.text) + sum(len(json.dumps(c.arguments)) + len(c.name) for c in message.tool_calls)
+    if not isinstance(message.content, str):
+        size += 1000 * sum(isinstance(p, ImagePart) for p in message.content)
+    return size // _CHARS_PER_TOKEN + 4
+
+
+class Session:
+    """A conversation with one model; see the module docstring."""
+
+    def __init__(
+        self,
+        llm: Any,
+        *,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        max_history_tokens: int | None = None,
+        max_turns: int = 10,
+        **params: Any,
+    ) -> None:
+        if max_history_tokens is not None and (
+            isinstance(max_history_tokens, bool)
+            or not isinstance(max_history_tokens, int)
+            or max_history_tokens <= 0
+        ):
+            raise ConfigurationError(
+                f"max_history_tokens must be a positive integer; got {max_history_tokens!r}."
+            )
+        self.llm = llm
+        self.system_prompt = system_prompt
+        self.tools = list(tools or [])
+        self.max_history_tokens = max_history_tokens
+        self.max_turns = max_turns
+        self.params = params
+        self.messages: list[Message] = []
+        self.usage = Usage()
+
+    def __repr__(self) -> str:
+        return f"Session({self.llm!r}, {len(self.messages)} messages)"
+
+    # -- talking ----------------------------------------------------------------------------
+
+    async def asend(self, prompt: str, **params: Any) -> RunResult | Any:
+        """Add ``prompt`` as the user's turn, get the answer, keep both; returns the answer.
+
+        With tools the tool loop runs and a ``RunResult`` is returned; without,
+        the ``GenerateResponse`` (or the ``response_model`` value). ``params``
+        override the session's generation parameters for this turn.
+        """
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigurationError(f"send() needs a non-empty prompt string; got {prompt!r}.")
+        history = [*self.messages, Message("user", prompt)]
+        merged = {**self.params, **params}
+        sent = self._fitted(history)
+        if self.tools:
+            result = await arun(
+                self.llm,
+                messages=sent,
+                tools=self.tools,
+                system_prompt=self.system_prompt,
+                max_turns=self.max_turns,
+                **merged,
+            )
+            new = result.messages[len(sent) + (1 if self.system_prompt else 0) :]
+            self.messages = [*history, *new]
+            self.usage = self.usage + result.usage
+            return result
+        answer = await self.llm.agenerate(messages=sent, system_prompt=self.system_prompt, **merged)
+        text = answer.content if hasattr(answer, "content") else _as_json(answer)
+        calls = list(getattr(answer, "tool_calls", []) or [])
+        self.messages = [*history, Message("assistant", text, tool_calls=calls)]
+        usage = getattr(answer, "usage", None)
+        if usage is not None:
+            self.usage = self.usage + usage
+        return answer
+
+    def send(self, prompt: str, **params: Any) -> RunResult | Any:
+        """Blocking twin of ``asend`` (runs on abstractcore's background loop, like ``LLM.generate``)."""
+        return _portal.call(functools.partial(self.asend, prompt, **params))
+
+    def clear(self) -> None:
+        """Forget the conversation (the system prompt and tools stay)."""
+        self.messages = []
+
+    def _fitted(self, history: list[Message]) -> list[Message]:
+        """The most recent part of ``history`` within the token budget (never cutting a tool exchange)."""
+        if self.max_history_tokens is None:
+            return history
+        budget = self.max_history_tokens - (len(self.system_prompt or "") // _CHARS_PER_TOKEN)
+        kept: list[Message] = []
+        used = 0
+        for message in reversed(history):
+            cost = _tokens(message)
+            if kept and used + cost > budget:
+                break
+            kept.append(message)
+            used += cost
+        kept.reverse()
+        while kept and kept[0].role in ("tool", "assistant") and len(kept) > 1:
+            kept.pop(0)  # start at a user turn: a tool result must not lose its call
+        return kept
+
+    # -- saving -----------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The session as plain JSON data (what ``save`` writes)."""
+        return {
+            "version": SESSION_VERSION,
+            "model": getattr(self.llm, "model", None),
+            "system_prompt": self.system_prompt,
+            "max_history_tokens": self.max_history_tokens,
+            "messages": [_message_json(m) for m in self.messages],
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the conversation to ``path`` as JSON (tools are code: they are not saved)."""
+        target = Path(path)
+        target.write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=2))
+        return target
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], llm: Any, *, tools: Sequence[Any] | None = None, **params: Any
+    ) -> Session:
+        """A session continuing the conversation saved at ``path``, with ``llm`` (and ``tools``)."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"Cannot read a session from {str(path)!r}: {exc}") from None
+        version = data.get("version") if isinstance(data, dict) else None
+        if not isinstance(version, int) or version > SESSION_VERSION:
+            raise ConfigurationError(
+                f"{str(path)!r} is not a session this version of abstractcore can read "
+                f"(version {version!r}; this one reads up to {SESSION_VERSION})."
+            )
+        session = cls(
+            llm,
+            system_prompt=data.get("system_prompt"),
+            tools=tools,
+            max_history_tokens=data.get("max_history_tokens"),
+            **params,
+        )
+        session.messages = [
+            Message.from_dict(m, where=f"messages[{i}]") for i, m in enumerate(data.get("messages") or [])
+        ]
+        return session
+
+
+def _as_json(value: Any) -> str:
+    dump = getattr(value, "model_dump_json", None)
+    if callable(dump):
+        return str(dump())
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
