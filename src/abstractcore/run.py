@@ -103,6 +103,12 @@ class RunResult:
         """The final answer's text."""
         return self.response.content
 
+    @property
+    def cost(self) -> float | None:
+        """USD summed over the steps (None when no step's price is known: local or unpriced models)."""
+        known = [s.response.cost for s in self.steps if s.response.cost is not None]
+        return sum(known) if known else None
+
     def __str__(self) -> str:
         return self.response.content
 
@@ -291,7 +297,10 @@ async def astream_run(
                 calls.extend(chunk.tool_calls)
                 if chunk.finish_reason is not None:
                     response = GenerateResponse(
-                        finish_reason=chunk.finish_reason, usage=chunk.usage, model=chunk.model
+                        finish_reason=chunk.finish_reason,
+                        usage=chunk.usage,
+                        model=chunk.model,
+                        cost=chunk.cost,
                     )
             response.content, response.tool_calls = "".join(texts), calls
         else:

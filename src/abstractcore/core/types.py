@@ -235,6 +235,8 @@ class GenerateResponse:
     model: str | None = None
     provider: str | None = None
     raw: Any = field(default=None, repr=False)
+    #: USD, from genai-prices' offline data; None for local and unpriced models.
+    cost: float | None = None
 
     def __str__(self) -> str:
         return self.content
@@ -260,6 +262,8 @@ class StreamChunk:
     tool_call_deltas: list[ToolCallDelta] = field(default_factory=list)
     model: str | None = None
     raw: Any = field(default=None, repr=False)
+    #: USD of the whole answer, on the last chunk (None for local and unpriced models).
+    cost: float | None = None
 
     def __str__(self) -> str:
         return self.content

@@ -27,6 +27,7 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
+from abstractcore.features.cost import PRICED_PROVIDERS, cost_of
 from abstractcore.features.structured import (
     STRUCTURED_MODES,
     STRUCTURED_TOOL,
@@ -236,7 +237,10 @@ class AsyncProvider(abc.ABC):
         if response_model is None:
             if structured_mode is not None or max_retries is not None:
                 raise ConfigurationError("structured_mode and max_retries need a response_model.")
-            return await self._complete(request)
+            response = await self._complete(request)
+            if self.name in PRICED_PROVIDERS:
+                response.cost = cost_of(self.name, response.model or request.model, response.usage)
+            return response
         retries = 2 if max_retries is None else max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigurationError(f"max_retries must be an integer >= 0; got {max_retries!r}.")
@@ -315,9 +319,23 @@ class AsyncProvider(abc.ABC):
         if response_model is None:
             if structured_mode is not None:
                 raise ConfigurationError("structured_mode needs a response_model.")
+            if self.name in PRICED_PROVIDERS:
+                return self._priced(self._stream(request), request.model)
             return self._stream(request)
         output = OutputSpec.of(response_model)
         return self._structured_stream(self._structured_request(request, output, structured_mode), output)
+
+    async def _priced(self, chunks: AsyncIterator[StreamChunk], model: str) -> AsyncIterator[StreamChunk]:
+        """``chunks`` with the answer's cost on the last one."""
+        try:
+            async for chunk in chunks:
+                if chunk.finish_reason is not None:
+                    chunk.cost = cost_of(self.name, chunk.model or model, chunk.usage)
+                yield chunk
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def aunload(self) -> None:
         """Free what this provider holds (local weights, pooled connections).

@@ -1,0 +1,55 @@
+"""Cost per call from genai-prices' offline data, against genai-prices' own numbers."""
+
+from __future__ import annotations
+
+import pytest
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
+
+from abstractcore import Usage, create_llm
+from abstractcore.features.cost import cost_of
+from tests.servers.openai_fake import KEY, FakeOpenAI
+
+
+@pytest.mark.parametrize(
+    ("provider", "prices_id", "model"),
+    [
+        ("openai", "openai", "gpt-4o-mini"),
+        ("openai", "openai", "gpt-4o-2024-08-06"),
+        ("anthropic", "anthropic", "claude-haiku-4-5"),
+        ("anthropic", "anthropic", "claude-3-5-haiku-20241022"),
+        ("openrouter", "openrouter", "openai/gpt-4o-mini"),
+    ],
+)
+def test_known_hosted_models_cost_what_genai_prices_says(provider: str, prices_id: str, model: str) -> None:
+    usage = Usage.of(12_345, 678)
+    expected = calc_price(
+        PriceUsage(input_tokens=12_345, output_tokens=678), model_ref=model, provider_id=prices_id
+    )
+    cost = cost_of(provider, model, usage)
+    assert cost == pytest.approx(float(expected.total_price), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("huggingface", "smollm2-135m-instruct"),
+        ("ollama", "qwen2.5:7b"),
+        ("lmstudio", "x"),
+        ("openai", "a-model-nobody-prices"),
+        ("openai-compatible", "gpt-4o-mini"),
+    ],
+)
+def test_local_unpriced_and_unknown_models_cost_none(provider: str, model: str) -> None:
+    assert cost_of(provider, model, Usage.of(100, 10)) is None
+
+
+@pytest.mark.anyio
+async def test_responses_and_streams_carry_the_cost(fake: FakeOpenAI) -> None:
+    llm = create_llm("openai", model="gpt-4o-mini", base_url=fake.base_url, api_key=KEY)
+    r = await llm.agenerate("hi")
+    assert r.usage is not None and r.cost == pytest.approx(cost_of("openai", "gpt-4o-mini", r.usage))
+    chunks = [c async for c in llm.astream("hi")]
+    assert chunks[-1].cost is not None and chunks[-1].cost > 0
+    assert all(c.cost is None for c in chunks[:-1])
+    await llm.aclose()
