@@ -37,7 +37,8 @@ _END_TOKENS = re.compile(r"<\|eom_id\|>|<\|eot_id\|>")
 def _call_of(data: Any, index: int) -> ToolCall | None:
     if not isinstance(data, dict):
         return None
-    function = data.get("function") if isinstance(data.get("function"), dict) else data
+    inner = data.get("function")
+    function: dict[str, Any] = inner if isinstance(inner, dict) else data
     name = function.get("name")
     if not isinstance(name, str) or not name:
         return None
