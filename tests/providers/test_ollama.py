@@ -57,6 +57,10 @@ def _no_ollama_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
 
 
+#: A model whose /api/show lists "tools" (SmolLM2's template has none: its tools are prompted).
+TOOLS_MODEL = "qwen2.5-coder:7b"
+
+
 def make(server: OllamaServer, script: Script | None = None, **config: Any) -> Any:
     config.setdefault("retry_config", FAST)
     config.setdefault("model", MODEL)
@@ -248,9 +252,10 @@ def test_keep_alive_is_validated() -> None:
 @pytest.mark.anyio
 async def test_tools_are_sent_in_ollama_format_and_calls_come_back(server: OllamaServer) -> None:
     script = server.script()
-    r = await make(server, script).agenerate(
+    r = await make(server, script, model=TOOLS_MODEL).agenerate(
         "What is the weather in Paris?", tools=[get_weather], max_tokens=64, temperature=0
     )
+    assert r.tool_strategy == "native"
     assert r.finish_reason == "tool_calls"
     assert [c.name for c in r.tool_calls] == ["get_weather"]
     assert isinstance(r.tool_calls[0].arguments["city"], str)
@@ -264,6 +269,7 @@ async def test_tools_are_sent_in_ollama_format_and_calls_come_back(server: Ollam
                 "type": "object",
                 "properties": {"city": {"type": "string"}},
                 "required": ["city"],
+                "additionalProperties": False,
             },
         },
     }
@@ -271,7 +277,7 @@ async def test_tools_are_sent_in_ollama_format_and_calls_come_back(server: Ollam
 
 def test_streamed_tool_call_arrives_whole(server: OllamaServer) -> None:
     chunks = list(
-        make(server).stream(
+        make(server, model=TOOLS_MODEL).stream(
             "What is the weather in Paris?", tools=[get_weather], max_tokens=64, temperature=0
         )
     )
@@ -395,3 +401,30 @@ def test_tool_messages_are_named_after_the_call_they_answer() -> None:
         [Message("assistant", "", tool_calls=[call]), Message("tool", "42", tool_call_id="c9")]
     )
     assert out[1] == {"role": "tool", "content": "42", "tool_name": "lookup", "tool_call_id": "c9"}
+
+
+def test_a_model_without_tools_gets_them_prompted_and_a_forced_call_under_format(
+    server: OllamaServer,
+) -> None:
+    script = server.script()
+    llm = make(server, script, max_tokens=64, temperature=0)
+    assert llm.fetch_capabilities().tools is False  # from /api/show
+    r = llm.generate("What is the weather in Paris?", tools=[get_weather], tool_choice="get_weather")
+    assert r.tool_strategy == "prompted+grammar"
+    assert [c.name for c in r.tool_calls] == ["get_weather"] and isinstance(
+        r.tool_calls[0].arguments["city"], str
+    )
+    body = script.requests[-1]["body"]
+    assert "tools" not in body  # Ollama would answer 400 "does not support tools"
+    assert body["format"]["properties"]["name"] == {"const": "get_weather"}
+    assert "<tool_call>" in body["messages"][0]["content"]  # the tools are in the system prompt
+    streamed = list(llm.stream("Weather in Rome?", tools=[get_weather], tool_choice="required"))
+    calls = [c for chunk in streamed for c in chunk.tool_calls]
+    assert [c.name for c in calls] == ["get_weather"] and streamed[-1].finish_reason == "tool_calls"
+
+
+@pytest.mark.anyio
+async def test_capabilities_come_from_api_show(server: OllamaServer) -> None:
+    caps = await make(server, model=TOOLS_MODEL).acapabilities()
+    assert (caps.tools, caps.vision, caps.source) == (True, False, "server")
+    assert caps.context_window == server.model.n_ctx

@@ -41,6 +41,8 @@ from tests.servers.common import (
 __all__ = ["MODELS", "OllamaServer", "ollama_server"]
 
 #: The models this server "has pulled"; all are served by SmolLM2.
+#: What ``/api/show`` says each model can do (SmolLM2's template has no tools).
+CAPABILITIES = {"qwen2.5-coder:7b": ["completion", "tools", "insert"]}
 MODELS = {
     "smollm2:135m": "sha256:" + "a1" * 32,
     "smollm2:latest": "sha256:" + "a1" * 32,
@@ -76,6 +78,7 @@ class OllamaServer(ScriptedServer):
         app.router.add_get("/", self.root)
         app.router.add_post("/api/chat", self.chat)
         app.router.add_get("/api/tags", self.tags)
+        app.router.add_post("/api/show", self.show)
         app.router.add_get("/api/version", self.version)
         self._serve(app)
 
@@ -98,6 +101,29 @@ class OllamaServer(ScriptedServer):
     async def version(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/version``."""
         return web.json_response({"version": "0.12.6"})
+
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        """``POST /api/show``: a model's details, ``model_info`` and ``capabilities``."""
+        body = json.loads(await request.read() or b"{}")
+        self.requests.append({"headers": dict(request.headers), "body": body, "path": "/api/show"})
+        name = str(body.get("model") or body.get("name") or "")
+        if _full_name(name) not in MODELS:
+            return web.json_response({"error": f"model '{name}' not found"}, status=404)
+        return web.json_response(
+            {
+                "modelfile": f"FROM {name}",
+                "parameters": 'stop "<|im_end|>"',
+                "template": "{{ .Prompt }}",
+                "details": {
+                    "format": "gguf",
+                    "family": "llama",
+                    "parameter_size": "135M",
+                    "quantization_level": "Q4_1",
+                },
+                "model_info": {"general.architecture": "llama", "llama.context_length": self.model.n_ctx},
+                "capabilities": CAPABILITIES.get(_full_name(name), ["completion"]),
+            }
+        )
 
     async def tags(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/tags``: the "pulled" models."""

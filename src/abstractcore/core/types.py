@@ -237,6 +237,9 @@ class GenerateResponse:
     raw: Any = field(default=None, repr=False)
     #: USD, from genai-prices' offline data; None for local and unpriced models.
     cost: float | None = None
+    #: How tools reached the model: "native", "prompted" (in the prompt, calls parsed from the
+    #: text) or "prompted+grammar" (the forced call constrained by the server's grammar).
+    tool_strategy: str | None = None
 
     def __str__(self) -> str:
         return self.content

@@ -139,6 +139,14 @@ class OutputSpec(Generic[T]):
     _partial_adapter: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
+    def from_schema(cls, schema: dict[str, Any], name: str = "response") -> OutputSpec[Any]:
+        """A spec from a raw JSON schema (no Python type): the schema is the constraint, and the
+        answer is parsed (repaired where near-JSON) but not validated beyond being JSON."""
+        if not isinstance(schema, dict):
+            raise ConfigurationError(f"A JSON schema must be a dict; got {type(schema).__name__}.")
+        return cls(None, dict(schema), False, re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:64] or "response", None)
+
+    @classmethod
     def of(cls, target: Any) -> OutputSpec[Any]:
         """The spec for a type; ``ConfigurationError`` when pydantic cannot make a schema of it."""
         from pydantic import PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
@@ -195,7 +203,15 @@ class OutputSpec(Generic[T]):
         from pydantic import ValidationError
 
         errors: list[dict[str, Any]] = []
-        for candidate in _candidates(text):
+        candidates = _candidates(text)
+        if self._adapter is None:  # a raw schema: any JSON value the constraint produced
+            if candidates:
+                found: T = candidates[0]
+                return found
+            raise ValidationFailure(
+                [{"loc": (), "msg": "the answer holds no JSON value", "type": "json_invalid"}], text
+            )
+        for candidate in candidates:
             try:
                 value: T = self._adapter.validate_python(self._unwrap(candidate))
                 return value
@@ -217,6 +233,8 @@ class OutputSpec(Generic[T]):
             data = pydantic_core.from_json(text[start:], allow_partial="trailing-strings")
         except ValueError:
             return None
+        if self._adapter is None:
+            return data  # type: ignore[no-any-return]
         adapter = self._relaxed()
         try:
             value: T = adapter.validate_python(self._unwrap(data), experimental_allow_partial=True)

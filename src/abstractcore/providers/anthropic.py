@@ -36,6 +36,7 @@ from abstractcore.core.types import (
     ToolCallDelta,
     Usage,
 )
+from abstractcore.features.hosted_models import hosted_capabilities
 from abstractcore.features.media import base64_image
 from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import ToolCallAccumulator, as_arguments
@@ -339,6 +340,10 @@ class AnthropicProvider(HttpProvider):
         if stream:
             body["stream"] = True
         return body
+
+    async def _fetch_capabilities(self) -> Capabilities:
+        """From the table of hosted models (the Models API does not say what a model can do)."""
+        return hosted_capabilities("anthropic", self.model, self.capabilities)
 
     def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
         """Native JSON output on the models that have it (and a schema it takes), else a forced tool."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, TypeVar, overload
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import GENERATION_PARAMS, Timeout, validate_params
-from abstractcore.core.errors import ConfigurationError, StructuredOutputError
+from abstractcore.core.errors import ConfigurationError, ProviderError, StructuredOutputError
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
     ContentPart,
@@ -37,7 +37,9 @@ from abstractcore.features.structured import (
     reask_messages,
     structured_tool,
 )
+from abstractcore.features.tools.prompted import call_schema, prompted_messages
 from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_specs
+from abstractcore.features.tools.text_calls import TextCallStream, parse_text_calls
 
 __all__ = ["AsyncProvider", "Request"]
 
@@ -58,6 +60,8 @@ class Request:
     tools: list[ToolSpec] = field(default_factory=list)
     #: "auto", "none", "required" or the name of the tool to call (validated against ``tools``).
     tool_choice: str | None = None
+    #: Tools offered in the prompt (the model has no native tools); their calls are parsed from text.
+    prompted_tools: list[ToolSpec] = field(default_factory=list)
     #: The structured output asked for (``response_model``), and how it is applied.
     output: OutputSpec[Any] | None = None
     structured_mode: StructuredMode | None = None
@@ -104,6 +108,7 @@ class AsyncProvider(abc.ABC):
         self.retry_config: RetryConfig = retry or RetryConfig()
         self.timeout: Timeout = Timeout.of(config.pop("timeout")) if "timeout" in config else Timeout()
         self.defaults: dict[str, Any] = {k: config.pop(k) for k in list(config) if k in params}
+        self._live_capabilities: Capabilities | None = None
         self._configure(config)
 
     def _configure(self, options: dict[str, Any]) -> None:
@@ -237,7 +242,7 @@ class AsyncProvider(abc.ABC):
         if response_model is None:
             if structured_mode is not None or max_retries is not None:
                 raise ConfigurationError("structured_mode and max_retries need a response_model.")
-            response = await self._complete(request)
+            response = await self._generate(request)
             if self.name in PRICED_PROVIDERS:
                 response.cost = cost_of(self.name, response.model or request.model, response.usage)
             return response
@@ -319,9 +324,10 @@ class AsyncProvider(abc.ABC):
         if response_model is None:
             if structured_mode is not None:
                 raise ConfigurationError("structured_mode needs a response_model.")
+            chunks = self._tool_stream(request) if request.tools else self._stream(request)
             if self.name in PRICED_PROVIDERS:
-                return self._priced(self._stream(request), request.model)
-            return self._stream(request)
+                return self._priced(chunks, request.model)
+            return chunks
         output = OutputSpec.of(response_model)
         return self._structured_stream(self._structured_request(request, output, structured_mode), output)
 
@@ -336,6 +342,25 @@ class AsyncProvider(abc.ABC):
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def acapabilities(self) -> Capabilities:
+        """What this provider and its model can do, asked from the server where it says.
+
+        Context window, output limit, tools, vision, structured output,
+        embeddings and usage in streams: from Ollama's ``/api/show``, llama.cpp's
+        ``/props``, LM Studio's ``/api/v0/models``, vLLM's ``max_model_len``,
+        OpenRouter's ``/models``, the GGUF's metadata, or a table of hosted
+        models. Asked once per model and cached; when the server cannot be
+        asked, the provider's defaults (``capabilities``) come back.
+        """
+        if self._live_capabilities is not None:
+            return self._live_capabilities
+        try:
+            found = await self._fetch_capabilities()
+        except ProviderError:  # the server cannot say now: defaults, and ask again next time
+            return self.capabilities
+        self._live_capabilities = found
+        return found
 
     async def aunload(self) -> None:
         """Free what this provider holds (local weights, pooled connections).
@@ -364,6 +389,81 @@ class AsyncProvider(abc.ABC):
     @abc.abstractmethod
     def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Send ``request`` and yield the answer as it is produced."""
+
+    async def _fetch_capabilities(self) -> Capabilities:
+        """Ask the server what the model can do (the provider's defaults when it cannot say)."""
+        return self.capabilities
+
+    # -- tools: native, or prompted for models that ignore them ------------------------------
+
+    async def _tools_prompted(self, request: Request) -> bool:
+        if not request.tools or request.tool_choice == "none":
+            return False
+        return (await self.acapabilities()).tools is False
+
+    def _prompted_request(self, request: Request) -> Request:
+        """The request rewritten for prompted tools (the forced call constrained where possible)."""
+        messages = prompted_messages(request.messages, request.tools, request.tool_choice)
+        out = replace(
+            request, messages=messages, tools=[], tool_choice=None, prompted_tools=list(request.tools)
+        )
+        schema = call_schema(request.tools, request.tool_choice)
+        if schema is not None:
+            modes = [m for m in self._structured_modes(out) if m in ("native", "grammar")]
+            if modes:
+                out = replace(
+                    out, output=OutputSpec.from_schema(schema, "tool_call"), structured_mode=modes[0]
+                )
+        return out
+
+    @staticmethod
+    def _strategy(request: Request) -> str:
+        if not request.prompted_tools:
+            return "native"
+        return "prompted+grammar" if request.output is not None else "prompted"
+
+    async def _generate(self, request: Request) -> GenerateResponse:
+        """``_complete``, with tools prompted and parsed back for a model that ignores them."""
+        if not request.tools:
+            return await self._complete(request)
+        if not await self._tools_prompted(request):
+            response = await self._complete(request)
+            response.tool_strategy = "native"
+            return response
+        prompted = self._prompted_request(request)
+        response = await self._complete(prompted)
+        prose, calls = parse_text_calls(response.content)
+        if calls:
+            response.content, response.tool_calls, response.finish_reason = prose.strip(), calls, "tool_calls"
+        response.tool_strategy = self._strategy(prompted)
+        return response
+
+    async def _tool_stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        """``_stream`` with tools; prompted ones stream their prose and hand each call over whole."""
+        prompted = self._prompted_request(request) if await self._tools_prompted(request) else None
+        chunks = self._stream(prompted or request)
+        parser = TextCallStream()
+        try:
+            async for chunk in chunks:
+                if prompted is None:
+                    yield chunk
+                elif chunk.finish_reason is not None:
+                    tail = parser.finish()
+                    if tail:
+                        yield StreamChunk(content=tail, model=chunk.model)
+                    chunk.tool_calls = parser.take()
+                    if chunk.tool_calls:
+                        chunk.finish_reason = "tool_calls"
+                    yield chunk
+                elif chunk.content:
+                    text = parser.feed(chunk.content)
+                    if text:
+                        chunk.content = text
+                        yield chunk
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
         """The structured-output modes this provider can apply, the default first."""

@@ -316,6 +316,22 @@ class OllamaProvider(HttpProvider):
         finally:
             await self.aclose()
 
+    async def _fetch_capabilities(self) -> Capabilities:
+        """From ``POST /api/show``: the model's ``capabilities`` (tools, vision, embedding) and context."""
+        data = await self._http.request_json("POST", "api/show", {"model": self.model}, model=self.model)
+        listed = data.get("capabilities") if isinstance(data, dict) else None
+        info = data.get("model_info") if isinstance(data, dict) else None
+        context = next((v for k, v in (info or {}).items() if k.endswith(".context_length")), None)
+        if not isinstance(listed, list):
+            return self.capabilities.merged(context_window=context, source="server")
+        return self.capabilities.merged(
+            tools="tools" in listed,
+            vision="vision" in listed,
+            embeddings="embedding" in listed,
+            context_window=context,
+            source="server",
+        )
+
     async def alist_models(self) -> list[str]:
         """Model names from ``GET /api/tags``."""
         data = await self._http.request_json("GET", "api/tags", model=self.model)

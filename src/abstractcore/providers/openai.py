@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from abstractcore.core.capabilities import Capabilities
+from abstractcore.features.hosted_models import hosted_capabilities
 from abstractcore.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = ["OpenAIProvider"]
@@ -23,3 +24,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     extra_params: ClassVar[frozenset[str]] = frozenset()
     capabilities: Capabilities = Capabilities(tools=True, structured_output=True, stream_usage=True)
+
+    async def _fetch_capabilities(self) -> Capabilities:
+        """From the table of hosted models (OpenAI's ``/models`` does not say what a model can do)."""
+        return hosted_capabilities("openai", self.model, self.capabilities)

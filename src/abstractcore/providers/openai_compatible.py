@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
+from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
     BadRequestError,
     ContextLengthExceededError,
     ProviderConnectionError,
+    ProviderStatusError,
     ResponseFormatError,
 )
 from abstractcore.core.types import GenerateResponse, StreamChunk, ToolCallDelta, Usage
@@ -71,6 +73,24 @@ LLAMA_CPP_ERRORS: ErrorTable = (
     # "validation error" on ('body', ...): retrying it can never succeed.
     ErrorRule(BadRequestError, status=500, message=r"validation error.*'body'"),
 )
+
+
+_PROBE_TIMEOUT = Timeout(connect=5, read=10, total=10)
+
+
+def llama_server_capabilities(props: dict[str, Any], defaults: Capabilities) -> Capabilities:
+    """Capabilities from llama-server's ``GET /props`` (its chat template's caps, modalities, n_ctx)."""
+    template = props.get("chat_template_caps") or {}
+    modalities = props.get("modalities") or {}
+    settings = props.get("default_generation_settings") or {}
+    tools = template.get("supports_tools")
+    return defaults.merged(
+        tools=bool(tools) if tools is not None else None,
+        vision=bool(modalities.get("vision")) if "vision" in modalities else None,
+        context_window=settings.get("n_ctx"),
+        stream_usage=True,
+        source="server",
+    )
 
 
 def with_v1(url: str) -> str:
@@ -263,6 +283,38 @@ class OpenAICompatibleProvider(HttpProvider):
             provider=self.name,
             model=request.model,
         )
+
+    # -- capabilities -----------------------------------------------------------
+
+    @property
+    def _root(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+    async def _probe(self, url_or_path: str) -> Any:
+        """A GET that tells something about the server, or None when it has no such endpoint."""
+        try:
+            return await self._http.request_json("GET", url_or_path, model=self.model, timeout=_PROBE_TIMEOUT)
+        except (ProviderStatusError, ResponseFormatError):
+            return None
+
+    async def _fetch_capabilities(self) -> Capabilities:
+        """llama.cpp's ``/props`` (what the loaded model and its chat template can do), else the
+        model's entry in ``/models`` (vLLM's ``max_model_len``, llama-server's ``meta.n_ctx``)."""
+        props = await self._probe(f"{self._root}/props")
+        if isinstance(props, dict) and "chat_template_caps" in props:
+            return llama_server_capabilities(props, self.capabilities)
+        return await self._models_entry_capabilities()
+
+    async def _models_entry_capabilities(self) -> Capabilities:
+        data = await self._probe("models")
+        entries = data.get("data") if isinstance(data, dict) else None
+        for entry in entries or []:
+            if isinstance(entry, dict) and entry.get("id") == self.model:
+                found = entry.get("meta")
+                meta: dict[str, Any] = found if isinstance(found, dict) else {}
+                context = entry.get("max_model_len") or entry.get("context_length") or meta.get("n_ctx")
+                return self.capabilities.merged(context_window=context, source="server")
+        return self.capabilities
 
     async def alist_models(self) -> list[str]:
         """Model ids from ``GET /models``."""

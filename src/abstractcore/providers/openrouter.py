@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+from abstractcore.core.capabilities import Capabilities
 from abstractcore.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = ["OpenRouterProvider"]
@@ -32,6 +33,24 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         self._app_url = options.get("app_url") or os.environ.get("OPENROUTER_APP_URL")
         self._app_name = options.get("app_name") or os.environ.get("OPENROUTER_APP_NAME") or "abstractcore"
         super()._configure(options)
+
+    async def _fetch_capabilities(self) -> Capabilities:
+        """From OpenRouter's ``/models``: context, output limit, input modalities, supported parameters."""
+        data = await self._probe("models")
+        for entry in (data.get("data") or []) if isinstance(data, dict) else []:
+            if isinstance(entry, dict) and entry.get("id") == self.model:
+                architecture = entry.get("architecture") or {}
+                top = entry.get("top_provider") or {}
+                supported = entry.get("supported_parameters") or []
+                return self.capabilities.merged(
+                    context_window=entry.get("context_length"),
+                    max_output_tokens=top.get("max_completion_tokens"),
+                    vision="image" in (architecture.get("input_modalities") or []),
+                    tools="tools" in supported,
+                    structured_output="response_format" in supported or "structured_outputs" in supported,
+                    source="server",
+                )
+        return self.capabilities
 
     def _default_headers(self) -> dict[str, str]:
         headers = {"X-Title": str(self._app_name)}

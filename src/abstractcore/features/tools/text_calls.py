@@ -99,8 +99,13 @@ class TextCallStream:
     def _add(self, found: Iterable[ToolCall]) -> None:
         for call in found:
             index = self.first_index + len(self.calls)
-            self.calls.append(ToolCall(id=call.id if not call.id.startswith("call_") else f"call_{index}",
-                                       name=call.name, arguments=call.arguments))
+            self.calls.append(
+                ToolCall(
+                    id=call.id if not call.id.startswith("call_") else f"call_{index}",
+                    name=call.name,
+                    arguments=call.arguments,
+                )
+            )
 
     def _drain(self, *, final: bool) -> str:
         out: list[str] = []
@@ -113,7 +118,7 @@ class TextCallStream:
                         break
                     parsed = _json_prefix(self._buffer)
                     calls = _calls_in(parsed[0], 0) if parsed else None
-                    if parsed and calls and not self._buffer[parsed[1]:].strip():
+                    if parsed and calls and not self._buffer[parsed[1] :].strip():
                         self._add(calls)
                         self._buffer = ""
                         break
