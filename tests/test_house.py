@@ -123,6 +123,7 @@ EXPORTED = {
     "Capabilities",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "EmbeddingResponse",
     "EndpointNotFoundError",
     "GenerateResponse",
     "ImagePart",

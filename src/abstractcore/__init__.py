@@ -39,6 +39,7 @@ from abstractcore.core.errors import (
 )
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
+    EmbeddingResponse,
     GenerateResponse,
     ImagePart,
     Message,
@@ -64,6 +65,7 @@ __all__ = [
     "Capabilities",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "EmbeddingResponse",
     "EndpointNotFoundError",
     "GenerateResponse",
     "ImagePart",

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from abstractcore._llm_base import LLMBase
 from abstractcore.core.capabilities import Capabilities
-from abstractcore.core.types import GenerateResponse, Message, StreamChunk
+from abstractcore.core.types import EmbeddingResponse, GenerateResponse, Message, StreamChunk
 from abstractcore.features.structured import StructuredMode
 from abstractcore.run import Approve, RunEvent, RunResult
 from abstractcore.transport import portal as _portal
@@ -230,6 +230,18 @@ class LLM(LLMBase):
             structured_mode=structured_mode,
             **params,
         )
+
+    async def aembed(
+        self, texts: str | Sequence[str], *, dimensions: int | None = None, **params: Any
+    ) -> EmbeddingResponse:
+        """Embed ``texts`` (one string or a list): one vector per text, in order, with usage.
+
+        Large inputs are sent in batches under the provider's limits.
+        ``dimensions`` shortens the vectors where the model supports it
+        (OpenAI's text-embedding-3). A model or server that cannot embed
+        raises ``BadRequestError`` / ``ConfigurationError`` saying so.
+        """
+        return await self._provider.aembed(texts, dimensions=dimensions, **params)
 
     async def acapabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.
@@ -463,6 +475,18 @@ class LLM(LLMBase):
                 **params,
             )
         )
+
+    def embed(
+        self, texts: str | Sequence[str], *, dimensions: int | None = None, **params: Any
+    ) -> EmbeddingResponse:
+        """Embed ``texts`` (one string or a list): one vector per text, in order, with usage.
+
+        Large inputs are sent in batches under the provider's limits.
+        ``dimensions`` shortens the vectors where the model supports it
+        (OpenAI's text-embedding-3). A model or server that cannot embed
+        raises ``BadRequestError`` / ``ConfigurationError`` saying so.
+        """
+        return _portal.call(functools.partial(self._provider.aembed, texts, dimensions=dimensions, **params))
 
     def fetch_capabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.

@@ -73,6 +73,29 @@ class LocalModel:
                 self._llm.close()
                 self._llm = None
 
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """Mean-pooled, L2-normalised embeddings of ``texts`` (an embedding-mode context of the same
+        GGUF, loaded on first use) and the number of tokens read."""
+        import llama_cpp
+
+        with self._lock:
+            if getattr(self, "_embedder", None) is None:
+                self._embedder = llama_cpp.Llama(
+                    model_path=str(self.path),
+                    embedding=True,
+                    n_ctx=512,
+                    pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                    verbose=False,
+                    n_threads=1,
+                )
+            embedder = self._embedder
+            vectors, tokens = [], 0
+            for text in texts:
+                tokens += len(embedder.tokenize(text.encode()))
+                vector = embedder.embed(text, normalize=True)
+                vectors.append([float(x) for x in vector])
+            return vectors, tokens
+
     def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         """Tokens of the prompt the chat template makes of ``messages``."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

@@ -42,7 +42,11 @@ __all__ = ["MODELS", "OllamaServer", "ollama_server"]
 
 #: The models this server "has pulled"; all are served by SmolLM2.
 #: What ``/api/show`` says each model can do (SmolLM2's template has no tools).
-CAPABILITIES = {"qwen2.5-coder:7b": ["completion", "tools", "insert"]}
+CAPABILITIES = {
+    "qwen2.5-coder:7b": ["completion", "tools", "insert"],
+    "smollm2:135m": ["completion", "embedding"],
+    "smollm2:latest": ["completion", "embedding"],
+}
 MODELS = {
     "smollm2:135m": "sha256:" + "a1" * 32,
     "smollm2:latest": "sha256:" + "a1" * 32,
@@ -79,6 +83,7 @@ class OllamaServer(ScriptedServer):
         app.router.add_post("/api/chat", self.chat)
         app.router.add_get("/api/tags", self.tags)
         app.router.add_post("/api/show", self.show)
+        app.router.add_post("/api/embed", self.embed)
         app.router.add_get("/api/version", self.version)
         self._serve(app)
 
@@ -101,6 +106,30 @@ class OllamaServer(ScriptedServer):
     async def version(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/version``."""
         return web.json_response({"version": "0.12.6"})
+
+    async def embed(self, request: web.Request) -> web.StreamResponse:
+        """``POST /api/embed``: ``{"model", "input": str | [str]}`` -> ``{"embeddings": [[...]], ...}``."""
+        body = json.loads(await request.read() or b"{}")
+        self.requests.append({"headers": dict(request.headers), "body": body, "path": "/api/embed"})
+        name = str(body.get("model") or "")
+        if _full_name(name) not in MODELS:
+            return web.json_response({"error": f'model "{name}" not found, try pulling it first'}, status=404)
+        if "embedding" not in CAPABILITIES.get(_full_name(name), ["embedding"]):
+            return web.json_response({"error": f'"{name}" does not support embeddings'}, status=400)
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return web.json_response({"error": "invalid input type"}, status=400)
+        vectors, tokens = await asyncio.to_thread(self.model.embed, texts)
+        return web.json_response(
+            {
+                "model": name,
+                "embeddings": vectors,
+                "total_duration": 1,
+                "load_duration": 0,
+                "prompt_eval_count": tokens,
+            }
+        )
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """``POST /api/show``: a model's details, ``model_info`` and ``capabilities``."""

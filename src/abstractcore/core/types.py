@@ -12,6 +12,7 @@ from typing import Any, Literal, Union
 
 __all__ = [
     "ContentPart",
+    "EmbeddingResponse",
     "GenerateResponse",
     "ImagePart",
     "Message",
@@ -270,3 +271,21 @@ class StreamChunk:
 
     def __str__(self) -> str:
         return self.content
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    """The answer to one ``embed`` call: one vector (a list of floats) per input text, in order."""
+
+    vectors: list[list[float]] = field(default_factory=list)
+    usage: Usage | None = None
+    model: str | None = None
+    provider: str | None = None
+    #: USD, where the provider has a price list (as on ``GenerateResponse``).
+    cost: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __getitem__(self, index: int) -> list[float]:
+        return self.vectors[index]

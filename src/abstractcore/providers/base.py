@@ -20,6 +20,7 @@ from abstractcore.core.errors import ConfigurationError, ProviderError, Structur
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
     ContentPart,
+    EmbeddingResponse,
     GenerateResponse,
     Message,
     StreamChunk,
@@ -343,6 +344,38 @@ class AsyncProvider(abc.ABC):
             if aclose is not None:
                 await aclose()
 
+    async def aembed(
+        self, texts: str | Sequence[str], *, dimensions: int | None = None, **params: Any
+    ) -> EmbeddingResponse:
+        """Embed ``texts`` (one string or a list): one vector per text, in order, with usage.
+
+        Large inputs are sent in batches under the provider's limits.
+        ``dimensions`` shortens the vectors where the model supports it
+        (OpenAI's text-embedding-3). A model or server that cannot embed
+        raises ``BadRequestError`` / ``ConfigurationError`` saying so.
+        """
+        batch = _texts(texts)
+        if dimensions is not None and (
+            isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions <= 0
+        ):
+            raise ConfigurationError(f"dimensions must be a positive integer; got {dimensions!r}.")
+        if params:
+            validate_params(params, {"timeout"}, where=f"{self.name}.embed()")
+        timeout = Timeout.of(params["timeout"]) if "timeout" in params else self.timeout
+        response = await self._embed(batch, dimensions=dimensions, timeout=timeout)
+        if self.name in PRICED_PROVIDERS:
+            response.cost = cost_of(self.name, response.model or self.model, response.usage)
+        return response
+
+    async def _embed(
+        self, texts: list[str], *, dimensions: int | None, timeout: Timeout
+    ) -> EmbeddingResponse:
+        """The provider's embeddings (default: this provider has none)."""
+        raise ConfigurationError(
+            f"{self.name} has no embeddings API; use openai, ollama, lmstudio, vllm, an "
+            "openai-compatible server with /v1/embeddings, or huggingface (in process)."
+        )
+
     async def acapabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.
 
@@ -587,6 +620,14 @@ class AsyncProvider(abc.ABC):
 
 
 _MESSAGE_SHAPE = "a list of messages such as [{'role': 'user', 'content': 'Hi'}] (dicts or Message objects)"
+
+
+def _texts(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) for t in texts):
+        raise ConfigurationError(f"embed() takes a string or a non-empty list of strings; got {texts!r}.")
+    return list(texts)
 
 
 def _message_list(messages: Any) -> list[Message]:

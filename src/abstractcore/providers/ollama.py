@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
+from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
     ConfigurationError,
     ModelNotFoundError,
@@ -23,6 +24,7 @@ from abstractcore.core.errors import (
     ServerError,
 )
 from abstractcore.core.types import (
+    EmbeddingResponse,
     GenerateResponse,
     ImagePart,
     Message,
@@ -315,6 +317,28 @@ class OllamaProvider(HttpProvider):
             logger.debug("ollama unload of %s: nothing to unload (%s)", self.model, type(exc).__name__)
         finally:
             await self.aclose()
+
+    async def _embed(
+        self, texts: list[str], *, dimensions: int | None, timeout: Timeout
+    ) -> EmbeddingResponse:
+        """``POST /api/embed`` (Ollama normalises the vectors), in batches."""
+        vectors: list[list[float]] = []
+        usage = Usage()
+        for start in range(0, len(texts), 256):
+            body: dict[str, Any] = {"model": self.model, "input": texts[start : start + 256]}
+            if dimensions is not None:
+                body["dimensions"] = dimensions
+            data = await self._http.request_json("POST", "api/embed", body, model=self.model, timeout=timeout)
+            rows = data.get("embeddings") if isinstance(data, dict) else None
+            if not isinstance(rows, list):
+                raise ResponseFormatError(
+                    f"{self.name} embed reply has no embeddings: {str(data)[:200]!r}",
+                    provider=self.name,
+                    model=self.model,
+                )
+            vectors += [[float(x) for x in row] for row in rows]
+            usage = usage + Usage.of(data.get("prompt_eval_count"), 0)
+        return EmbeddingResponse(vectors, usage, self.model, self.name)
 
     async def _fetch_capabilities(self) -> Capabilities:
         """From ``POST /api/show``: the model's ``capabilities`` (tools, vision, embedding) and context."""

@@ -21,7 +21,7 @@ from abstractcore.core.errors import (
     ProviderStatusError,
     ResponseFormatError,
 )
-from abstractcore.core.types import GenerateResponse, StreamChunk, ToolCallDelta, Usage
+from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk, ToolCallDelta, Usage
 from abstractcore.features.openai_chat import (
     message_to_openai,
     parse_tool_calls,
@@ -76,6 +76,8 @@ LLAMA_CPP_ERRORS: ErrorTable = (
 
 
 _PROBE_TIMEOUT = Timeout(connect=5, read=10, total=10)
+#: Inputs per embeddings request (OpenAI's limit is 2,048).
+EMBED_BATCH = 256
 
 
 def llama_server_capabilities(props: dict[str, Any], defaults: Capabilities) -> Capabilities:
@@ -283,6 +285,40 @@ class OpenAICompatibleProvider(HttpProvider):
             provider=self.name,
             model=request.model,
         )
+
+    # -- embeddings -------------------------------------------------------------
+
+    async def _embed(
+        self, texts: list[str], *, dimensions: int | None, timeout: Timeout
+    ) -> EmbeddingResponse:
+        """``POST /embeddings`` (float vectors), in batches of ``EMBED_BATCH`` inputs."""
+        vectors: list[list[float]] = []
+        usage = Usage()
+        model = self.model
+        for start in range(0, len(texts), EMBED_BATCH):
+            body: dict[str, Any] = {
+                "model": self.model,
+                "input": texts[start : start + EMBED_BATCH],
+                "encoding_format": "float",
+            }
+            if dimensions is not None:
+                body["dimensions"] = dimensions
+            data = await self._http.request_json(
+                "POST", "embeddings", body, model=self.model, timeout=timeout
+            )
+            try:
+                rows = sorted(data["data"], key=lambda row: row.get("index", 0))
+                vectors += [[float(x) for x in row["embedding"]] for row in rows]
+            except (KeyError, TypeError, ValueError):
+                raise ResponseFormatError(
+                    f"{self.name} embeddings reply is malformed: {str(data)[:200]!r}",
+                    provider=self.name,
+                    model=self.model,
+                ) from None
+            model = data.get("model") or model
+            if isinstance(data.get("usage"), dict):
+                usage = usage + Usage.of(data["usage"].get("prompt_tokens"), 0)
+        return EmbeddingResponse(vectors, usage, model, self.name)
 
     # -- capabilities -----------------------------------------------------------
 
