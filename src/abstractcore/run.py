@@ -232,6 +232,58 @@ def _check(tools: Sequence[Any], max_turns: int) -> dict[str, Tool]:
     return {t.name: t for t in to_tools(tools)}
 
 
+class _Loop:
+    """The state of one tool loop, shared by ``arun`` and ``astream_run``."""
+
+    def __init__(
+        self,
+        tools: Sequence[Any],
+        max_turns: int,
+        prompt: str | Sequence[Any] | None,
+        messages: Sequence[Any] | None,
+        system_prompt: str | None,
+        tool_choice: Any,
+    ) -> None:
+        self.by_name = _check(tools, max_turns)
+        self.transcript = _start(prompt, messages, system_prompt)
+        self.steps: list[RunStep] = []
+        self.usage = Usage()
+        self.choice = tool_choice
+        self.max_turns = max_turns
+
+    def record(self, response: GenerateResponse) -> RunStep:
+        """Keep the model's answer (usage, transcript); the step it opens."""
+        if response.usage:
+            self.usage = self.usage + response.usage
+        step = RunStep(response)
+        self.steps.append(step)
+        self.transcript.append(Message("assistant", response.content, tool_calls=list(response.tool_calls)))
+        return step
+
+    async def execute(self, step: RunStep, approve: Approve | None) -> None:
+        """Run the step's calls and add their results to the transcript."""
+        step.executions = await _execute_all(step.response.tool_calls, self.by_name, approve)
+        self.transcript.extend(e.as_message() for e in step.executions)
+        choice = self.choice
+        if (isinstance(choice, str) and choice not in ("auto", "none")) or isinstance(choice, dict):
+            self.choice = "auto"  # a forced first call must not force every turn
+
+    async def result(
+        self, llm: _Model, response: GenerateResponse, response_model: Any, params: dict[str, Any]
+    ) -> RunResult:
+        output, _ = await _final_output(llm, response, self.transcript, response_model, params)
+        return RunResult(output, response, self.transcript, self.steps, self.usage)
+
+    def exhausted(self) -> ToolLoopError:
+        return ToolLoopError(
+            f"The model still asked for tools after max_turns={self.max_turns} turns; raise max_turns, "
+            "or check the tools' results (error results are shown in .steps).",
+            messages=self.transcript,
+            steps=self.steps,
+            usage=self.usage,
+        )
+
+
 async def arun(
     llm: _Model,
     prompt: str | Sequence[Any] | None = None,
@@ -246,22 +298,16 @@ async def arun(
     **params: Any,
 ) -> RunResult:
     """Run the tool loop until the model answers without calls; see the module docstring."""
-    async for event in astream_run(
-        llm,
-        prompt,
-        tools=tools,
-        messages=messages,
-        system_prompt=system_prompt,
-        tool_choice=tool_choice,
-        max_turns=max_turns,
-        approve=approve,
-        response_model=response_model,
-        _stream=False,
-        **params,
-    ):
-        if event.result is not None:
-            return event.result
-    raise AssertionError("the tool loop ended without a result")  # pragma: no cover
+    loop = _Loop(tools, max_turns, prompt, messages, system_prompt, tool_choice)
+    for _ in range(max_turns):
+        response = await llm.agenerate(
+            messages=loop.transcript, tools=tools, tool_choice=loop.choice, **params
+        )
+        step = loop.record(response)
+        if not response.tool_calls:
+            return await loop.result(llm, response, response_model, params)
+        await loop.execute(step, approve)
+    raise loop.exhausted()
 
 
 async def astream_run(
@@ -275,56 +321,34 @@ async def astream_run(
     max_turns: int = 10,
     approve: Approve | None = None,
     response_model: Any = None,
-    _stream: bool = True,
     **params: Any,
 ) -> AsyncIterator[RunEvent]:
     """The tool loop as it happens: text deltas, each call, each result, then the ``RunResult``."""
-    by_name = _check(tools, max_turns)
-    transcript = _start(prompt, messages, system_prompt)
-    steps: list[RunStep] = []
-    usage = Usage()
-    choice = tool_choice
+    loop = _Loop(tools, max_turns, prompt, messages, system_prompt, tool_choice)
     for _ in range(max_turns):
-        if _stream:
-            response = GenerateResponse()
-            texts: list[str] = []
-            calls: list[ToolCall] = []
-            async for chunk in llm.astream(messages=transcript, tools=tools, tool_choice=choice, **params):
-                assert isinstance(chunk, StreamChunk)
-                if chunk.content:
-                    texts.append(chunk.content)
-                    yield RunEvent("text", text=chunk.content)
-                calls.extend(chunk.tool_calls)
-                if chunk.finish_reason is not None:
-                    response = GenerateResponse(
-                        finish_reason=chunk.finish_reason,
-                        usage=chunk.usage,
-                        model=chunk.model,
-                        cost=chunk.cost,
-                    )
-            response.content, response.tool_calls = "".join(texts), calls
-        else:
-            response = await llm.agenerate(messages=transcript, tools=tools, tool_choice=choice, **params)
-        usage = usage + response.usage if response.usage else usage
-        step = RunStep(response)
-        steps.append(step)
-        transcript.append(Message("assistant", response.content, tool_calls=list(response.tool_calls)))
+        response = GenerateResponse()
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        async for chunk in llm.astream(
+            messages=loop.transcript, tools=tools, tool_choice=loop.choice, **params
+        ):
+            assert isinstance(chunk, StreamChunk)
+            if chunk.content:
+                texts.append(chunk.content)
+                yield RunEvent("text", text=chunk.content)
+            calls.extend(chunk.tool_calls)
+            if chunk.finish_reason is not None:
+                response = GenerateResponse(
+                    finish_reason=chunk.finish_reason, usage=chunk.usage, model=chunk.model, cost=chunk.cost
+                )
+        response.content, response.tool_calls = "".join(texts), calls
+        step = loop.record(response)
         if not response.tool_calls:
-            output, _ = await _final_output(llm, response, transcript, response_model, params)
-            yield RunEvent("done", result=RunResult(output, response, transcript, steps, usage))
+            yield RunEvent("done", result=await loop.result(llm, response, response_model, params))
             return
         for call in response.tool_calls:
             yield RunEvent("tool_call", call=call)
-        step.executions = await _execute_all(response.tool_calls, by_name, approve)
+        await loop.execute(step, approve)
         for execution in step.executions:
-            transcript.append(execution.as_message())
             yield RunEvent("tool_result", execution=execution)
-        if (isinstance(choice, str) and choice not in ("auto", "none")) or isinstance(choice, dict):
-            choice = "auto"  # a forced first call must not force every turn
-    raise ToolLoopError(
-        f"The model still asked for tools after max_turns={max_turns} turns; raise max_turns, or "
-        "check the tools' results (error results are shown in .steps).",
-        messages=transcript,
-        steps=steps,
-        usage=usage,
-    )
+    raise loop.exhausted()

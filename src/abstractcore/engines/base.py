@@ -52,6 +52,15 @@ class GenerationSpec:
     frequency_penalty: float | None = None
     repeat_penalty: float | None = None
     json_schema: dict[str, Any] | None = None
+    #: Constrained decoding, for engines that sample themselves (transformers, MLX): a factory
+    #: called once per generation as ``constraint(tokenizer, eos_ids=..., vocab_size=...)`` with
+    #: the engine's own tokenizer, every end-of-sequence id and the width of the logits. It
+    #: returns a processor: ``processor(logits)`` gives the logits with disallowed tokens at -inf
+    #: (torch/numpy in place, a new ``mx.array``), ``processor.advance(token)`` follows each
+    #: sampled token but EOS, and ``processor.is_finished`` turns true once the output is
+    #: complete (only EOS may follow: stop there). Built from ``json_schema`` by the provider; an
+    #: engine with its own grammar engine (llama.cpp) may use ``json_schema`` instead.
+    constraint: Callable[..., Any] | None = None
     #: Tools in the Chat Completions form, and the tool choice ("auto", or a forced tool).
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None

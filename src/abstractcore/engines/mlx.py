@@ -2,6 +2,9 @@
 
 Tokens stream from ``mlx_lm.stream_generate`` with a sampler built from
 temperature, top_p, top_k and min_p; the cancel flag is checked every token.
+A ``spec.constraint`` (constrained decoding) joins mlx-lm's
+``logits_processors`` after the penalties; the generation ends as soon as the
+constrained output is complete.
 """
 
 from __future__ import annotations
@@ -27,6 +30,34 @@ from abstractcore.engines.base import (
 __all__ = ["MLXEngine"]
 
 _WHAT = "Running MLX models"
+
+
+class _Constrained:
+    """A constraint processor in mlx-lm's ``logits_processors`` protocol: ``(tokens, logits) -> logits``.
+
+    mlx-lm passes the prompt plus the tokens sampled so far: the first call
+    sees only the prompt, each later one a single new token. It evaluates one
+    step ahead, so it calls once more after sampling EOS; that call (whose
+    result is dropped) must not reach the grammar.
+    """
+
+    def __init__(self, processor: Any, eos: frozenset[int]) -> None:
+        self.processor = processor
+        self.eos = eos
+        self.seen: int | None = None
+        self.ended = False
+
+    def __call__(self, tokens: Any, logits: Any) -> Any:
+        if self.ended:
+            return logits
+        if self.seen is not None:
+            for token in tokens[self.seen :].tolist():
+                if int(token) in self.eos:
+                    self.ended = True
+                    return logits
+                self.processor.advance(int(token))
+        self.seen = int(tokens.shape[0])
+        return self.processor(logits)
 
 
 class MLXEngine(Engine):
@@ -79,11 +110,16 @@ class MLXEngine(Engine):
         processors = sample_utils.make_logits_processors(  # only what was asked for: older
             **{k: v for k, v in penalties.items() if v is not None}
         )  # mlx-lm lacks some
+        constrained = self._constraint(spec)  # a refused grammar raises here, before any work
+        if constrained is not None:
+            processors = [*processors, constrained]
         if spec.seed is not None:
             mx.random.seed(spec.seed)
         limit = spec.max_tokens or max(1, self._context() - len(prompt))
         stopper = StopMatcher(spec.stop)
         finish, n_prompt, produced = "length", len(prompt), 0
+        ids: list[int] = []
+        sent: list[str] = []
         for response in mlx_lm.stream_generate(
             self._model, tokenizer, prompt, max_tokens=limit, sampler=sampler, logits_processors=processors
         ):
@@ -93,6 +129,9 @@ class MLXEngine(Engine):
             produced = int(response.generation_tokens)
             if response.finish_reason == "stop":  # the end-of-sequence token is not output
                 produced -= 1
+            else:
+                ids.append(int(response.token))
+            sent.append(response.text)
             text = stopper.feed(response.text)
             if text:
                 emit(text)
@@ -100,11 +139,34 @@ class MLXEngine(Engine):
                 finish = "stop"
                 break
             finish = response.finish_reason or finish
+            # mlx-lm asks for the next logits before it hands this token over, so the
+            # constraint has seen it: once complete, stop without sampling EOS
+            if constrained is not None and constrained.processor.is_finished and not response.finish_reason:
+                finish = "stop"
+                sent.append(self._held_back(ids, "".join(sent)))  # the detokenizer's held-back text
+                text = stopper.feed(sent[-1])
+                if text:
+                    emit(text)
+                break
+        if constrained is not None and finish == "length" and constrained.processor.is_finished:
+            finish = "stop"  # complete on the last token allowed
         if not stopper.hit and not cancel.is_set():
             tail = stopper.flush()
             if tail:
                 emit(tail)
         return Outcome(finish, n_prompt, produced)
+
+    def _constraint(self, spec: GenerationSpec) -> _Constrained | None:
+        if spec.constraint is None:
+            return None
+        eos = frozenset(int(e) for e in self._tokenizer.eos_token_ids)
+        width = getattr(getattr(self._model, "args", None), "vocab_size", None)
+        return _Constrained(spec.constraint(self._tokenizer, eos_ids=eos, vocab_size=width), eos)
+
+    def _held_back(self, ids: list[int], sent: str) -> str:
+        """What decoding ``ids`` gives beyond ``sent`` (text mlx-lm's detokenizer still holds)."""
+        full = str(self._tokenizer.decode(ids))
+        return full[len(sent) :] if full.startswith(sent) else ""
 
     def unload(self) -> None:
         """Drop model and tokenizer, collect, and clear MLX's buffer cache."""

@@ -4,7 +4,10 @@ The prompt is built with the tokenizer's chat template. Generation is a
 manual decode loop over the key/value cache: one forward pass per token,
 sampling from temperature/top_p/top_k/min_p with a seeded generator, the
 cancel flag checked before every token, each token's text handed out as soon
-as it decodes to whole characters.
+as it decodes to whole characters. A ``spec.constraint`` (constrained
+decoding) masks the logits after the penalties and before the pick, follows
+every sampled token, and ends the generation as soon as the output is
+complete (no forward pass is spent on the end-of-sequence token).
 """
 
 from __future__ import annotations
@@ -245,6 +248,7 @@ class TransformersEngine(Engine):
             check_context(n_prompt, context, engine="transformers")
             limit = min(spec.max_tokens or context, context - n_prompt)
             sampler = _Sampler(torch, spec, getattr(model, "generation_config", None), self.device)
+            constraint = self._constraint(spec)  # a refused grammar raises here, before any work
             decoder = IncrementalDecoder(self._tokenizer)
             stopper = StopMatcher(spec.stop)
             finish, produced, past = "length", 0, None
@@ -261,16 +265,20 @@ class TransformersEngine(Engine):
                 past = getattr(out, self._cache_arg)
             while out is not None and produced < limit and not cancel.is_set():
                 logits = sampler.penalise(out.logits[0, -1, :].float(), prompt[0])
+                if constraint is not None:
+                    logits = constraint(logits)
                 token = sampler.pick(logits)
                 if token in self._eos:
                     finish = "stop"
                     break
+                if constraint is not None:
+                    constraint.advance(token)
                 produced += 1
                 sampler.seen(token)
                 text = stopper.feed(decoder.add(token))
                 if text:
                     emit(text)
-                if stopper.hit:
+                if stopper.hit or (constraint is not None and constraint.is_finished):
                     finish = "stop"
                     break
                 if produced >= limit:
@@ -290,6 +298,13 @@ class TransformersEngine(Engine):
                 if tail:
                     emit(tail)
         return Outcome(finish, n_prompt, produced)
+
+    def _constraint(self, spec: GenerationSpec) -> Any:
+        """The per-generation processor of ``spec.constraint`` (None: unconstrained)."""
+        if spec.constraint is None:
+            return None
+        width = getattr(self._model.config, "vocab_size", None)
+        return spec.constraint(self._tokenizer, eos_ids=frozenset(self._eos), vocab_size=width)
 
     def unload(self) -> None:
         """Drop model and tokenizer, collect, and empty the accelerator cache."""

@@ -5,6 +5,13 @@ MLX) and a ``ModelWorker`` (the thread bridge). The model is loaded lazily,
 in the worker thread, on the first call; ``aunload()`` frees it and the next
 call loads it again. The provider translates a ``Request`` into the engine's
 ``GenerationSpec`` and the engine's ``Outcome`` back into responses.
+
+Structured output is constrained in process: the schema of a
+``response_model`` (or of a forced prompted tool call) reaches the engine as
+``GenerationSpec.json_schema`` and as ``GenerationSpec.constraint``, a
+``features.constrain.Grammar`` the engine calls with its own tokenizer. The
+engine uses what it can: llama.cpp its own GBNF from the schema, transformers
+and MLX the grammar's logits processor.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from abstractcore.core.errors import (
 )
 from abstractcore.core.types import GenerateResponse, ImagePart, Message, StreamChunk, ToolCall
 from abstractcore.engines.base import Engine, GenerationSpec, Outcome
+from abstractcore.features.constrain import Grammar
 from abstractcore.features.openai_chat import (
     message_to_openai,
     parse_tool_calls,
@@ -87,8 +95,9 @@ class LocalProvider(AsyncProvider):
     """Base of providers that run the model in this process."""
 
     extra_params: ClassVar[frozenset[str]] = LOCAL_PARAMS
+    #: ``tools`` depends on the engine the model needs (``acapabilities()`` says).
     capabilities: Capabilities = Capabilities(
-        tools=True, structured_output=True, vision=False, stream_usage=True, local=True
+        tools=None, structured_output=True, vision=False, stream_usage=True, local=True
     )
 
     def __init__(self, model: str | None = None, **config: Any) -> None:
@@ -123,7 +132,7 @@ class LocalProvider(AsyncProvider):
         return ("grammar", "prompt")
 
     def _spec(self, request: Request) -> GenerationSpec:
-        if request.tools and not self.capabilities.tools:
+        if request.tools and self.capabilities.tools is False:
             raise ConfigurationError(
                 f"{self.name} has no tool calling; use a GGUF model with the 'huggingface' "
                 "provider, or an OpenAI-compatible server."
@@ -131,6 +140,7 @@ class LocalProvider(AsyncProvider):
         params = request.params
         stop = params.get("stop")
         stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        schema = request.json_schema
         return GenerationSpec(
             messages=_chat_messages(request.messages, self.name),
             max_tokens=_integer(params.get("max_tokens")),
@@ -143,7 +153,8 @@ class LocalProvider(AsyncProvider):
             presence_penalty=_number(params.get("presence_penalty")),
             frequency_penalty=_number(params.get("frequency_penalty")),
             repeat_penalty=_number(params.get("repeat_penalty")),
-            json_schema=request.json_schema,
+            json_schema=schema,
+            constraint=Grammar.json(schema) if schema is not None else None,
             tools=tuple(tools_to_openai(request.tools)),
             tool_choice=tool_choice_to_openai(request.tool_choice) if request.tools else None,
         )
@@ -204,6 +215,16 @@ class LocalProvider(AsyncProvider):
 
         return self._worker.stream(job)
 
+    async def _fetch_capabilities(self) -> Capabilities:
+        """The defaults, with ``tools`` as the engine that runs this model says (no weights loaded).
+
+        llama.cpp calls tools natively; transformers and MLX do not (tools are
+        then prompted, and a forced call is constrained by its grammar).
+        Structured output is constrained by every engine.
+        """
+        engine = await self._worker.run(lambda cancel: self._resolved_engine())
+        return self.capabilities.merged(tools=type(engine).supports_tools, structured_output=True)
+
     async def aunload(self) -> None:
         """Free the model's weights and native handles (the next call loads it again)."""
         await self._worker.run(lambda cancel: self._unload_now())
@@ -211,11 +232,15 @@ class LocalProvider(AsyncProvider):
 
     # -- helpers (worker thread) --------------------------------------------------
 
-    def _ready_engine(self, spec: GenerationSpec) -> Engine:
-        """The loaded engine (called under the model lock, in the worker thread)."""
+    def _resolved_engine(self) -> Engine:
+        """The engine for this model, created (not loaded) on first use; in the worker thread."""
         if self._engine is None:
             self._engine = self._guard("loading", self._create_engine, load=True)
-        engine = self._engine
+        return self._engine
+
+    def _ready_engine(self, spec: GenerationSpec) -> Engine:
+        """The loaded engine (called under the model lock, in the worker thread)."""
+        engine = self._resolved_engine()
         if spec.tools and not engine.supports_tools:
             raise ConfigurationError(
                 f"{self.name}: tools need a GGUF model run by llama.cpp in process; "

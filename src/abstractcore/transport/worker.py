@@ -38,7 +38,7 @@ import atexit
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from itertools import count
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -50,7 +50,7 @@ import sniffio
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
-__all__ = ["Emit", "ModelWorker", "StreamClosed", "stop_all_workers"]
+__all__ = ["Emit", "LoopInbox", "ModelWorker", "StreamClosed", "stop_all_workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -307,6 +307,43 @@ def _call_soon_on_this_loop() -> CallSoon:
             raise LoopGone(str(exc)) from exc
 
     return asyncio_soon
+
+
+class LoopInbox(Generic[T]):
+    """Items handed from any thread to the event loop that created the inbox, never blocking the sender.
+
+    For producers that are not ``ModelWorker`` threads (a scheduler serving many requests at
+    once). Create it on the event loop that will read it (asyncio or trio); from any thread,
+    ``put`` an item (``StreamClosed`` once ``cancel`` is set: the reader went away or its loop
+    ended) and ``close`` after the last one. ``items()`` yields them in order on the loop; leaving
+    it sets ``cancel``.
+    """
+
+    def __init__(self, cancel: threading.Event) -> None:
+        send, self._receive = anyio.create_memory_object_stream[Any](math.inf)
+        self._channel = _Channel(send, _call_soon_on_this_loop(), cancel)
+        self._cancel = cancel
+
+    def put(self, item: T) -> None:
+        """(any thread) Queue ``item`` for the reader; raises ``StreamClosed`` once it is gone."""
+        self._channel.put(item)
+
+    def close(self) -> None:
+        """(any thread) End ``items()`` after the items already put; never raises."""
+        self._channel.close()
+
+    async def items(self) -> AsyncGenerator[T, None]:
+        """(the event loop) The items as they arrive, until ``close``."""
+        try:
+            while True:
+                try:
+                    item = await self._receive.receive()
+                except anyio.EndOfStream:
+                    return
+                yield item
+        finally:
+            self._cancel.set()
+            self._receive.close()
 
 
 class _Channel:

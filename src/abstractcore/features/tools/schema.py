@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
@@ -46,6 +47,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The tool choices every provider understands (besides the name of one tool).
 TOOL_CHOICES = ("auto", "none", "required")
 _ATTRIBUTE = "__abstractcore_tool__"
+_BUILT: weakref.WeakKeyDictionary[Any, Tool] = weakref.WeakKeyDictionary()
 
 
 class ToolArgumentsError(ToolCallError):
@@ -207,7 +209,12 @@ def tool(fn: Any = None, /, *, name: str | None = None, description: str | None 
 
 
 def to_tool(value: Any) -> Tool:
-    """A ``Tool`` from a function, a pydantic model class, an OpenAI-style dict or a ``ToolSpec``."""
+    """A ``Tool`` from a function, a pydantic model class, an OpenAI-style dict or a ``ToolSpec``.
+
+    Built once per function or model class and cached (building the pydantic
+    model of a signature takes ~1-3 ms; a tool loop passes the same tools
+    every turn).
+    """
     if isinstance(value, Tool):
         return value
     if isinstance(value, ToolSpec):
@@ -217,10 +224,24 @@ def to_tool(value: Any) -> Tool:
     marked = getattr(value, _ATTRIBUTE, None)
     if isinstance(marked, Tool):
         return marked
+    try:
+        cached = _BUILT.get(value)
+    except TypeError:  # not weak-referenceable: build every time
+        cached = None
+    if cached is not None:
+        return cached
     if _is_model_class(value):
-        return _from_model(value, None, None)
-    if callable(value):
-        return _from_function(value, None, None)
+        built = _from_model(value, None, None)
+    elif callable(value):
+        built = _from_function(value, None, None)
+    else:
+        built = None
+    if built is not None:
+        try:
+            _BUILT[value] = built
+        except TypeError:
+            pass
+        return built
     raise ToolCallError(
         "A tool must be a function, a pydantic model, a ToolSpec or a dict with a 'name'; "
         f"got {type(value).__name__}."
