@@ -42,6 +42,7 @@ __all__ = [
     "ToolExecution",
     "ToolLoopError",
     "arun",
+    "as_text",
     "astream_run",
 ]
 
@@ -71,7 +72,7 @@ class ToolExecution:
 
     def as_message(self) -> Message:
         """The ``tool`` turn that hands this result back to the model."""
-        content = f"Error: {self.error}" if self.error is not None else _as_text(self.result)
+        content = f"Error: {self.error}" if self.error is not None else as_text(self.result)
         return Message("tool", content, tool_call_id=self.call.id, name=self.call.name)
 
 
@@ -129,7 +130,8 @@ class RunEvent:
     result: RunResult | None = None
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A tool result or answer as the text a model reads (str as is, pydantic as JSON, else JSON)."""
     if isinstance(value, str):
         return value
     dump = getattr(value, "model_dump_json", None)

@@ -23,7 +23,7 @@ from typing import Any
 
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import ImagePart, Message, TextPart, Usage
-from abstractcore.run import RunResult, arun
+from abstractcore.run import RunResult, arun, as_text
 from abstractcore.transport import portal as _portal
 
 __all__ = ["SESSION_VERSION", "Session"]
@@ -130,7 +130,7 @@ class Session:
             self.usage = self.usage + result.usage
             return result
         answer = await self.llm.agenerate(messages=sent, system_prompt=self.system_prompt, **merged)
-        text = answer.content if hasattr(answer, "content") else _as_json(answer)
+        text = answer.content if hasattr(answer, "content") else as_text(answer)
         calls = list(getattr(answer, "tool_calls", []) or [])
         self.messages = [*history, Message("assistant", text, tool_calls=calls)]
         usage = getattr(answer, "usage", None)
@@ -208,13 +208,3 @@ class Session:
             Message.from_dict(m, where=f"messages[{i}]") for i, m in enumerate(data.get("messages") or [])
         ]
         return session
-
-
-def _as_json(value: Any) -> str:
-    dump = getattr(value, "model_dump_json", None)
-    if callable(dump):
-        return str(dump())
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from abstractcore.core.config import Timeout
-from abstractcore.transport.base import HttpRequest, TransportFailure
+from abstractcore.transport.base import BufferedResponse, HttpRequest, TransportFailure
 
 __all__ = ["AiohttpTransport", "close_transports_of_running_loop"]
 
@@ -65,41 +65,29 @@ def _failure(exc: BaseException, url: str) -> TransportFailure:
     return TransportFailure(f"{type(exc).__name__}: {exc}".strip())
 
 
-class _AiohttpResponse:
-    __slots__ = ("_body", "_response", "_url")
-
-    def __init__(self, response: aiohttp.ClientResponse, url: str, body: bytes | None) -> None:
-        self._response = response
-        self._url = url
-        self._body = body
+class _AiohttpResponse(BufferedResponse):
+    __slots__ = ()
+    errors = (aiohttp.ClientError, asyncio.TimeoutError)
 
     @property
     def status(self) -> int:
-        return self._response.status
+        return int(self._response.status)
 
     @property
     def headers(self) -> Mapping[str, str]:
-        return self._response.headers
+        return self._response.headers  # type: ignore[no-any-return]
 
-    async def read(self) -> bytes:
-        if self._body is None:
-            try:
-                self._body = await self._response.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise _failure(exc, self._url) from exc
-            finally:
-                self._response.release()
-        return self._body
+    def _failure(self, exc: BaseException) -> TransportFailure:
+        return _failure(exc, self._url)
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
-        if self._body is not None:
-            yield self._body
-            return
-        try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _failure(exc, self._url) from exc
+    async def _read_all(self) -> bytes:
+        return bytes(await self._response.read())
+
+    async def _release(self) -> None:
+        self._response.release()
+
+    def _chunks(self) -> AsyncIterator[bytes]:
+        return self._response.content.iter_any()  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         if not self._response.closed:

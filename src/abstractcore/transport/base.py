@@ -7,13 +7,14 @@ returns every HTTP status as a response. ``http.py`` builds on it.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 from abstractcore.core.config import Timeout
 
-__all__ = ["HttpRequest", "Transport", "TransportFailure", "TransportResponse"]
+__all__ = ["BufferedResponse", "HttpRequest", "Transport", "TransportFailure", "TransportResponse"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,56 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Close every pooled connection."""
         ...
+
+
+class BufferedResponse(abc.ABC):
+    """What the transports' responses share: the body read once and kept, or streamed in chunks,
+    and every failure below HTTP raised as ``TransportFailure``. A subclass gives the library's calls."""
+
+    __slots__ = ("_body", "_response", "_url")
+
+    #: The library's exceptions that mean the connection failed (or timed out) mid-body.
+    errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self, response: Any, url: str, body: bytes | None = None) -> None:
+        self._response = response
+        self._url = url
+        self._body = body
+
+    @abc.abstractmethod
+    def _failure(self, exc: BaseException) -> TransportFailure:
+        """``exc`` (one of ``errors``) as a ``TransportFailure``."""
+
+    @abc.abstractmethod
+    async def _read_all(self) -> bytes:
+        """The library's "read the whole body"."""
+
+    @abc.abstractmethod
+    async def _release(self) -> None:
+        """Give the connection back after a whole read."""
+
+    @abc.abstractmethod
+    def _chunks(self) -> AsyncIterator[bytes]:
+        """The library's "body chunks as they arrive"."""
+
+    async def read(self) -> bytes:
+        """The whole body; the connection is released afterwards."""
+        if self._body is None:
+            try:
+                self._body = await self._read_all()
+            except self.errors as exc:
+                raise self._failure(exc) from exc
+            finally:
+                await self._release()
+        return self._body
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """The body in chunks as they arrive (``TransportFailure`` when the connection breaks)."""
+        if self._body is not None:
+            yield self._body
+            return
+        try:
+            async for chunk in self._chunks():
+                yield chunk
+        except self.errors as exc:
+            raise self._failure(exc) from exc

@@ -8,7 +8,7 @@ import anyio
 import httpx
 
 from abstractcore.core.config import Timeout
-from abstractcore.transport.base import HttpRequest, TransportFailure
+from abstractcore.transport.base import BufferedResponse, HttpRequest, TransportFailure
 
 __all__ = ["HttpxTransport"]
 
@@ -23,41 +23,29 @@ def _failure(exc: httpx.HTTPError, url: str) -> TransportFailure:
     return TransportFailure(f"{type(exc).__name__}: {exc}".strip())
 
 
-class _HttpxResponse:
-    __slots__ = ("_body", "_response", "_url")
-
-    def __init__(self, response: httpx.Response, url: str) -> None:
-        self._response = response
-        self._url = url
-        self._body: bytes | None = None
+class _HttpxResponse(BufferedResponse):
+    __slots__ = ()
+    errors = (httpx.HTTPError,)
 
     @property
     def status(self) -> int:
-        return self._response.status_code
+        return int(self._response.status_code)
 
     @property
     def headers(self) -> Mapping[str, str]:
-        return self._response.headers
+        return self._response.headers  # type: ignore[no-any-return]
 
-    async def read(self) -> bytes:
-        if self._body is None:
-            try:
-                self._body = await self._response.aread()
-            except httpx.HTTPError as exc:
-                raise _failure(exc, self._url) from exc
-            finally:
-                await self._response.aclose()
-        return self._body
+    def _failure(self, exc: BaseException) -> TransportFailure:
+        return _failure(exc, self._url)  # type: ignore[arg-type]
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
-        if self._body is not None:
-            yield self._body
-            return
-        try:
-            async for chunk in self._response.aiter_raw():
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise _failure(exc, self._url) from exc
+    async def _read_all(self) -> bytes:
+        return bytes(await self._response.aread())
+
+    async def _release(self) -> None:
+        await self._response.aclose()
+
+    def _chunks(self) -> AsyncIterator[bytes]:
+        return self._response.aiter_raw()  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         await self._response.aclose()
