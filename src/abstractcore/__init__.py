@@ -12,6 +12,7 @@ from typing import Any as _Any
 
 from abstractcore._sync import LLM
 from abstractcore._version import __version__ as __version__
+from abstractcore.batch import BatchError
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
@@ -52,6 +53,7 @@ from abstractcore.core.types import (
 from abstractcore.features.tools.schema import Tool, tool
 from abstractcore.registry import PROVIDERS
 from abstractcore.registry import create_provider as _create_provider
+from abstractcore.router import Deployment, NoDeploymentAvailableError, RouteAttempt
 from abstractcore.run import RunEvent, RunResult
 from abstractcore.session import Session
 
@@ -62,9 +64,11 @@ __all__ = [
     "AuthenticationError",
     "BackendNotInstalledError",
     "BadRequestError",
+    "BatchError",
     "Capabilities",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "Deployment",
     "EmbeddingResponse",
     "EndpointNotFoundError",
     "GenerateResponse",
@@ -73,6 +77,7 @@ __all__ = [
     "Message",
     "ModelLoadError",
     "ModelNotFoundError",
+    "NoDeploymentAvailableError",
     "PermissionDeniedError",
     "ProviderConnectionError",
     "ProviderError",
@@ -81,6 +86,7 @@ __all__ = [
     "RateLimitError",
     "ResponseFormatError",
     "RetryConfig",
+    "RouteAttempt",
     "ServerError",
     "Session",
     "StreamChunk",

@@ -6,9 +6,10 @@ with the async methods and their blocking twins.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from abstractcore import batch as _batch
 from abstractcore import run as _run
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.run import Approve, RunEvent, RunResult
@@ -128,6 +129,34 @@ class LLMBase:
             max_turns=max_turns,
             approve=approve,
             response_model=response_model,
+            **params,
+        )
+
+    async def abatch(
+        self,
+        items: Sequence[str | Mapping[str, Any]],
+        *,
+        concurrency: int = 8,
+        return_exceptions: bool = True,
+        progress: bool | None = None,
+        **params: Any,
+    ) -> list[Any]:
+        """Generate for many items at once: prompts, or dicts of ``generate`` arguments.
+
+        At most ``concurrency`` calls run at once; ``params`` are defaults for
+        every item. Results come back in input order. With
+        ``return_exceptions=True`` a failed item holds its exception in its
+        slot; with False the first failure stops the batch and raises
+        ``BatchError`` carrying the finished results (``.results``). A
+        progress bar is shown on a terminal (stderr), never otherwise;
+        ``progress=True`` / ``False`` forces it.
+        """
+        return await _batch.abatch(
+            self,
+            items,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            progress=progress,
             **params,
         )
 

@@ -8,7 +8,7 @@ change base.py (or the hand-written part, _llm_base.py) and run
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from abstractcore._llm_base import LLMBase
@@ -585,6 +585,36 @@ class LLM(LLMBase):
                 max_turns=max_turns,
                 approve=approve,
                 response_model=response_model,
+                **params,
+            )
+        )
+
+    def batch(
+        self,
+        items: Sequence[str | Mapping[str, Any]],
+        *,
+        concurrency: int = 8,
+        return_exceptions: bool = True,
+        progress: bool | None = None,
+        **params: Any,
+    ) -> list[Any]:
+        """Generate for many items at once: prompts, or dicts of ``generate`` arguments.
+
+        At most ``concurrency`` calls run at once; ``params`` are defaults for
+        every item. Results come back in input order. With
+        ``return_exceptions=True`` a failed item holds its exception in its
+        slot; with False the first failure stops the batch and raises
+        ``BatchError`` carrying the finished results (``.results``). A
+        progress bar is shown on a terminal (stderr), never otherwise;
+        ``progress=True`` / ``False`` forces it.
+        """
+        return _portal.call(
+            functools.partial(
+                self.abatch,
+                items,
+                concurrency=concurrency,
+                return_exceptions=return_exceptions,
+                progress=progress,
                 **params,
             )
         )

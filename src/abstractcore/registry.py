@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PROVIDERS", "create_provider", "provider_class"]
 
-#: provider name -> "module:Class" under ``abstractcore.providers``.
+#: provider name -> "module:Class" under ``abstractcore.providers`` (or a full module path).
 PROVIDERS: dict[str, str] = {
     "anthropic": "anthropic:AnthropicProvider",
     "ollama": "ollama:OllamaProvider",
@@ -24,6 +24,7 @@ PROVIDERS: dict[str, str] = {
     "lmstudio": "lmstudio:LMStudioProvider",
     "vllm": "vllm:VLLMProvider",
     "openrouter": "openrouter:OpenRouterProvider",
+    "router": "abstractcore.router:Router",
 }
 
 _ALIASES = {"openai_compatible": "openai-compatible", "lm-studio": "lmstudio", "hf": "huggingface"}
@@ -42,11 +43,18 @@ def provider_class(name: str) -> type[AsyncProvider]:
             f"Unknown provider {name!r}.{hint} Valid providers: {', '.join(sorted(PROVIDERS))}."
         )
     module_name, _, class_name = target.partition(":")
-    module = importlib.import_module(f"abstractcore.providers.{module_name}")
+    path = module_name if "." in module_name else f"abstractcore.providers.{module_name}"
+    module = importlib.import_module(path)
     cls: type[AsyncProvider] = getattr(module, class_name)
     return cls
 
 
 def create_provider(name: str, model: str | None = None, **config: Any) -> AsyncProvider:
-    """Instantiate the provider ``name`` with ``model`` and ``config`` (validated)."""
-    return provider_class(name)(model, **config)
+    """Instantiate the provider ``name`` with ``model`` and ``config`` (validated).
+
+    A router builds its ``(provider, config)`` deployments with this function.
+    """
+    cls = provider_class(name)
+    if cls.name == "router":
+        config.setdefault("factory", create_provider)
+    return cls(model, **config)

@@ -131,12 +131,16 @@ async def test_retry_after_ms_header_is_preferred(fake: FakeOpenAI) -> None:
     await llm.aclose()
 
 
-async def test_retry_after_above_cap_falls_back_to_backoff(fake: FakeOpenAI) -> None:
+async def test_retry_after_above_cap_is_raised_at_once_not_hammered(fake: FakeOpenAI) -> None:
+    """A server that asks for an hour's pause is not retried after half a second."""
     fake.script.append(Fault("status", 429, headers={"retry-after": "3600"}))
     llm = make(fake)
     start = time.monotonic()
-    await llm.agenerate("hi")
+    with pytest.raises(RateLimitError) as info:
+        await llm.agenerate("hi")
     assert time.monotonic() - start < 5
+    assert info.value.retry_after == 3600
+    assert len(fake.requests) == 1
     await llm.aclose()
 
 

@@ -28,7 +28,8 @@ KEY = "sk-test-secret-key-1234567890"
 class Fault:
     """What to do with one request instead of answering normally."""
 
-    kind: str  # status | html | invalid_json | delay | drop_stream | stream_error | delay_stream | reply
+    #: status | html | invalid_json | delay | drop_stream | stream_error | delay_stream | reply | echo
+    kind: str
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -141,6 +142,12 @@ class FakeOpenAI:
             assert request.transport is not None
             request.transport.abort()
             return response
+        if fault.kind == "echo":  # answers with the last user message's text (tells replies apart)
+            users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+            content = users[-1].get("content", "") if users else ""
+            if isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            fault = Fault("reply", body={"content": content})
         if fault.kind == "reply":  # a chosen answer: body = {"content": ..., "finish_reason": ...}
             return web.json_response(
                 {

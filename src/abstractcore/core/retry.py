@@ -21,7 +21,8 @@ class RetryConfig:
     ``max_attempts`` counts the first try: ``max_attempts=1`` disables retries.
     Retried: connection errors, timeouts, 408, 409, 429 and 5xx. A
     ``Retry-After`` / ``retry-after-ms`` header is honoured when it is at most
-    ``max_retry_after`` seconds; otherwise the delay is
+    ``max_retry_after`` seconds; a longer ``Retry-After`` raises the
+    ``RateLimitError`` at once (a router moves to its next model). Otherwise the delay is
     ``initial_delay * exponential_base ** n`` capped at ``max_delay``, with
     full jitter when ``jitter`` is true.
     """

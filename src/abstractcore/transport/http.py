@@ -229,6 +229,8 @@ class HttpClient:
             if attempt >= self.retry.max_attempts or not _is_retryable(error):
                 raise error
             retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None and retry_after > self.retry.max_retry_after:
+                raise error  # the server asks for a longer wait than allowed: retrying early only fails again
             delay = self.retry.delay(attempt, retry_after)
             logger.info(
                 "%s %s failed (%s); retry %d of %d in %.2fs",
