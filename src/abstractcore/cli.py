@@ -3,6 +3,7 @@
     abstractcore "What is machine learning?"             # the embedded model, streamed
     echo "Summarise this" | abstractcore --provider ollama --model qwen2.5:7b
     abstractcore --json "Hi"                             # the whole response, with usage
+    abstractcore serve --provider ollama --model qwen2.5:7b   # an OpenAI/Anthropic-compatible server
 
 Without ``--provider`` the embedded SmolLM2 model runs in process (the
 "huggingface" provider). Any failure (unknown provider, missing model or key,
@@ -24,7 +25,9 @@ _PROG = "abstractcore"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=_PROG, description="Ask an LLM a question; the answer is streamed to stdout."
+        prog=_PROG,
+        description="Ask an LLM a question; the answer is streamed to stdout.",
+        epilog="abstractcore serve --help: serve a model over the OpenAI and Anthropic HTTP APIs.",
     )
     parser.add_argument("prompt", nargs="?", help="the question (read from stdin when omitted)")
     parser.add_argument(
@@ -113,7 +116,15 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 on success)."""
+    """Run the command; returns the exit status (0 on success).
+
+    ``abstractcore serve ...`` starts the HTTP server (``abstractcore.server.cli``).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        from abstractcore.server.cli import main as serve
+
+        return serve(argv[1:])
     args = _parser().parse_args(argv)
     try:
         _run(args)

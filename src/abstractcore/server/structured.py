@@ -71,7 +71,9 @@ class JsonAnswer:
                     text += self._text(chunk.tool_calls[0].arguments)
                 finish = "stop" if chunk.finish_reason == "tool_calls" else chunk.finish_reason
                 if text or finish or chunk.usage:
-                    yield StreamChunk(content=text, finish_reason=finish, usage=chunk.usage, model=chunk.model)
+                    yield StreamChunk(
+                        content=text, finish_reason=finish, usage=chunk.usage, model=chunk.model
+                    )
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:

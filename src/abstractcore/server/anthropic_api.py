@@ -1,0 +1,377 @@
+"""Anthropic's Messages wire format, server side: request body -> ``Call``, answer -> ``message``
+body, stream -> the Messages event sequence; and the model list.
+
+The reverse of ``providers/anthropic.py``: the top-level ``system`` becomes a system message,
+``tool_result`` blocks become tool messages (placed before the rest of their user turn),
+``tool_use`` blocks become the assistant's tool calls, base64 and URL images become
+``ImagePart``s. ``thinking`` blocks a client sends back are dropped (no back end here reads
+them); fields with no meaning here (``metadata``, ``service_tier``, ``thinking``) are accepted and
+not forwarded; server tools, documents, MCP servers and containers are a 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from typing import Any
+
+from abstractcore.core.types import (
+    ContentPart,
+    GenerateResponse,
+    ImagePart,
+    Message,
+    StreamChunk,
+    TextPart,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from abstractcore.server.call import Call, check_tools
+from abstractcore.server.errors import ApiError, anthropic_body
+from abstractcore.server.fields import Fields
+from abstractcore.server.structured import JsonAnswer
+from abstractcore.server.wire import dumps, new_id, sse_event
+
+__all__ = ["MessageStream", "message", "model_list", "parse_messages"]
+
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
+_SKIPPED_BLOCKS = ("thinking", "redacted_thinking")
+
+
+# -- request ------------------------------------------------------------------------------------
+
+
+def parse_messages(body: Fields) -> Call:
+    """The ``Call`` a Messages request asks for (400 naming the field when it is wrong)."""
+    model = body.string("model", required=True, nonempty=True)
+    assert model is not None
+    params: dict[str, Any] = {"max_tokens": body.integer("max_tokens", required=True, minimum=1)}
+    for name in ("temperature", "top_p"):
+        value = body.number(name, 0.0, 1.0)
+        if value is not None:
+            params[name] = value
+    top_k = body.integer("top_k", minimum=0)
+    if top_k is not None:
+        params["top_k"] = top_k
+    stop = body.strings("stop_sequences")
+    if stop:
+        params["stop"] = stop
+    body.refuse("mcp_servers", None, "MCP servers are not supported by this server")
+    body.refuse("container", None, "containers are not supported by this server")
+    tools = _tools(body)
+    choice = check_tools(tools, body.data.get("tool_choice"), tools_param="tools", choice_param="tool_choice")
+    call = Call(
+        model=model,
+        messages=[*_system(body), *_turns(body)],
+        params=params,
+        tools=tools,
+        tool_choice=choice,
+        stream=bool(body.boolean("stream")),
+    )
+    call.answer = _answer(body)
+    return call
+
+
+def _text_blocks(blocks: list[Fields]) -> str:
+    texts = []
+    for block in blocks:
+        if block.string("type", required=True) != "text":
+            raise ApiError.bad(block.path("type"), "only text blocks are allowed here")
+        texts.append(block.string("text", required=True) or "")
+    return "\n".join(texts)
+
+
+def _system(body: Fields) -> list[Message]:
+    value = body.data.get("system")
+    if value is None or value == "":
+        return []
+    text = value if isinstance(value, str) else _text_blocks(body.objects("system"))
+    return [Message("system", text)] if text else []
+
+
+def _turns(body: Fields) -> list[Message]:
+    out: list[Message] = []
+    for turn in body.objects("messages", required=True, nonempty=True):
+        role = turn.string("role", required=True)
+        if role not in ("user", "assistant"):
+            hint = " (the system prompt goes in the top-level 'system' field)" if role == "system" else ""
+            raise ApiError.bad(turn.path("role"), f"must be 'user' or 'assistant'{hint}")
+        content = turn.data.get("content")
+        if isinstance(content, str):
+            out.append(Message("user" if role == "user" else "assistant", content))
+        elif role == "user":
+            out += _user_turn(turn.objects("content", required=True))
+        else:
+            out.append(_assistant_turn(turn.objects("content", required=True)))
+    return out
+
+
+def _user_turn(blocks: list[Fields]) -> list[Message]:
+    results: list[Message] = []
+    parts: list[ContentPart] = []
+    for block in blocks:
+        kind = block.string("type", required=True)
+        if kind == "text":
+            parts.append(TextPart(block.string("text", required=True) or ""))
+        elif kind == "image":
+            parts.append(_image(block))
+        elif kind == "tool_result":
+            results.append(_tool_result(block))
+        else:
+            raise ApiError.bad(block.path("type"), f"{kind!r} blocks are not supported by this server")
+    if not parts:
+        return results
+    if all(isinstance(p, TextPart) for p in parts):
+        return [*results, Message("user", "\n".join(p.text for p in parts if isinstance(p, TextPart)))]
+    return [*results, Message("user", parts)]
+
+
+def _tool_result(block: Fields) -> Message:
+    call_id = block.string("tool_use_id", required=True, nonempty=True)
+    value = block.data.get("content")
+    text = value if isinstance(value, str) or value is None else _text_blocks(block.objects("content"))
+    if block.boolean("is_error"):
+        text = f"Error: {text or ''}"
+    return Message("tool", text or "", tool_call_id=call_id)
+
+
+def _assistant_turn(blocks: list[Fields]) -> Message:
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in blocks:
+        kind = block.string("type", required=True)
+        if kind == "text":
+            texts.append(block.string("text", required=True) or "")
+        elif kind == "tool_use":
+            arguments = block.object("input", required=True)
+            assert arguments is not None
+            calls.append(
+                ToolCall(
+                    id=block.string("id", required=True, nonempty=True) or "",
+                    name=block.string("name", required=True, nonempty=True) or "",
+                    arguments=dict(arguments.data),
+                )
+            )
+        elif kind not in _SKIPPED_BLOCKS:
+            raise ApiError.bad(block.path("type"), f"{kind!r} blocks are not supported by this server")
+    return Message("assistant", "".join(texts), tool_calls=calls)
+
+
+def _image(block: Fields) -> ImagePart:
+    source = block.object("source", required=True)
+    assert source is not None
+    kind = source.string("type", required=True)
+    if kind == "url":
+        return ImagePart(url=source.string("url", required=True, nonempty=True))
+    if kind != "base64":
+        raise ApiError.bad(source.path("type"), "must be 'base64' or 'url'")
+    mime = source.string("media_type", required=True) or ""
+    if not mime.startswith("image/"):
+        raise ApiError.bad(source.path("media_type"), "must be an image type such as 'image/png'")
+    try:
+        data = base64.b64decode(source.string("data", required=True) or "", validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError.bad(source.path("data"), "invalid base64 data") from None
+    return ImagePart(data=data, mime_type=mime)
+
+
+def _tools(body: Fields) -> list[ToolSpec]:
+    specs: list[ToolSpec] = []
+    for tool in body.objects("tools"):
+        if tool.string("type") not in (None, "custom"):
+            raise ApiError.bad(tool.path("type"), "only custom tools (name, input_schema) are supported")
+        schema = tool.object("input_schema", required=True)
+        assert schema is not None
+        specs.append(
+            ToolSpec(
+                name=tool.string("name", required=True, nonempty=True) or "",
+                description=tool.string("description") or "",
+                parameters=dict(schema.data),
+            )
+        )
+    return specs
+
+
+def _answer(body: Fields) -> JsonAnswer | None:
+    config = body.object("output_config")
+    form = (config.object("format") if config else None) or body.object("output_format")
+    if form is None:
+        return None
+    if form.string("type", required=True) != "json_schema":
+        raise ApiError.bad(form.path("type"), "must be 'json_schema'")
+    schema = form.object("schema", required=True)
+    assert schema is not None
+    return JsonAnswer(dict(schema.data))
+
+
+# -- reply --------------------------------------------------------------------------------------
+
+
+def _stop_reason(reason: str | None, calls: bool) -> str:
+    if calls and reason in (None, "stop", "tool_calls"):
+        return "tool_use"
+    return _STOP_REASONS.get(reason or "stop", "end_turn")
+
+
+def _usage(usage: Usage | None) -> dict[str, int]:
+    """Anthropic's usage (its SDK needs numbers: 0 when the back end did not count)."""
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+
+
+def message(model: str, response: GenerateResponse) -> dict[str, Any]:
+    """The ``message`` body of an answer."""
+    content: list[dict[str, Any]] = []
+    if response.content:
+        content.append({"type": "text", "text": response.content})
+    for call in response.tool_calls:
+        content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
+    return {
+        "id": new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": _stop_reason(response.finish_reason, bool(response.tool_calls)),
+        "stop_sequence": None,
+        "usage": _usage(response.usage),
+    }
+
+
+class MessageStream:
+    """The Messages events of one streamed answer.
+
+    ``start()`` is ``message_start`` and a ``ping``; ``chunk(c)`` opens and closes content blocks
+    as the answer moves between text and tool calls (``content_block_start`` / ``_delta`` with
+    ``text_delta`` or ``input_json_delta`` / ``_stop``; a call the back end delivers whole is one
+    ``input_json_delta``); ``end()`` closes the last block and sends ``message_delta`` (stop reason,
+    usage) and ``message_stop``.
+    """
+
+    def __init__(self, model: str, request_id: str) -> None:
+        self._model = model
+        self._request_id = request_id
+        self._open: int | None = None  # index of the open block
+        self._text_prefix = b""  # the bytes of a text delta in the open text block, up to its text
+        self._blocks = 0
+        self._tools: dict[int, int] = {}  # the back end's call index -> block index
+        self._fragments = False
+        self._calls = False
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+
+    def start(self) -> bytes:
+        """``message_start`` (usage is known only at the end: it comes in ``message_delta``) and a ping."""
+        start = {
+            "type": "message_start",
+            "message": {
+                "id": new_id("msg_"),
+                "type": "message",
+                "role": "assistant",
+                "model": self._model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            },
+        }
+        return sse_event("message_start", start) + sse_event("ping", {"type": "ping"})
+
+    def _close(self) -> bytes:
+        if self._open is None:
+            return b""
+        index, self._open, self._text_prefix = self._open, None, b""
+        return sse_event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+    def _start_block(self, block: dict[str, Any]) -> tuple[int, bytes]:
+        out = self._close()
+        index = self._open = self._blocks
+        self._blocks += 1
+        start = {"type": "content_block_start", "index": index, "content_block": block}
+        return index, out + sse_event("content_block_start", start)
+
+    @staticmethod
+    def _json_delta(index: int, fragment: str) -> bytes:
+        delta = {"type": "input_json_delta", "partial_json": fragment}
+        return sse_event(
+            "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+        )
+
+    def chunk(self, chunk: StreamChunk) -> bytes:
+        """The events of one chunk of the answer (stop reason and usage are kept for ``end``)."""
+        out = b""
+        if chunk.content:
+            if not self._text_prefix:
+                index, out = self._start_block({"type": "text", "text": ""})
+                self._text_prefix = (
+                    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+                    b'"delta":{"type":"text_delta","text":' % index
+                )
+            out += self._text_prefix + dumps(chunk.content) + b"}}\n\n"
+        for delta in chunk.tool_call_deltas:
+            self._fragments = self._calls = True
+            known = self._tools.get(delta.index)
+            if known is not None:
+                index = known
+            else:
+                block = {
+                    "type": "tool_use",
+                    "id": delta.id or new_id("toolu_"),
+                    "name": delta.name or "",
+                    "input": {},
+                }
+                index, started = self._start_block(block)
+                self._tools[delta.index] = index
+                out += started
+            if delta.arguments_fragment:
+                out += self._json_delta(index, delta.arguments_fragment)
+        if not self._fragments:  # the back end hands calls over whole
+            for call in chunk.tool_calls:
+                self._calls = True
+                index, started = self._start_block(
+                    {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+                )
+                out += started + self._json_delta(index, call.arguments_json()) + self._close()
+        if chunk.finish_reason is not None:
+            self._finish = chunk.finish_reason
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        return out
+
+    def end(self) -> bytes:
+        """The last block's stop, ``message_delta`` with the stop reason and usage, ``message_stop``."""
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": _stop_reason(self._finish, self._calls), "stop_sequence": None},
+            "usage": _usage(self._usage),
+        }
+        return (
+            self._close()
+            + sse_event("message_delta", delta)
+            + sse_event("message_stop", {"type": "message_stop"})
+        )
+
+    def error(self, error: ApiError) -> bytes:
+        """An error after the stream began: Anthropic's ``error`` event."""
+        return sse_event("error", anthropic_body(error, self._request_id))
+
+
+def model_list(models: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``GET /v1/models`` as Anthropic lists models (one page)."""
+    data = [
+        {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+        for name, _ in models
+    ]
+    return {
+        "data": data,
+        "has_more": False,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }

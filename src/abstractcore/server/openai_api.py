@@ -1,0 +1,366 @@
+"""OpenAI's Chat Completions wire format, server side: request body -> ``Call``, answer ->
+``chat.completion`` body, stream -> ``chat.completion.chunk`` events; and the model list.
+
+The reverse of ``features/openai_chat.py`` (which writes requests and reads replies).
+Fields with no meaning here that a client may send by habit (``user``, ``store``,
+``metadata``, ``parallel_tool_calls``, ...) are accepted and not forwarded; fields whose
+meaning cannot be honoured (``n`` > 1, ``logprobs``, audio, the legacy ``functions``) are a 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from typing import Any, cast
+
+from abstractcore.core.types import (
+    ContentPart,
+    GenerateResponse,
+    ImagePart,
+    Message,
+    Role,
+    StreamChunk,
+    TextPart,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from abstractcore.server.call import Call, check_tools
+from abstractcore.server.errors import ApiError, openai_body
+from abstractcore.server.fields import Fields
+from abstractcore.server.structured import JsonAnswer
+from abstractcore.server.wire import dumps, new_id, now, sse_data
+
+__all__ = ["ChatStream", "completion", "include_usage", "model_list", "parse_chat"]
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+_FINISH = ("stop", "length", "tool_calls", "content_filter")
+_EMPTY_SCHEMA = {"type": "object", "properties": {}}
+_RANGES = (
+    ("temperature", 0.0, 2.0),
+    ("top_p", 0.0, 1.0),
+    ("presence_penalty", -2.0, 2.0),
+    ("frequency_penalty", -2.0, 2.0),
+)
+
+
+# -- request ------------------------------------------------------------------------------------
+
+
+def parse_chat(body: Fields) -> Call:
+    """The ``Call`` a Chat Completions request asks for (400 naming the field when it is wrong)."""
+    model = body.string("model", required=True, nonempty=True)
+    assert model is not None
+    _refuse_unsupported(body)
+    tools = _tools(body)
+    choice = check_tools(tools, body.data.get("tool_choice"), tools_param="tools", choice_param="tool_choice")
+    call = Call(
+        model=model,
+        messages=_messages(body),
+        params=_params(body),
+        tools=tools,
+        tool_choice=choice,
+        stream=bool(body.boolean("stream")),
+    )
+    call.answer = _answer(body)
+    return call
+
+
+def include_usage(body: Fields) -> bool:
+    """Whether a stream should end with a usage chunk (``stream_options.include_usage``)."""
+    options = body.object("stream_options")
+    return bool(options and options.boolean("include_usage"))
+
+
+def _refuse_unsupported(body: Fields) -> None:
+    body.refuse("n", 1, "only n=1 is supported")
+    body.refuse("logprobs", False, "logprobs are not supported by this server")
+    body.refuse("top_logprobs", 0, "logprobs are not supported by this server")
+    body.refuse("audio", None, "audio output is not supported by this server")
+    body.refuse("modalities", ["text"], "only text output is supported by this server")
+    body.refuse("logit_bias", {}, "logit_bias is not supported by this server")
+    body.refuse("functions", None, "the legacy functions field is not supported; use tools")
+    body.refuse("function_call", None, "the legacy function_call field is not supported; use tool_choice")
+
+
+def _params(body: Fields) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, low, high in _RANGES:
+        value = body.number(name, low, high)
+        if value is not None:
+            params[name] = value
+    max_tokens = body.integer("max_completion_tokens", minimum=1)
+    if max_tokens is None:
+        max_tokens = body.integer("max_tokens", minimum=1)
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+    stop = body.strings("stop")
+    if stop:
+        params["stop"] = stop
+    seed = body.integer("seed")
+    if seed is not None:
+        params["seed"] = seed
+    return params
+
+
+def _messages(body: Fields) -> list[Message]:
+    out: list[Message] = []
+    for message in body.objects("messages", required=True, nonempty=True):
+        role = message.string("role", required=True)
+        if role not in _ROLES:
+            raise ApiError.bad(message.path("role"), "must be system, developer, user, assistant or tool")
+        role = _ROLES[role]
+        content = _content(message, images=role == "user")
+        if role == "assistant":
+            calls = [_tool_call(c, i) for i, c in enumerate(message.objects("tool_calls"))]
+            out.append(Message("assistant", content, tool_calls=calls))
+        elif role == "tool":
+            call_id = message.string("tool_call_id", required=True)
+            out.append(Message("tool", _as_text(content), tool_call_id=call_id))
+        else:
+            out.append(Message(cast(Role, role), content, name=message.string("name")))
+    return out
+
+
+def _as_text(content: str | list[ContentPart]) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.text for p in content if isinstance(p, TextPart))
+
+
+def _content(message: Fields, *, images: bool) -> str | list[ContentPart]:
+    value = message.data.get("content")
+    if value is None or isinstance(value, str):
+        return value or ""
+    parts: list[ContentPart] = []
+    for part in message.objects("content"):
+        kind = part.string("type", required=True)
+        if kind == "text":
+            parts.append(TextPart(part.string("text", required=True) or ""))
+        elif kind == "refusal":
+            parts.append(TextPart(part.string("refusal") or ""))
+        elif kind == "image_url" and images:
+            parts.append(_image(part))
+        else:
+            raise ApiError.bad(part.path("type"), f"{kind!r} content parts are not supported here")
+    if all(isinstance(p, TextPart) for p in parts):
+        return _as_text(parts)
+    return parts
+
+
+def _image(part: Fields) -> ImagePart:
+    value = part.data.get("image_url")
+    image = Fields({"url": value}, part.path("image_url")) if isinstance(value, str) else None
+    image = image or part.object("image_url", required=True)
+    assert image is not None
+    url = image.string("url", required=True, nonempty=True) or ""
+    if url.startswith(("http://", "https://")):
+        return ImagePart(url=url)
+    if not url.startswith("data:"):
+        raise ApiError.bad(image.path("url"), "must be an http(s) URL or a data: URL")
+    header, _, payload = url.partition(",")
+    if ";base64" not in header:
+        raise ApiError.bad(image.path("url"), "a data: URL must be base64 (data:image/png;base64,...)")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError.bad(image.path("url"), "the data: URL holds invalid base64") from None
+    return ImagePart(data=data, mime_type=header[5:].split(";", 1)[0] or "image/png")
+
+
+def _tool_call(call: Fields, index: int) -> ToolCall:
+    function = call.object("function", required=True)
+    assert function is not None
+    name = function.string("name", required=True, nonempty=True) or ""
+    raw = function.data.get("arguments")
+    arguments: Any = raw if isinstance(raw, dict) else {}
+    if isinstance(raw, str) and raw.strip():
+        try:
+            arguments = json.loads(raw)
+        except ValueError:
+            raise ApiError.bad(function.path("arguments"), "is not valid JSON") from None
+    if not isinstance(arguments, dict):
+        raise ApiError.bad(function.path("arguments"), "must be a JSON object")
+    return ToolCall(id=call.string("id") or f"call_{index}", name=name, arguments=arguments)
+
+
+def _tools(body: Fields) -> list[ToolSpec]:
+    specs: list[ToolSpec] = []
+    for tool in body.objects("tools"):
+        if (tool.string("type") or "function") != "function":
+            raise ApiError.bad(tool.path("type"), "only 'function' tools are supported")
+        function = tool.object("function", required=True)
+        assert function is not None
+        parameters = function.object("parameters")
+        specs.append(
+            ToolSpec(
+                name=function.string("name", required=True, nonempty=True) or "",
+                description=function.string("description") or "",
+                parameters=dict(parameters.data) if parameters else dict(_EMPTY_SCHEMA),
+            )
+        )
+    return specs
+
+
+def _answer(body: Fields) -> JsonAnswer | None:
+    form = body.object("response_format")
+    if form is None:
+        return None
+    kind = form.string("type", required=True)
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return JsonAnswer({"type": "object"}, "json_object")
+    if kind != "json_schema":
+        raise ApiError.bad(form.path("type"), "must be 'text', 'json_object' or 'json_schema'")
+    spec = form.object("json_schema", required=True)
+    assert spec is not None
+    schema = spec.object("schema")
+    return JsonAnswer(
+        dict(schema.data) if schema else {"type": "object"}, spec.string("name") or "json_answer"
+    )
+
+
+# -- reply --------------------------------------------------------------------------------------
+
+
+def _finish(reason: str | None, calls: bool) -> str:
+    if calls and reason in (None, "stop"):
+        return "tool_calls"
+    return reason if reason in _FINISH else "stop"
+
+
+def _usage(usage: Usage | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _call(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments_json()},
+    }
+
+
+def completion(model: str, response: GenerateResponse) -> dict[str, Any]:
+    """The ``chat.completion`` body of an answer."""
+    calls = response.tool_calls
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": response.content if response.content or not calls else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = [_call(c) for c in calls]
+    return {
+        "id": new_id("chatcmpl-"),
+        "object": "chat.completion",
+        "created": now(),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": _finish(response.finish_reason, bool(calls)),
+            }
+        ],
+        "usage": _usage(response.usage),
+    }
+
+
+class ChatStream:
+    """The ``chat.completion.chunk`` events of one streamed answer.
+
+    ``start()`` is the role chunk; ``chunk(c)`` the events of one ``StreamChunk`` (text deltas;
+    tool calls in OpenAI's delta form: the first fragment of each call carries its index, id and
+    name, later ones only argument text; calls the back end delivers whole are sent as one
+    fragment each); ``end()`` the finish chunk, the usage chunk when asked for, and ``[DONE]``.
+    """
+
+    def __init__(self, model: str, *, include_usage: bool) -> None:
+        head = dumps(
+            {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk", "created": now(), "model": model}
+        )
+        self._prefix = b"data: " + head[:-1] + b',"choices":[{"index":0,"delta":'
+        self._usage_head = b"data: " + head[:-1] + b',"choices":[],"usage":'
+        self._include_usage = include_usage
+        self._indices: dict[int, int] = {}  # the back end's call index -> ours
+        self._fragments = False
+        self._calls = 0
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+
+    def _event(self, delta: bytes, finish: bytes = b"null") -> bytes:
+        return self._prefix + delta + b',"logprobs":null,"finish_reason":' + finish + b"}]}\n\n"
+
+    def start(self) -> bytes:
+        """The first chunk: the assistant's role."""
+        return self._event(b'{"role":"assistant","content":""}')
+
+    def chunk(self, chunk: StreamChunk) -> bytes:
+        """The events of one chunk of the answer (finish and usage are kept for ``end``)."""
+        out = b""
+        if chunk.content:
+            out = self._event(b'{"content":' + dumps(chunk.content) + b"}")
+        if chunk.tool_call_deltas or chunk.tool_calls:
+            calls = self._tool_calls(chunk)
+            if calls:
+                out += self._event(dumps({"tool_calls": calls}))
+        if chunk.finish_reason is not None:
+            self._finish = chunk.finish_reason
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        return out
+
+    def _tool_calls(self, chunk: StreamChunk) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for delta in chunk.tool_call_deltas:
+            self._fragments = True
+            index = self._indices.get(delta.index)
+            if index is None:
+                index = self._indices[delta.index] = len(self._indices)
+                out.append(
+                    {
+                        "index": index,
+                        "id": delta.id or new_id("call_"),
+                        "type": "function",
+                        "function": {"name": delta.name or "", "arguments": delta.arguments_fragment},
+                    }
+                )
+            elif delta.arguments_fragment:
+                out.append({"index": index, "function": {"arguments": delta.arguments_fragment}})
+        if not self._fragments:  # the back end hands calls over whole
+            for call in chunk.tool_calls:
+                out.append({"index": self._calls, **_call(call)})
+                self._calls += 1
+        return out
+
+    def end(self) -> bytes:
+        """The finish chunk, the usage chunk (``include_usage``; usage null when the back end did
+        not count) and ``[DONE]``."""
+        calls = bool(self._indices) or self._calls > 0
+        finish = self._event(b"{}", dumps(_finish(self._finish, calls)))
+        if self._include_usage:
+            finish += self._usage_head + dumps(_usage(self._usage)) + b"}\n\n"
+        return finish + b"data: [DONE]\n\n"
+
+    def error(self, error: ApiError) -> bytes:
+        """An error after the stream began: an event holding OpenAI's error body."""
+        return sse_data(openai_body(error))
+
+
+def model_list(models: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``GET /v1/models``: the served names, ``(name, owner)`` pairs."""
+    return {
+        "object": "list",
+        "data": [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in models],
+    }

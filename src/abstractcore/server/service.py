@@ -1,0 +1,275 @@
+"""The server's work, independent of the HTTP framework: check a request, route it, answer it.
+
+An adapter (``app.py`` for aiohttp) calls ``check`` with the method, path and headers before it
+reads the body (CORS preflight, unknown route, the server's key), then ``handle`` with the body.
+A ``Reply`` is a status, headers and either a body or ``stream``, an async iterator of
+server-sent-event bytes; closing ``stream`` closes the back end's stream, which stops the
+generation (in-process models stop within a token and are free at once).
+
+The first chunk of a stream is awaited before the reply is made, so a back end that fails at
+once (unknown model, 429, 5xx, a bad argument) gives a real HTTP status, not an error event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from abstractcore.core.types import GenerateResponse, StreamChunk
+from abstractcore.server import anthropic_api, openai_api
+from abstractcore.server.backends import Backends
+from abstractcore.server.call import Call
+from abstractcore.server.config import ServerConfig
+from abstractcore.server.embeddings import embedding_list, parse_embeddings
+from abstractcore.server.errors import ApiError, anthropic_body, from_exception, openai_body
+from abstractcore.server.fields import parse_json_object
+from abstractcore.server.wire import JSON_HEADERS, SSE_HEADERS, dumps, new_id
+
+if TYPE_CHECKING:
+    from abstractcore import LLM
+
+__all__ = ["Reply", "Service"]
+
+log = logging.getLogger("abstractcore.server")
+
+Headers = Mapping[str, str]
+_Handler = Callable[[Headers, bytes, str], Awaitable["Reply"]]
+_CORS_METHODS = "GET, POST, OPTIONS"
+
+
+@dataclass(slots=True)
+class Reply:
+    """An answer: a JSON ``body``, or an SSE ``stream`` (close it when the client goes away)."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    stream: AsyncGenerator[bytes, None] | None = None
+
+
+class _Stream(Protocol):
+    def start(self) -> bytes: ...
+    def chunk(self, chunk: StreamChunk) -> bytes: ...
+    def end(self) -> bytes: ...
+    def error(self, error: ApiError) -> bytes: ...
+
+
+async def _aclose(chunks: AsyncIterator[Any]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _events(
+    stream: _Stream, first: StreamChunk | None, chunks: AsyncIterator[StreamChunk]
+) -> AsyncGenerator[bytes, None]:
+    try:
+        head = stream.start()
+        yield head + stream.chunk(first) if first is not None else head
+        async for chunk in chunks:
+            data = stream.chunk(chunk)
+            if data:
+                yield data
+        yield stream.end()
+    except Exception as exc:  # the stream has begun: the error becomes an event (never a traceback)
+        error = from_exception(exc)
+        log.warning("stream failed after it began: %s", error.message)
+        yield stream.error(error)
+    finally:
+        await _aclose(chunks)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, {**JSON_HEADERS, **(headers or {})}, dumps(body))
+
+
+def _anthropic_path(path: str) -> bool:
+    return path.startswith(("/v1/messages", "/messages"))
+
+
+class Service:
+    """Answers the OpenAI and Anthropic endpoints for the models of ``backends``."""
+
+    def __init__(self, backends: Backends, config: ServerConfig | None = None) -> None:
+        config = config or ServerConfig()
+        self.backends = backends
+        self.config = config
+        key = config.api_key
+        self._key = hashlib.sha256(key.reveal().encode()).digest() if key else None
+        self._origins = frozenset(config.cors_origins)
+        self._routes: dict[tuple[str, str], _Handler] = {
+            ("POST", "/v1/chat/completions"): self._chat,
+            ("POST", "/v1/messages"): self._messages,
+            ("POST", "/v1/embeddings"): self._embeddings,
+            ("GET", "/v1/models"): self._models,
+        }
+
+    # -- before the body -----------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[str, _Handler | None]:
+        """The canonical path (``/v1`` added when a client left it out) and its handler."""
+        path = path.rstrip("/") or "/"
+        handler = self._routes.get((method, path))
+        if handler is None and not path.startswith("/v1/"):
+            v1 = "/v1" + path
+            handler = self._routes.get((method, v1))
+            if handler is not None:
+                return v1, handler
+        if handler is None and method == "GET" and path.startswith("/v1/models/"):
+            return path, self._model
+        return path, handler
+
+    def check(self, method: str, path: str, headers: Headers) -> Reply | None:
+        """A reply to send without reading the body (preflight, health, unknown route, wrong
+        key), or None to go on with ``handle``."""
+        if method == "OPTIONS" and self._origins:
+            return self._preflight(headers)
+        if path == "/health" and method in ("GET", "HEAD"):
+            return _json({"status": "ok"})
+        canonical, handler = self.route(method, path)
+        if handler is None:
+            known = any(p == canonical for _, p in self._routes) or canonical.startswith("/v1/models/")
+            status, what = (
+                (405, f"{method} is not allowed on {canonical}") if known else (404, f"No route {path}")
+            )
+            return self.error(path, ApiError(status, what, kind="not_found"), headers)
+        if self._key is not None and not self._authorised(headers):
+            error = ApiError(
+                401,
+                "Invalid or missing API key: send the server's key as 'Authorization: Bearer <key>' "
+                "or 'x-api-key: <key>'.",
+                kind="authentication",
+            )
+            return self.error(path, error, headers)
+        return None
+
+    def _authorised(self, headers: Headers) -> bool:
+        given = headers.get("x-api-key")
+        if given is None:
+            auth = headers.get("authorization") or ""
+            scheme, _, token = auth.partition(" ")
+            given = token.strip() if scheme.lower() == "bearer" else None
+        if not given or self._key is None:
+            return False
+        return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._key)
+
+    def _cors_headers(self, headers: Headers) -> dict[str, str]:
+        origin = headers.get("origin")
+        if not origin or not self._origins or not ({origin, "*"} & self._origins):
+            return {}
+        return {"access-control-allow-origin": origin, "vary": "Origin"}
+
+    def _preflight(self, headers: Headers) -> Reply:
+        allow = self._cors_headers(headers)
+        if not allow:
+            return Reply(403, {"vary": "Origin"})
+        asked = headers.get("access-control-request-headers") or "authorization, content-type, x-api-key"
+        return Reply(
+            204,
+            {
+                **allow,
+                "access-control-allow-methods": _CORS_METHODS,
+                "access-control-allow-headers": asked,
+                "access-control-max-age": "600",
+            },
+        )
+
+    def error(self, path: str, error: ApiError, headers: Headers | None = None) -> Reply:
+        """``error`` in the shape of the API ``path`` belongs to (Anthropic's for /v1/messages and
+        for a client that sent ``anthropic-version``, OpenAI's otherwise)."""
+        extra = {**error.headers(), **(self._cors_headers(headers) if headers else {})}
+        if _anthropic_path(path) or (headers is not None and "anthropic-version" in headers):
+            request_id = new_id("req_")
+            return _json(anthropic_body(error, request_id), error.status, {**extra, "request-id": request_id})
+        return _json(openai_body(error), error.status, extra)
+
+    def too_large(self, path: str, headers: Headers) -> Reply:
+        """The reply to a body over ``max_request_bytes``."""
+        limit = self.config.max_request_bytes
+        error = ApiError(
+            413, f"The request body is larger than this server's limit ({limit} bytes).", kind="too_large"
+        )
+        return self.error(path, error, headers)
+
+    # -- with the body ---------------------------------------------------------------------
+
+    async def handle(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:
+        """Answer a request that ``check`` let through."""
+        canonical, handler = self.route(method, path)
+        assert handler is not None, "check() first"
+        try:
+            reply = await handler(headers, body, canonical)
+        except Exception as exc:
+            error = from_exception(exc)
+            if error.status >= 500:
+                log.warning("%s %s failed: %s", method, path, error.message)
+            return self.error(canonical, error, headers)
+        if self._origins:
+            reply.headers.update(self._cors_headers(headers))
+        return reply
+
+    async def _generate(self, llm: LLM, call: Call) -> GenerateResponse:
+        answer = call.answer
+        if answer is not None:
+            answer.apply(call)
+        response = await llm.agenerate(**call.arguments())
+        return answer.response(response) if answer is not None and answer.forced else response
+
+    async def _stream(self, llm: LLM, call: Call, stream: _Stream) -> Reply:
+        answer = call.answer
+        if answer is not None:
+            answer.apply(call)
+        chunks: AsyncIterator[StreamChunk] = llm.astream(**call.arguments())
+        if answer is not None and answer.forced:
+            chunks = answer.chunks(chunks)
+        try:
+            first: StreamChunk | None = await chunks.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except BaseException:
+            await _aclose(chunks)
+            raise
+        return Reply(200, dict(SSE_HEADERS), stream=_events(stream, first, chunks))
+
+    async def _chat(self, headers: Headers, body: bytes, path: str) -> Reply:
+        fields = parse_json_object(body)
+        call = openai_api.parse_chat(fields)
+        name, llm = self.backends.resolve(call.model)
+        if call.stream:
+            stream = openai_api.ChatStream(name, include_usage=openai_api.include_usage(fields))
+            return await self._stream(llm, call, stream)
+        return _json(openai_api.completion(name, await self._generate(llm, call)))
+
+    async def _messages(self, headers: Headers, body: bytes, path: str) -> Reply:
+        call = anthropic_api.parse_messages(parse_json_object(body))
+        name, llm = self.backends.resolve(call.model)
+        request_id = new_id("req_")
+        if call.stream:
+            reply = await self._stream(llm, call, anthropic_api.MessageStream(name, request_id))
+        else:
+            reply = _json(anthropic_api.message(name, await self._generate(llm, call)))
+        reply.headers["request-id"] = request_id
+        return reply
+
+    async def _embeddings(self, headers: Headers, body: bytes, path: str) -> Reply:
+        call = parse_embeddings(parse_json_object(body))
+        name, llm = self.backends.resolve(call.model)
+        response = await llm.aembed(call.texts, dimensions=call.dimensions)
+        return _json(embedding_list(name, response, as_base64=call.base64))
+
+    async def _models(self, headers: Headers, body: bytes, path: str) -> Reply:
+        listing = self.backends.listing()
+        if "anthropic-version" in headers:
+            return _json(anthropic_api.model_list(listing))
+        return _json(openai_api.model_list(listing))
+
+    async def _model(self, headers: Headers, body: bytes, path: str) -> Reply:
+        name, _ = self.backends.resolve(path.removeprefix("/v1/models/"))
+        entry = next(e for e in self.backends.listing() if e[0] == name)
+        if "anthropic-version" in headers:
+            return _json(anthropic_api.model_list([entry])["data"][0])
+        return _json(openai_api.model_list([entry])["data"][0])
