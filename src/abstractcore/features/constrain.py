@@ -103,7 +103,7 @@ def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     ``if``/``then``/``else`` are left as they are. Nested ``$defs`` are
     hoisted to the root (``#/$defs/...`` references are absolute).
     """
-    root: dict[str, Any] = _strict(dict(schema), in_place=False)
+    root: dict[str, Any] = _strict(copy.deepcopy(dict(schema)), in_place=False)
     hoisted: dict[str, Any] = {}
     _hoist_defs(root, hoisted, top=True)
     if hoisted:
