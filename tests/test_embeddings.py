@@ -1,5 +1,6 @@
-"""Embeddings through the public API: llama.cpp's C++ server (OpenAI's /v1/embeddings) and the
-Ollama wire format (/api/embed), both computing real SmolLM2 embeddings."""
+"""Embeddings through the public API: llama.cpp's C++ server (OpenAI's /v1/embeddings), the
+Ollama wire format (/api/embed) and the embedded model in process (llama.cpp and transformers),
+all computing real SmolLM2 embeddings."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
-from abstractcore import BadRequestError, ConfigurationError, EmbeddingResponse, create_llm
+from abstractcore import (
+    BadRequestError,
+    ConfigurationError,
+    ContextLengthExceededError,
+    EmbeddingResponse,
+    ProviderTimeoutError,
+    create_llm,
+)
 from tests.servers.ollama_server import OllamaServer
 from tests.support.cpp_llama_server import cpp_llama_server
 
@@ -72,3 +81,54 @@ def test_bad_input_and_providers_without_embeddings() -> None:
         llm.embed("x", dimensions=0)
     with pytest.raises(ConfigurationError, match="no embeddings API"):
         create_llm("anthropic", api_key="k", base_url="http://127.0.0.1:9").embed("x")
+
+
+# -- in process: llama.cpp's embedding mode and transformers' mean pooling, on the embedded model --
+
+
+@pytest.mark.parametrize("parallel", [1, 4])  # the one-at-a-time engine and the batching engine
+def test_in_process_gguf_embeds_like_llama_server(embedding_server: str, parallel: int) -> None:
+    texts = ["The cat sat on the mat.", "A kitten rested on the rug.", "Stock markets fell sharply."]
+    llm = create_llm("huggingface", parallel=parallel)
+    r = llm.embed(texts)
+    assert len(r) == 3 and len(r[0]) == 576 and r.provider == "huggingface"
+    assert r.usage is not None and r.usage.input_tokens > 10
+    assert all(sum(x * x for x in v) == pytest.approx(1.0, rel=1e-4) for v in r.vectors)
+    assert cosine(r[0], r[1]) > cosine(r[0], r[2])
+    served = create_llm("openai-compatible", base_url=embedding_server).embed(texts)
+    assert [cosine(a, b) for a, b in zip(r.vectors, served.vectors)] == pytest.approx([1, 1, 1], abs=1e-3)
+    assert llm.generate("Say hi", max_tokens=4).content  # the model still generates
+    llm.unload()
+
+
+def test_in_process_embedding_errors_say_what_to_do() -> None:
+    llm = create_llm("huggingface", parallel=1)
+    with pytest.raises(ConfigurationError, match="Remove dimensions="):
+        llm.embed("x", dimensions=64)
+    with pytest.raises(ContextLengthExceededError, match="Text 1 has") as info:
+        llm.embed(["short", "word " * 3000])
+    assert info.value.context_length == 2048
+    llm.unload()
+
+
+@pytest.mark.anyio
+async def test_a_timed_out_embedding_frees_the_model() -> None:
+    llm = create_llm("huggingface", parallel=1)
+    await llm.aembed("warm up")
+    texts = [f"sentence {i} " * 40 for i in range(400)]
+    with pytest.raises(ProviderTimeoutError):
+        await llm.aembed(texts, timeout=0.3)
+    with anyio.fail_after(30):  # stopped between groups of texts, not after all 400
+        assert (await llm.agenerate("Hi", max_tokens=3)).content
+    await llm.aclose()
+
+
+@pytest.mark.slow
+def test_transformers_mean_pooling_agrees_with_llama_cpp() -> None:
+    texts = ["The cat sat on the mat.", "Stock markets fell sharply."]
+    gguf = create_llm("huggingface", parallel=1).embed(texts)
+    hf = create_llm("huggingface", backend="transformers").embed(texts)
+    assert len(hf[0]) == 576
+    assert all(sum(x * x for x in v) == pytest.approx(1.0, rel=1e-4) for v in hf.vectors)
+    # the same weights (transformers dequantises the Q4_1 GGUF), the same pooling
+    assert [cosine(a, b) for a, b in zip(gguf.vectors, hf.vectors)] == pytest.approx([1, 1], abs=0.02)

@@ -118,6 +118,19 @@ class Engine(abc.ABC):
     def unload(self) -> None:
         """Drop the weights and close native handles; ``load`` may be called again."""
 
+    def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
+        """(one L2-normalised vector per text, tokens read); loads what it needs.
+
+        Engines without embeddings raise ``ConfigurationError`` saying what to use.
+        """
+        from abstractcore.core.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"{type(self).__name__} has no embeddings; embed with a GGUF model (llama.cpp) or a "
+            "transformers model in process, or an embedding server (Ollama, an OpenAI-compatible "
+            "/v1/embeddings)."
+        )
+
 
 def require(module: str, extra: str, what: str) -> Any:
     """Import an optional back end, or raise ``BackendNotInstalledError`` naming the pip command."""

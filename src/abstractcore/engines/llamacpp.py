@@ -23,6 +23,7 @@ from typing import Any
 from abstractcore.core.errors import ContextLengthExceededError
 from abstractcore.engines import llamacpp_native
 from abstractcore.engines.base import Engine, GenerationSpec, Outcome, collect_garbage, require
+from abstractcore.engines.embedding import GGUFEmbedder
 from abstractcore.transport.worker import stop_all_workers
 
 __all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "LlamaCppEngine"]
@@ -154,6 +155,7 @@ class LlamaCppEngine(Engine):
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads
         self._llama: Any = None
+        self._embedder: GGUFEmbedder | None = None
 
     def __repr__(self) -> str:
         return f"LlamaCppEngine({str(self.path)!r})"
@@ -249,8 +251,18 @@ class LlamaCppEngine(Engine):
                 close()
         return finish, tuple(fragments)
 
+    def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
+        """Mean-pooled, normalised vectors from a second context in embedding mode (see ``embedding``)."""
+        if self._embedder is None:
+            self._embedder = GGUFEmbedder(self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers)
+            _LIVE.add(self)
+        return self._embedder.embed(texts, cancel)
+
     def unload(self) -> None:
-        """Close the native model and context (``Llama.close()``) and collect."""
+        """Close the native model and contexts (``Llama.close()``) and collect."""
+        embedder, self._embedder = self._embedder, None
+        if embedder is not None:
+            embedder.close()
         llama, self._llama = self._llama, None
         if llama is None:
             return

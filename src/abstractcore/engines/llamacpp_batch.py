@@ -40,7 +40,7 @@ import threading
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +56,7 @@ from abstractcore.engines.base import (
     collect_garbage,
     require,
 )
+from abstractcore.engines.embedding import GGUFEmbedder
 from abstractcore.engines.llamacpp import DEFAULT_N_CTX
 from abstractcore.transport.worker import EXIT_JOIN_SECONDS, stop_all_workers
 
@@ -749,6 +750,7 @@ class LlamaCppBatchEngine(Engine):
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
         self._scheduler: _Scheduler | None = None
+        self._embedder: GGUFEmbedder | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -796,14 +798,29 @@ class LlamaCppBatchEngine(Engine):
             return {"pending": 0, "active": 0, "kv_tokens": 0, "cached_tokens": 0}
         return scheduler.stats()
 
+    def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
+        """Mean-pooled, normalised vectors from a separate context in embedding mode (``embedding``);
+        generation goes on meanwhile."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = GGUFEmbedder(
+                    self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers
+                )
+                _LIVE.add(self)
+            embedder = self._embedder
+        return embedder.embed(texts, cancel)
+
     def unload(self) -> None:
         """Cancel queued and running requests (they end "cancelled"), stop the scheduler thread
-        and free the model and the context; ``load`` may be called again."""
+        and free the model and the contexts; ``load`` may be called again."""
         self._shutdown(timeout=None)
 
     def _shutdown(self, timeout: float | None) -> bool:
         with self._lock:
             scheduler, self._scheduler = self._scheduler, None
+            embedder, self._embedder = self._embedder, None
+        if embedder is not None:
+            embedder.close()
         if scheduler is None:
             return True
         stopped = scheduler.close(timeout)

@@ -32,6 +32,8 @@ logger = logging.getLogger(LOGGER_NAME)
 # about every load: DEBUG here.
 _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
 _CONT = 5
+#: Warnings caused by our own deliberate settings (mean pooling for embeddings): DEBUG here.
+_EXPECTED = ("llama_init_from_model: model default pooling_type is",)
 _lock = threading.Lock()
 _prepared = False
 
@@ -67,8 +69,11 @@ class _LineLog:
             self.pending += (text or b"").decode("utf-8", errors="replace")
             *lines, self.pending = self.pending.split("\n")
             for line in lines:
-                if line.strip():
-                    logger.log(self.level, "%s", line.rstrip())
+                if not line.strip():
+                    continue
+                level = logging.DEBUG if line.startswith(_EXPECTED) else self.level
+                if logger.isEnabledFor(level):
+                    logger.log(level, "%s", line.rstrip())
         except BaseException:
             pass
 

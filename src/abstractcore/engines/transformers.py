@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from abstractcore.engines.base import (
     plain_transcript,
     require,
 )
+from abstractcore.engines.embedding import in_groups
 
 __all__ = ["TransformersEngine"]
 
@@ -305,6 +306,41 @@ class TransformersEngine(Engine):
             return None
         width = getattr(self._model.config, "vocab_size", None)
         return spec.constraint(self._tokenizer, eos_ids=frozenset(self._eos), vocab_size=width)
+
+    def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
+        """The mean of the last hidden states over each text's tokens, L2-normalised.
+
+        Runs the loaded causal model (no second copy of the weights); texts are
+        padded per group and the padding is masked out of the mean.
+        """
+        torch = _torch()
+        if self._model is None:
+            self.load()
+        model, tokenizer = self._model, self._tokenizer
+        context = int(getattr(model.config, "max_position_embeddings", 0) or 4096)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+        counts = [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+
+        def group(batch: list[str]) -> list[list[float]]:
+            encoded = tokenizer(batch, padding=True, return_tensors="pt")
+            mask = encoded["attention_mask"]
+            with torch.inference_mode():
+                out = model(
+                    input_ids=encoded["input_ids"].to(self.device),
+                    attention_mask=mask.to(self.device),
+                    output_hidden_states=True,
+                    use_cache=False,
+                )
+                hidden = out.hidden_states[-1].float()
+                weights = mask.to(self.device).unsqueeze(-1).float()
+                mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+                vectors = torch.nn.functional.normalize(mean, p=2, dim=1)
+            result: list[list[float]] = vectors.cpu().tolist()
+            return result
+
+        return in_groups(texts, counts, context, cancel, group)
 
     def unload(self) -> None:
         """Drop model and tokenizer, collect, and empty the accelerator cache."""

@@ -34,7 +34,15 @@ from abstractcore.core.errors import (
     ProviderError,
     ProviderTimeoutError,
 )
-from abstractcore.core.types import GenerateResponse, ImagePart, Message, StreamChunk, ToolCall
+from abstractcore.core.types import (
+    EmbeddingResponse,
+    GenerateResponse,
+    ImagePart,
+    Message,
+    StreamChunk,
+    ToolCall,
+    Usage,
+)
 from abstractcore.engines.base import Engine, GenerationSpec, Outcome
 from abstractcore.features.constrain import Grammar
 from abstractcore.features.openai_chat import (
@@ -224,6 +232,35 @@ class LocalProvider(AsyncProvider):
         """
         engine = await self._worker.run(lambda cancel: self._resolved_engine())
         return self.capabilities.merged(tools=type(engine).supports_tools, structured_output=True)
+
+    async def _embed(
+        self, texts: list[str], *, dimensions: int | None, timeout: Timeout
+    ) -> EmbeddingResponse:
+        """Mean-pooled, L2-normalised vectors from the model itself (``engines.embedding``)."""
+        if dimensions is not None:
+            raise ConfigurationError(
+                f"{self.name}: dimensions= is for models trained to shorten their vectors (OpenAI's "
+                "text-embedding-3); this model's vectors have their own size. Remove dimensions=."
+            )
+
+        def job(cancel: threading.Event) -> tuple[list[list[float]], int]:
+            engine = self._resolved_engine()
+            result: tuple[list[list[float]], int] = self._guard(
+                "embedding with", lambda: engine.embed(texts, cancel), load=not engine.loaded
+            )
+            return result
+
+        total = timeout.total
+        try:
+            with anyio.fail_after(total):  # cancelling sets the flag: embedding stops between groups
+                vectors, tokens = await self._worker.run(job)
+        except TimeoutError:
+            raise ProviderTimeoutError(
+                f"{self.name} did not finish embedding within timeout={total:g} s (model {self.model!r}).",
+                provider=self.name,
+                model=self.model,
+            ) from None
+        return EmbeddingResponse(vectors, Usage.of(tokens, 0), self.model, self.name)
 
     async def aunload(self) -> None:
         """Free the model's weights and native handles (the next call loads it again)."""
