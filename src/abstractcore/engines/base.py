@@ -26,6 +26,7 @@ from abstractcore.core.types import Usage
 
 __all__ = [
     "Engine",
+    "FollowingProcessor",
     "GenerationSpec",
     "Outcome",
     "StopMatcher",
@@ -58,8 +59,8 @@ class GenerationSpec:
     #: returns a processor: ``processor(logits)`` gives the logits with disallowed tokens at -inf
     #: (torch/numpy in place, a new ``mx.array``), ``processor.advance(token)`` follows each
     #: sampled token but EOS, and ``processor.is_finished`` turns true once the output is
-    #: complete (only EOS may follow: stop there). Built from ``json_schema`` by the provider; an
-    #: engine with its own grammar engine (llama.cpp) may use ``json_schema`` instead.
+    #: complete (only EOS may follow: stop there). Built by the provider from ``json_schema``, or
+    #: from the parameters of the tool ``tool_choice`` forces (engines with native tools).
     constraint: Callable[..., Any] | None = None
     #: Tools in the Chat Completions form, and the tool choice ("auto", or a forced tool).
     tools: tuple[dict[str, Any], ...] = ()
@@ -207,3 +208,32 @@ def plain_transcript(messages: Sequence[dict[str, Any]]) -> str:
     """A prompt for a base model without a chat template: ``Role: text`` lines, then ``Assistant:``."""
     lines = "".join(f"{str(m['role']).capitalize()}: {m.get('content') or ''}\n" for m in messages)
     return lines + "Assistant:"
+
+
+class FollowingProcessor:
+    """A constraint (``GenerationSpec.constraint``'s processor) in the ``(tokens, logits) -> logits``
+    protocol of mlx-lm's ``logits_processors`` and llama-cpp-python's ``logits_processor``.
+
+    Both pass the prompt plus the tokens sampled so far: the first call sees
+    only the prompt, each later one the new token(s), which the constraint is
+    advanced over. Once an end-of-sequence token has been sampled the calls
+    that may still come (mlx-lm evaluates one step ahead) leave the logits alone.
+    """
+
+    def __init__(self, constraint: Any) -> None:
+        self.constraint = constraint
+        self.eos = frozenset(constraint.eos_ids)
+        self.seen: int | None = None
+        self.ended = False
+
+    def __call__(self, tokens: Any, logits: Any) -> Any:
+        if self.ended:
+            return logits
+        if self.seen is not None:
+            for token in tokens[self.seen :].tolist():
+                if int(token) in self.eos:
+                    self.ended = True
+                    return logits
+                self.constraint.advance(int(token))
+        self.seen = int(tokens.shape[0])
+        return self.constraint(logits)

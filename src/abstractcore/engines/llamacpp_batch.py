@@ -33,7 +33,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import ctypes
-import json
+import importlib
 import logging
 import os
 import threading
@@ -57,7 +57,7 @@ from abstractcore.engines.base import (
     require,
 )
 from abstractcore.engines.embedding import GGUFEmbedder
-from abstractcore.engines.llamacpp import DEFAULT_N_CTX
+from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool
 from abstractcore.transport.worker import EXIT_JOIN_SECONDS, stop_all_workers
 
 __all__ = [
@@ -180,6 +180,8 @@ class _Request:
     emit: Callable[[str], None] | None
     #: The forced tool's name: the text is then that call's arguments (kept in ``text``), not emitted.
     tool: str | None = None
+    #: Constrained decoding (``GenerationSpec.constraint``'s processor), or None.
+    constraint: Any = None
     seq: int = -1
     cached: int = 0  # prompt tokens found in the sequence's KV cells at admission
     n_past: int = 0  # tokens of this sequence in the KV cache
@@ -215,6 +217,9 @@ class _Scheduler:
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        #: Every token id that ends a generation.
+        self.eog_ids = llamacpp_native.eog_ids(llama_cpp, self._vocab)
+        self._np = importlib.import_module("numpy")  # a dependency of llama-cpp-python
         #: The most tokens one sequence holds: its context.
         self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self._ctx))
         self._batch = llama_cpp.llama_batch_init(_BATCH, 0, 1)
@@ -319,13 +324,15 @@ class _Scheduler:
     def _prepare(
         self, spec: GenerationSpec, emit: Callable[[str], None] | None, cancel: threading.Event
     ) -> _Request:
-        tool = _forced_tool(spec)
+        tool = forced_tool(spec)
         prompt = self._prompt_tokens(spec)
         check_context(len(prompt), self.n_ctx_seq, engine="llama.cpp")
         room = self.n_ctx_seq - len(prompt)
         max_new = room if not spec.max_tokens or spec.max_tokens <= 0 else min(spec.max_tokens, room)
-        grammar = _grammar(spec, tool)
-        sampler = self._sampler(spec, grammar)
+        constraint = None
+        if spec.constraint is not None:  # compiled here, off the scheduler thread
+            constraint = spec.constraint(self, eos_ids=self.eog_ids, vocab_size=self._n_vocab)
+        sampler = self._sampler(spec)
         return _Request(
             handle=Generation(self, cancel, len(prompt)),
             prompt=prompt,
@@ -334,6 +341,7 @@ class _Scheduler:
             stops=StopMatcher(spec.stop),
             emit=emit,
             tool=None if tool is None else str(tool["function"]["name"]),
+            constraint=constraint,
         )
 
     def _prompt_tokens(self, spec: GenerationSpec) -> list[int]:
@@ -373,16 +381,15 @@ class _Scheduler:
                 return list(buf[:n])
             size = -n
 
-    def _sampler(self, spec: GenerationSpec, grammar: str | None) -> Any:
+    @property
+    def llama_vocab(self) -> Any:
+        """llama.cpp's vocabulary pointer (what ``features.constrain`` builds its tokenizer from)."""
+        return self._vocab
+
+    def _sampler(self, spec: GenerationSpec) -> Any:
         """The request's own chain (the chain owns the samplers added to it)."""
         ll = self._ll
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        if grammar is not None:  # first: it sees the whole vocabulary, so it is never left empty
-            stage = ll.llama_sampler_init_grammar(self._vocab, grammar.encode("utf-8"), b"root")
-            if not stage:
-                ll.llama_sampler_free(chain)
-                raise ValueError("llama.cpp rejected the grammar built from the JSON schema")
-            ll.llama_sampler_chain_add(chain, stage)
         for stage in self._stages(spec):
             ll.llama_sampler_chain_add(chain, stage)
         return chain
@@ -574,16 +581,28 @@ class _Scheduler:
         if request.max_new <= 0:
             self._finish(request, "length")
             return
+        constraint = request.constraint
+        if constraint is not None:  # disallowed tokens -> -inf in the logits row the sampler reads
+            row = self._ll.llama_get_logits_ith(self._ctx, out_index)
+            constraint(self._np.ctypeslib.as_array(row, shape=(self._n_vocab,)))
         token = self._ll.llama_sampler_sample(request.sampler, self._ctx, out_index)
         if self._ll.llama_vocab_is_eog(self._vocab, token):
             self._finish(request, "stop")
             return
+        if constraint is not None:
+            try:
+                constraint.advance(token)
+            except Exception as exc:  # the grammar engine failed: end this request only
+                self._finish(request, "cancelled", error=exc)
+                return
         request.completion.append(token)
         text = request.stops.feed(request.decoder.decode(self._token_bytes(token)))
         if text and not self._emit(request, text):
             return
         if request.stops.hit:
             self._finish(request, "stop", flush=False)
+        elif constraint is not None and constraint.is_finished:  # complete: no step spent on EOS
+            self._finish(request, "stop")
         elif len(request.completion) >= request.max_new or request.n_past + 1 >= self.n_ctx_seq:
             self._finish(request, "length")
         else:
@@ -689,33 +708,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-def _forced_tool(spec: GenerationSpec) -> dict[str, Any] | None:
-    """The tool ``tool_choice`` names, if it names one."""
-    choice = spec.tool_choice
-    if not isinstance(choice, dict) or not spec.tools:
-        return None
-    name = (choice.get("function") or {}).get("name")
-    for tool in spec.tools:
-        if tool["function"]["name"] == name:
-            return tool
-    raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
-
-
-def _grammar(spec: GenerationSpec, tool: dict[str, Any] | None) -> str | None:
-    """GBNF for the JSON schema asked for (``response_model``, or a forced tool's parameters),
-    as ``create_chat_completion`` builds it (compact whitespace; any JSON if the schema is not
-    supported by the converter)."""
-    schema = tool["function"].get("parameters") if tool is not None else spec.json_schema
-    if schema is None:
-        return None
-    from llama_cpp import llama_grammar
-
-    try:
-        return str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
-    except Exception:  # an unsupported schema: constrain to JSON at least
-        return str(llama_grammar.JSON_GBNF)
 
 
 # -- the engine ---------------------------------------------------------------------------------

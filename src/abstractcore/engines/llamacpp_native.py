@@ -101,3 +101,10 @@ def prepare(llama_cpp: Any) -> None:
         llama_cpp._abstractcore_log_callback = callback
         llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
         _prepared = True
+
+
+def eog_ids(llama_cpp: Any, vocab: Any) -> frozenset[int]:
+    """Every token id that ends a generation (``llama_vocab_is_eog``): EOS, EOT, ``<|im_end|>``, ..."""
+    count = int(llama_cpp.llama_vocab_n_tokens(vocab))
+    is_eog = llama_cpp.llama_vocab_is_eog
+    return frozenset(token for token in range(count) if is_eog(vocab, token))

@@ -18,6 +18,7 @@ from typing import Any
 
 from abstractcore.engines.base import (
     Engine,
+    FollowingProcessor,
     GenerationSpec,
     Outcome,
     StopMatcher,
@@ -30,34 +31,6 @@ from abstractcore.engines.base import (
 __all__ = ["MLXEngine"]
 
 _WHAT = "Running MLX models"
-
-
-class _Constrained:
-    """A constraint processor in mlx-lm's ``logits_processors`` protocol: ``(tokens, logits) -> logits``.
-
-    mlx-lm passes the prompt plus the tokens sampled so far: the first call
-    sees only the prompt, each later one a single new token. It evaluates one
-    step ahead, so it calls once more after sampling EOS; that call (whose
-    result is dropped) must not reach the grammar.
-    """
-
-    def __init__(self, processor: Any, eos: frozenset[int]) -> None:
-        self.processor = processor
-        self.eos = eos
-        self.seen: int | None = None
-        self.ended = False
-
-    def __call__(self, tokens: Any, logits: Any) -> Any:
-        if self.ended:
-            return logits
-        if self.seen is not None:
-            for token in tokens[self.seen :].tolist():
-                if int(token) in self.eos:
-                    self.ended = True
-                    return logits
-                self.processor.advance(int(token))
-        self.seen = int(tokens.shape[0])
-        return self.processor(logits)
 
 
 class MLXEngine(Engine):
@@ -141,14 +114,14 @@ class MLXEngine(Engine):
             finish = response.finish_reason or finish
             # mlx-lm asks for the next logits before it hands this token over, so the
             # constraint has seen it: once complete, stop without sampling EOS
-            if constrained is not None and constrained.processor.is_finished and not response.finish_reason:
+            if constrained is not None and constrained.constraint.is_finished and not response.finish_reason:
                 finish = "stop"
                 sent.append(self._held_back(ids, "".join(sent)))  # the detokenizer's held-back text
                 text = stopper.feed(sent[-1])
                 if text:
                     emit(text)
                 break
-        if constrained is not None and finish == "length" and constrained.processor.is_finished:
+        if constrained is not None and finish == "length" and constrained.constraint.is_finished:
             finish = "stop"  # complete on the last token allowed
         if not stopper.hit and not cancel.is_set():
             tail = stopper.flush()
@@ -156,12 +129,12 @@ class MLXEngine(Engine):
                 emit(tail)
         return Outcome(finish, n_prompt, produced)
 
-    def _constraint(self, spec: GenerationSpec) -> _Constrained | None:
+    def _constraint(self, spec: GenerationSpec) -> FollowingProcessor | None:
         if spec.constraint is None:
             return None
         eos = frozenset(int(e) for e in self._tokenizer.eos_token_ids)
         width = getattr(getattr(self._model, "args", None), "vocab_size", None)
-        return _Constrained(spec.constraint(self._tokenizer, eos_ids=eos, vocab_size=width), eos)
+        return FollowingProcessor(spec.constraint(self._tokenizer, eos_ids=eos, vocab_size=width))
 
     def _held_back(self, ids: list[int], sent: str) -> str:
         """What decoding ``ids`` gives beyond ``sent`` (text mlx-lm's detokenizer still holds)."""

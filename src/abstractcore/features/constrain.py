@@ -238,7 +238,8 @@ class Grammar:
         """A fresh ``Constraint`` for one generation (compiled once per tokenizer, then copied).
 
         ``tokenizer``: a Hugging Face fast tokenizer, mlx-lm's
-        ``TokenizerWrapper`` or a ``llama_cpp.Llama``; ``eos_ids``: every
+        ``TokenizerWrapper``, a ``llama_cpp.Llama`` or any object whose
+        ``llama_vocab`` is llama.cpp's vocabulary pointer; ``eos_ids``: every
         token id that ends a generation; ``vocab_size``: the width of the
         model's logits when it differs from the tokenizer's vocabulary.
         """
@@ -355,14 +356,47 @@ def tokenizer_for(
         return made
 
 
+def _llamacpp_tokenizer(llg: Any, vocab: Any, vocab_size: int | None, eos: tuple[int, ...]) -> Any:
+    """llguidance's tokenizer over llama.cpp's vocabulary (~0.5 s for 49k tokens; cached by the caller).
+
+    What ``llguidance.llamacpp.lltokenizer_from_vocab`` does, with
+    ``llama_vocab_get_attr``: the deprecated ``llama_token_get_attr`` it calls
+    warns once per token (49,152 DeprecationWarnings for SmolLM2).
+    """
+    import ctypes
+
+    llama_cpp = require("llama_cpp", "llamacpp", "Constrained decoding with llama.cpp")
+    count = int(llama_cpp.llama_vocab_n_tokens(vocab))
+    size = 16 * 1024
+    buffer = ctypes.create_string_buffer(size + 1)
+    control, user = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL, llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+    tokens: list[bytes] = []
+    for token in range(count):
+        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, True)
+        if n < 0:
+            raise ValueError(f"llama.cpp token {token} does not fit {size} bytes")
+        text = buffer.raw[:n]
+        attr = llama_cpp.llama_vocab_get_attr(vocab, token)
+        # control tokens (and user-defined ones that look like them) are marked special with 0xff
+        if attr & control or (attr & user and text.startswith(b"<") and text.endswith(b">")):
+            text = b"\xff" + text
+        tokens.append(text)
+    tokens += [b""] * max(0, (vocab_size or 0) - len(tokens))
+    tokenize = ctypes.cast(llama_cpp.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
+    eos_token = list(eos) if eos else int(llama_cpp.llama_vocab_eos(vocab))
+    return llg.LLTokenizer.from_llamacpp(
+        tokens=tokens, vocab_ptr=vocab, tokenize_fptr=tokenize, eos_token=eos_token, slices=None
+    )
+
+
 def _make_vocabulary(tokenizer: Any, eos: tuple[int, ...], vocab_size: int | None) -> Vocabulary:
     llama_cpp = sys.modules.get("llama_cpp")
-    if llama_cpp is not None and isinstance(tokenizer, llama_cpp.Llama):
-        llg = _llguidance("llamacpp")
-        bridge = require("llguidance.llamacpp", "llamacpp", "Constrained decoding with llama.cpp")
+    vocab = getattr(tokenizer, "llama_vocab", None)  # an engine holding llama.cpp's vocabulary pointer
+    if vocab is None and llama_cpp is not None and isinstance(tokenizer, llama_cpp.Llama):
         vocab = llama_cpp.llama_model_get_vocab(tokenizer.model)
-        made = bridge.lltokenizer_from_vocab(vocab, n_vocab=vocab_size, eos_token=list(eos) or None)
-        return Vocabulary(made, llg, "llamacpp")
+    if vocab is not None:
+        llg = _llguidance("llamacpp")
+        return Vocabulary(_llamacpp_tokenizer(llg, vocab, vocab_size, eos), llg, "llamacpp")
     extra = "transformers"
     if type(tokenizer).__name__ == "TokenizerWrapper" and type(tokenizer).__module__.startswith("mlx_lm"):
         tokenizer, extra = tokenizer._tokenizer, "mlx"

@@ -95,6 +95,23 @@ def _calls(outcome: Outcome) -> list[ToolCall]:
     return accumulator.finish()
 
 
+def _forced_call_grammar(tools: Sequence[dict[str, Any]], choice: Any) -> Grammar | None:
+    """The grammar of the arguments of the tool ``choice`` forces (None unless it names one).
+
+    Lenient: a keyword the grammar engine cannot enforce in a tool's schema is
+    left to validation rather than refusing the call.
+    """
+    if not isinstance(choice, dict):
+        return None
+    name = (choice.get("function") or {}).get("name")
+    for tool in tools:
+        function = tool.get("function") or {}
+        if function.get("name") == name:
+            parameters = function.get("parameters") or {"type": "object"}
+            return Grammar.json(parameters, lenient=True)
+    return None
+
+
 def _finish(outcome: Outcome, calls: list[ToolCall]) -> str:
     return "tool_calls" if calls else outcome.finish_reason
 
@@ -149,6 +166,9 @@ class LocalProvider(AsyncProvider):
         stop = params.get("stop")
         stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
         schema = request.json_schema
+        tools = tuple(tools_to_openai(request.tools))
+        choice = tool_choice_to_openai(request.tool_choice) if request.tools else None
+        constraint = Grammar.json(schema) if schema is not None else _forced_call_grammar(tools, choice)
         return GenerationSpec(
             messages=_chat_messages(request.messages, self.name),
             max_tokens=_integer(params.get("max_tokens")),
@@ -162,9 +182,9 @@ class LocalProvider(AsyncProvider):
             frequency_penalty=_number(params.get("frequency_penalty")),
             repeat_penalty=_number(params.get("repeat_penalty")),
             json_schema=schema,
-            constraint=Grammar.json(schema) if schema is not None else None,
-            tools=tuple(tools_to_openai(request.tools)),
-            tool_choice=tool_choice_to_openai(request.tool_choice) if request.tools else None,
+            constraint=constraint,
+            tools=tools,
+            tool_choice=choice,
         )
 
     async def _complete(self, request: Request) -> GenerateResponse:
