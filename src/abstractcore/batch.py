@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
-
-import anyio
+from typing import TYPE_CHECKING, Any, Protocol
 
 from abstractcore.core.errors import AbstractCoreError, ConfigurationError
+
+if TYPE_CHECKING:
+    import anyio
 
 __all__ = ["BatchError", "abatch"]
 
@@ -123,6 +124,8 @@ async def abatch(
     **params: Any,
 ) -> list[Any]:
     """Run ``llm.agenerate`` over ``items`` with at most ``concurrency`` calls at once; see the module."""
+    import anyio  # imported on first use: ``import abstractcore`` stays light
+
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be an integer >= 1; got {concurrency!r}.")
     calls = _calls(items, params)

@@ -50,8 +50,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
-import anyio
-
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.errors import (
     AbstractCoreError,
@@ -731,6 +729,14 @@ def _combined(all_caps: Sequence[Capabilities]) -> Capabilities:
     )
 
 
+async def _shielded_close(chunks: Any) -> None:
+    """Close a deployment's stream even while the calling task is being cancelled."""
+    import anyio  # imported on first use: ``import abstractcore`` stays light
+
+    with anyio.CancelScope(shield=True):
+        await _aclose_iterator(chunks)
+
+
 async def _aclose_iterator(iterator: Any) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
@@ -740,8 +746,9 @@ async def _aclose_iterator(iterator: Any) -> None:
 class Router(AsyncProvider):
     """An LLM over several deployments: ``create_llm("router", models=[...], strategy="fallback")``.
 
-    ``models``: LLMs, ``(provider, config)`` pairs or ``Deployment(...)``s (a
-    pair's config may hold the routing keys ``name``, ``weight``,
+    ``models``: LLMs, ``(provider, config)`` pairs, ``{"provider": ..., **config}``
+    mappings (the form of configuration files) or ``Deployment(...)``s (a
+    config may hold the routing keys ``name``, ``weight``,
     ``max_concurrency``, ``rpm``, ``tpm``, ``capabilities`` too).
     ``strategy``: "fallback" (in order), "round_robin", "weighted",
     "least_busy" (fewest calls in flight), "latency" (lowest recent median;
@@ -818,6 +825,12 @@ class Router(AsyncProvider):
     def _spec(
         self, index: int, entry: Any, factory: Callable[..., AsyncProvider] | None
     ) -> tuple[Deployment, AsyncProvider]:
+        if isinstance(entry, Mapping) and isinstance(entry.get("provider"), str):
+            # {"provider": "ollama", "model": ..., ...}: the form of JSON / YAML configuration files
+            rest = {k: v for k, v in entry.items() if k != "provider"}
+            entry = (entry["provider"], rest)
+        elif isinstance(entry, list) and len(entry) == 2:
+            entry = tuple(entry)
         spec = entry if isinstance(entry, Deployment) else Deployment(entry)
         target, where = spec.llm, f"models[{index}]"
         config: dict[str, Any] | None = None
@@ -938,6 +951,8 @@ class Router(AsyncProvider):
             if not full:
                 raise call.exhausted()
             # every deployment left is busy or over budget: wait for a slot
+            import anyio
+
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.1)
             full.reverse()
@@ -1152,8 +1167,7 @@ class Router(AsyncProvider):
             except BaseException:
                 deployment.release()
                 deployment.circuit.release(probe)
-                with anyio.CancelScope(shield=True):
-                    await _aclose_iterator(chunks)
+                await _shielded_close(chunks)
                 raise
             break
         # the first chunk is the caller's: from here on a failure is raised, never moved
@@ -1191,8 +1205,7 @@ class Router(AsyncProvider):
                 deployment.circuit.failed(False, outcome, getattr(outcome, "retry_after", None), False)
             else:
                 deployment.release()
-            with anyio.CancelScope(shield=True):
-                await _aclose_iterator(chunks)
+            await _shielded_close(chunks)
 
     async def aembed(
         self, texts: str | Sequence[str], *, dimensions: int | None = None, **params: Any

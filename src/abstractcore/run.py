@@ -28,9 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import anyio
-import anyio.to_thread
-
 from abstractcore.core.errors import ConfigurationError, ToolCallError, ToolLoopError
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, Usage
 from abstractcore.features.tools.schema import Tool, to_tools
@@ -163,6 +160,8 @@ async def _execute(call: ToolCall, tools: dict[str, Tool], approve: Approve | No
         elif inspect.iscoroutinefunction(found.function):
             execution.result = await found.function(**kwargs)
         else:
+            import anyio.to_thread  # imported on first use: ``import abstractcore`` stays light
+
             result = await anyio.to_thread.run_sync(lambda: found.function(**kwargs))  # type: ignore[misc]
             if inspect.isawaitable(result):
                 result = await result
@@ -182,6 +181,8 @@ async def _execute_all(
 
     async def one(index: int, call: ToolCall) -> None:
         results[index] = await _execute(call, tools, approve)
+
+    import anyio
 
     async with anyio.create_task_group() as group:
         for index, call in enumerate(calls):

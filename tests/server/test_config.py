@@ -214,3 +214,52 @@ def test_unrelated_options_are_not_forwarded(fake: FakeOpenAI, caplog: pytest.Lo
     sent = fake.requests[-1]["body"]
     assert sent == {"model": "gpt-fake", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.5}
     assert KEY not in caplog.text and FAKE_KEY not in caplog.text
+
+
+def test_a_router_from_a_configuration_file_falls_back(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """A config file can serve a router: the dead deployment is passed over, the client sees one answer."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    config_file = tmp_path / "router.json"
+    config_file.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "provider": "router",
+                        "name": "smart",
+                        "options": {
+                            "models": [
+                                {
+                                    "provider": "openai-compatible",
+                                    "base_url": dead,
+                                    "model": "m",
+                                    "name": "dead",
+                                },
+                                {
+                                    "provider": "openai-compatible",
+                                    "base_url": fake.base_url,
+                                    "model": "m",
+                                    "api_key": FAKE_KEY,
+                                    "name": "alive",
+                                },
+                            ]
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    backends = Backends.from_entries(load_config(config_file).models)
+    name, llm = backends.resolve("smart")
+    with running_server({name: llm}) as server:
+        reply = httpx.post(
+            f"{server.openai_url}/chat/completions",
+            headers={"Authorization": f"Bearer {KEY}"},
+            json={"model": "smart", "messages": [{"role": "user", "content": "Hi"}]},
+            timeout=30,
+        )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"]
+    assert len(fake.requests) == 1
+    assert llm.health()["dead"].failures == 1
+    llm.close()

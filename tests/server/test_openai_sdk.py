@@ -265,6 +265,15 @@ async def test_embeddings_through_the_async_client(
     await client.close()
 
 
-def test_embeddings_from_a_chat_only_back_end_say_so(local_server: RunningServer) -> None:
-    with pytest.raises(openai.BadRequestError, match="embed"):
-        openai_client(local_server).embeddings.create(model=MODEL, input="hi")
+def test_embeddings_of_the_in_process_model(local_server: RunningServer) -> None:
+    result = openai_client(local_server).embeddings.create(model=MODEL, input=["hi", "bonjour"])
+    assert [d.index for d in result.data] == [0, 1]
+    assert len(result.data[0].embedding) == 576  # SmolLM2's hidden size, mean-pooled
+    assert sum(x * x for x in result.data[1].embedding) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_embeddings_from_a_chat_only_back_end_say_so() -> None:
+    chat_only = create_llm("anthropic", model="claude-haiku-4-5", api_key="k", base_url="http://127.0.0.1:9")
+    with running_server({"chat": chat_only}) as server, pytest.raises(openai.BadRequestError) as caught:
+        openai_client(server).embeddings.create(model="chat", input="hi")
+    assert "no embeddings API" in str(caught.value)
