@@ -57,7 +57,9 @@ STORY_SCHEMA = {
     "required": ["story"],
 }
 ANN = "Ann is 31 years old. Give her name and age as JSON."
-BACKENDS = ("llamacpp", "transformers", "mlx")
+#: "llamacpp": llama-cpp-python called directly (its GBNF against llguidance: why the engines use
+#: llguidance); "gguf" and "gguf-batch": abstractcore's two llama.cpp engines (parallel=1 / > 1).
+BACKENDS = ("llamacpp", "gguf", "gguf-batch", "transformers", "mlx")
 
 
 class Person(BaseModel):
@@ -284,6 +286,14 @@ def engine_runner(
 
         torch.set_num_threads(threads)
         engine: Any = TransformersEngine(model_dir(), device="cpu", dtype="float32")
+    elif backend == "gguf":
+        from abstractcore.engines.llamacpp import LlamaCppEngine
+
+        engine = LlamaCppEngine(gguf_path(), n_ctx=2048, n_threads=threads)
+    elif backend == "gguf-batch":
+        from abstractcore.engines.llamacpp_batch import LlamaCppBatchEngine
+
+        engine = LlamaCppBatchEngine(gguf_path(), parallel=4, n_ctx=2048, n_threads=threads)
     else:
         from abstractcore.engines.mlx import MLXEngine
 
@@ -375,8 +385,10 @@ def bench_first_partial(backend: str, rounds: int, max_tokens: int) -> dict[str,
 
     from abstractcore import create_llm
 
-    if backend == "llamacpp":
-        llm = create_llm("huggingface", model=str(gguf_path()), temperature=0)
+    if backend in ("llamacpp", "gguf"):
+        llm = create_llm("huggingface", model=str(gguf_path()), temperature=0, parallel=1)
+    elif backend == "gguf-batch":
+        llm = create_llm("huggingface", model=str(gguf_path()), temperature=0, parallel=4)
     elif backend == "transformers":
         llm = create_llm("huggingface", model=str(model_dir()), device="cpu", dtype="float32", temperature=0)
     else:
@@ -482,9 +494,7 @@ def main() -> None:
         "--mlx-tokens", type=int, default=16, help="decode budget for MLX (~2-3 tok/s on CPU)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and llama.cpp threads")
-    parser.add_argument(
-        "--skip", default="", help="comma-separated back ends to skip: llamacpp,transformers,mlx"
-    )
+    parser.add_argument("--skip", default="", help=f"comma-separated back ends to skip: {','.join(BACKENDS)}")
     parser.add_argument("--only", choices=("compile", "decode", "partial"), default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -504,7 +514,7 @@ def main() -> None:
                 results["decode"][backend] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
     if args.only in (None, "partial"):
         results["first_partial"] = {}
-        for backend in backends:
+        for backend in [b for b in backends if b != "llamacpp"]:  # "gguf" is the same provider
             print(f"first partial {backend} ...", flush=True)
             budget = 16 if backend == "mlx" else 40
             try:
