@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -32,7 +33,12 @@ from abstractcore import (
     create_llm,
 )
 from abstractcore.engines.llamacpp import LlamaCppEngine
-from abstractcore.engines.llamacpp_batch import DEFAULT_PARALLEL, LlamaCppBatchEngine
+from abstractcore.engines.llamacpp_batch import (
+    DEFAULT_PARALLEL,
+    LlamaCppBatchEngine,
+    auto_parallel,
+    kv_bytes_per_token,
+)
 
 # today's one-at-a-time path (parallel=1), with the tests written for it
 from tests.providers.test_llamacpp import (
@@ -161,8 +167,28 @@ def test_parallel_chooses_the_engine(gguf_path: Path) -> None:
     default = create_llm("huggingface", model=str(gguf_path))
     serial = create_llm("huggingface", model=str(gguf_path), parallel=1)
     chosen = default.provider._create_engine()  # type: ignore[attr-defined]
-    assert isinstance(chosen, LlamaCppBatchEngine) and chosen.parallel == DEFAULT_PARALLEL
+    assert isinstance(chosen, LlamaCppBatchEngine) and chosen.parallel is None  # chosen at load
+    chosen.load()
+    assert chosen.parallel == DEFAULT_PARALLEL  # SmolLM2: 4 x 90 MiB of KV cache fits the budget
+    chosen.unload()
     assert isinstance(serial.provider._create_engine(), LlamaCppEngine)  # type: ignore[attr-defined]
+
+
+def test_the_automatic_parallel_keeps_the_kv_cache_under_its_budget() -> None:
+    def model(layers: int, embd: int, heads: int, kv_heads: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            llama_model_n_layer=lambda m: layers,
+            llama_model_n_embd=lambda m: embd,
+            llama_model_n_head=lambda m: heads,
+            llama_model_n_head_kv=lambda m: kv_heads,
+        )
+
+    smollm2, llama3_8b, llama2_70b = model(30, 576, 9, 3), model(32, 4096, 32, 8), model(80, 8192, 64, 8)
+    assert kv_bytes_per_token(smollm2, None) == 23040  # 22.5 KiB a token: 90 MiB per 4,096
+    assert auto_parallel(smollm2, None, 4096) == DEFAULT_PARALLEL
+    assert auto_parallel(llama3_8b, None, 4096) == 2  # 512 MiB a sequence
+    assert auto_parallel(llama3_8b, None, 32768) == 1  # one sequence even over the budget
+    assert auto_parallel(llama2_70b, None, 4096) == 1
 
 
 # -- batching -----------------------------------------------------------------------------------

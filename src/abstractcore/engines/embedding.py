@@ -23,7 +23,7 @@ from abstractcore.core.errors import ContextLengthExceededError
 from abstractcore.engines import llamacpp_native
 from abstractcore.engines.base import collect_garbage, require
 
-__all__ = ["EMBED_CONTEXT", "GROUP_TOKENS", "GGUFEmbedder", "check_embed_context", "in_groups"]
+__all__ = ["EMBED_CONTEXT", "GROUP_TOKENS", "GGUFEmbedder", "check_embed_context", "close_llama", "in_groups"]
 
 #: Tokens per text the GGUF embedding context holds (the batch is as large, one text per decode).
 EMBED_CONTEXT = 2048
@@ -120,9 +120,14 @@ class GGUFEmbedder:
     def close(self) -> None:
         """Free the embedding context (``embed`` loads it again)."""
         llama, self._llama = self._llama, None
-        if llama is None:
-            return
-        llama.close()
-        ref = weakref.ref(llama)
-        del llama
-        collect_garbage(ref)
+        close_llama(llama)
+
+
+def close_llama(llama: Any) -> None:
+    """Close a ``llama_cpp.Llama`` (model and context) and collect it, so its memory goes back now."""
+    if llama is None:
+        return
+    llama.close()
+    ref = weakref.ref(llama)
+    del llama
+    collect_garbage(ref)

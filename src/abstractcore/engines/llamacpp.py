@@ -28,10 +28,9 @@ from abstractcore.engines.base import (
     FollowingProcessor,
     GenerationSpec,
     Outcome,
-    collect_garbage,
     require,
 )
-from abstractcore.engines.embedding import GGUFEmbedder
+from abstractcore.engines.embedding import GGUFEmbedder, close_llama
 from abstractcore.transport.worker import stop_all_workers
 
 __all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "LlamaCppEngine"]
@@ -306,9 +305,4 @@ class LlamaCppEngine(Engine):
         if embedder is not None:
             embedder.close()
         llama, self._llama = self._llama, None
-        if llama is None:
-            return
-        llama.close()
-        ref = weakref.ref(llama)
-        del llama
-        collect_garbage(ref)
+        close_llama(llama)

