@@ -1,12 +1,11 @@
 """Anthropic's Messages API (``POST /v1/messages``), plain and streamed.
 
-Translation only: ``Message``s become Anthropic turns (the system prompt goes
-to the top-level ``system``, tool results become ``tool_result`` blocks of a
-user turn, images become base64 ``image`` blocks), and the reply, or each
-server-sent event of a stream, becomes a ``GenerateResponse`` /
-``StreamChunk``. Retries (429, 5xx including 529 "overloaded"), timeouts and
-error bodies are handled by the transport; ``AnthropicErrorMapper`` only says
-which error ``type`` is which class.
+Translation only: the request body (turns and blocks from
+``features.anthropic_messages``), the reply as a ``GenerateResponse``, each
+server-sent event of a stream as ``StreamChunk``s (``MessagesStream``).
+Retries (429, 5xx including 529 "overloaded"), timeouts and error bodies are
+handled by the transport; ``ANTHROPIC_ERRORS`` only says which error ``type``
+is which class.
 """
 
 from __future__ import annotations
@@ -28,23 +27,24 @@ from abstractcore.core.errors import (
 )
 from abstractcore.core.types import (
     GenerateResponse,
-    ImagePart,
-    Message,
     StreamChunk,
-    TextPart,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
+)
+from abstractcore.features.anthropic_messages import (
+    MessagesStream,
+    is_error_event,
+    is_message_stop,
+    message_to_response,
+    stop_sequences,
+    to_anthropic_messages,
+    tool_choice_to_anthropic,
 )
 from abstractcore.features.hosted_models import hosted_capabilities
-from abstractcore.features.media import base64_image
 from abstractcore.features.structured import StructuredMode
-from abstractcore.features.tools.accumulator import ToolCallAccumulator, as_arguments
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 
-__all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider", "finish_reason", "to_anthropic_messages"]
+__all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider"]
 
 #: The API version this module speaks (sent as ``anthropic-version``).
 API_VERSION = "2023-06-01"
@@ -53,15 +53,6 @@ DEFAULT_MAX_TOKENS = 4096
 #: Models with native JSON output (``output_format``, beta header below); others get a forced tool.
 NATIVE_JSON_MODELS = ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-1", "claude-opus-4-5")
 STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
-
-_STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
 
 _CONTEXT = r"prompt is too long|exceed context limit|context window|too many total text bytes"
 _OVERLOADED = (
@@ -95,179 +86,6 @@ ANTHROPIC_ERRORS: ErrorTable = (
     ErrorRule(ServerError, type="overloaded_error", advice=_OVERLOADED),
     ErrorRule(ServerError, type=("api_error", "timeout_error")),
 )
-
-
-def finish_reason(stop_reason: str | None) -> str | None:
-    """Anthropic's ``stop_reason`` in the common vocabulary (stop, length, tool_calls, ...)."""
-    if stop_reason is None:
-        return None
-    return _STOP_REASONS.get(stop_reason, stop_reason)
-
-
-# -- request translation ----------------------------------------------------------
-
-
-def _image_block(part: ImagePart) -> dict[str, Any]:
-    encoded = base64_image(part)
-    if encoded is None:
-        return {"type": "image", "source": {"type": "url", "url": part.url or ""}}
-    mime, data = encoded
-    return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
-
-
-def _blocks(content: str | list[TextPart | ImagePart]) -> list[dict[str, Any]]:
-    parts = [TextPart(content)] if isinstance(content, str) else content
-    blocks: list[dict[str, Any]] = []
-    for part in parts:
-        if isinstance(part, TextPart):
-            if part.text:  # the API rejects empty text blocks
-                blocks.append({"type": "text", "text": part.text})
-        else:
-            blocks.append(_image_block(part))
-    return blocks
-
-
-def _turn(message: Message) -> tuple[str, list[dict[str, Any]]]:
-    if message.role == "tool":
-        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
-        if isinstance(message.content, str):
-            result["content"] = message.content
-        else:
-            result["content"] = _blocks(message.content)
-        return "user", [result]
-    blocks = _blocks(message.content)
-    if message.role == "assistant":
-        blocks += [
-            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
-            for call in message.tool_calls
-        ]
-    return message.role, blocks
-
-
-def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """The ``messages`` array: system turns left out (they go to ``system``), tool results
-    as ``tool_result`` blocks of a user turn, consecutive turns of one role merged."""
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        role, blocks = _turn(message)
-        if out and out[-1]["role"] == role:
-            previous = out[-1]
-            if isinstance(previous["content"], str):
-                previous["content"] = _blocks(previous["content"])
-            content = previous["content"]
-            if blocks and blocks[0]["type"] == "tool_result":
-                # tool results must come first in the user turn that answers the calls
-                at = 0
-                while at < len(content) and content[at]["type"] == "tool_result":
-                    at += 1
-                content[at:at] = blocks
-            else:
-                content.extend(blocks)
-            continue
-        if role == "assistant" and not blocks:
-            continue  # an empty assistant turn is rejected; it says nothing anyway
-        simple = role == "user" and isinstance(message.content, str) and message.role == "user"
-        out.append({"role": role, "content": message.content if simple else blocks})
-    return out
-
-
-def _tool_choice(choice: str) -> dict[str, Any]:
-    if choice in ("auto", "none"):
-        return {"type": choice}
-    if choice == "required":
-        return {"type": "any"}
-    return {"type": "tool", "name": choice}
-
-
-def _stop_sequences(stop: Any) -> list[str]:
-    return [stop] if isinstance(stop, str) else list(stop)
-
-
-def _is_error_event(data: Any) -> bool:
-    return not isinstance(data, dict) or data.get("type") == "error"
-
-
-def _is_message_stop(data: Any) -> bool:
-    return isinstance(data, dict) and data.get("type") == "message_stop"
-
-
-class _StreamState:
-    """Turns the events of one Messages stream into ``StreamChunk``s."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.done = False
-        self.stop_reason: str | None = None
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        self._tools = ToolCallAccumulator()
-        self._tool_blocks: dict[int, int] = {}  # content block index -> tool call index
-
-    def on_event(self, data: dict[str, Any]) -> list[StreamChunk]:
-        """The chunks one event yields (ping and unknown event types yield none)."""
-        kind = data.get("type")
-        if kind == "message_start":
-            message = data.get("message") or {}
-            self.model = message.get("model") or self.model
-            self._usage(message.get("usage"))
-        elif kind == "content_block_start":
-            return self._block_start(int(data.get("index", 0)), data.get("content_block") or {}, data)
-        elif kind == "content_block_delta":
-            return self._block_delta(int(data.get("index", 0)), data.get("delta") or {}, data)
-        elif kind == "content_block_stop":
-            if int(data.get("index", 0)) in self._tool_blocks and self._tools:
-                # the call is complete with its block: deliver it whole now
-                return [StreamChunk(tool_calls=self._tools.finish(), model=self.model, raw=data)]
-        elif kind == "message_delta":
-            self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
-            self._usage(data.get("usage"))
-        elif kind == "message_stop":
-            self.done = True
-        return []
-
-    def _usage(self, usage: Any) -> None:
-        if isinstance(usage, dict):
-            if usage.get("input_tokens") is not None:
-                self.input_tokens = int(usage["input_tokens"])
-            if usage.get("output_tokens") is not None:
-                self.output_tokens = int(usage["output_tokens"])  # cumulative, per the docs
-
-    def _block_start(self, index: int, block: dict[str, Any], data: dict[str, Any]) -> list[StreamChunk]:
-        if block.get("type") == "tool_use":
-            position = len(self._tool_blocks)
-            self._tool_blocks[index] = position
-            delta = ToolCallDelta(index=position, id=block.get("id"), name=block.get("name"))
-            self._tools.add(delta)
-            return [StreamChunk(tool_call_deltas=[delta], model=self.model, raw=data)]
-        if block.get("type") == "text" and block.get("text"):
-            return [StreamChunk(content=str(block["text"]), model=self.model, raw=data)]
-        return []
-
-    def _block_delta(self, index: int, delta: dict[str, Any], data: dict[str, Any]) -> list[StreamChunk]:
-        if delta.get("type") == "text_delta" and delta.get("text"):
-            return [StreamChunk(content=str(delta["text"]), model=self.model, raw=data)]
-        position = self._tool_blocks.get(index)
-        if delta.get("type") == "input_json_delta" and position is not None and delta.get("partial_json"):
-            fragment = ToolCallDelta(index=position, arguments_fragment=str(delta["partial_json"]))
-            self._tools.add(fragment)
-            return [StreamChunk(tool_call_deltas=[fragment], model=self.model, raw=data)]
-        return []  # thinking, signature and citation deltas carry no answer text
-
-    def last_chunk(self) -> StreamChunk:
-        """The closing chunk: finish reason, usage and any call not delivered yet."""
-        usage = (
-            Usage.of(self.input_tokens, self.output_tokens)
-            if self.input_tokens is not None or self.output_tokens is not None
-            else None
-        )
-        return StreamChunk(
-            finish_reason=finish_reason(self.stop_reason) or "stop",
-            usage=usage,
-            tool_calls=self._tools.finish(),
-            model=self.model,
-        )
 
 
 class AnthropicProvider(HttpProvider):
@@ -323,7 +141,7 @@ class AnthropicProvider(HttpProvider):
             if params.get(name) is not None:
                 body[name] = params[name]
         if params.get("stop"):
-            body["stop_sequences"] = _stop_sequences(params["stop"])
+            body["stop_sequences"] = stop_sequences(params["stop"])
         if request.tools:
             body["tools"] = [
                 {
@@ -334,7 +152,7 @@ class AnthropicProvider(HttpProvider):
                 for t in request.tools
             ]
             if request.tool_choice is not None:
-                body["tool_choice"] = _tool_choice(request.tool_choice)
+                body["tool_choice"] = tool_choice_to_anthropic(request.tool_choice)
         if request.structured_mode == "native" and request.output is not None:
             body["output_format"] = {"type": "json_schema", "schema": request.output.strict_schema}
         if stream:
@@ -364,34 +182,7 @@ class AnthropicProvider(HttpProvider):
                 provider=self.name,
                 model=request.model,
             )
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        for block in data["content"]:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "text":
-                texts.append(str(block.get("text") or ""))
-            elif block.get("type") == "tool_use":
-                calls.append(
-                    ToolCall(
-                        id=str(block.get("id") or f"call_{len(calls)}"),
-                        name=str(block.get("name") or ""),
-                        arguments=as_arguments(block.get("input")),
-                    )
-                )
-        reason = finish_reason(data.get("stop_reason"))
-        usage = data.get("usage")
-        return GenerateResponse(
-            content="".join(texts),
-            tool_calls=calls,
-            usage=Usage.of(usage.get("input_tokens"), usage.get("output_tokens"))
-            if isinstance(usage, dict)
-            else None,
-            finish_reason=reason,
-            model=data.get("model") or request.model,
-            provider=self.name,
-            raw=data,
-        )
+        return message_to_response(data, provider=self.name, model=request.model)
 
     # -- hooks --------------------------------------------------------------------
 
@@ -407,14 +198,14 @@ class AnthropicProvider(HttpProvider):
         return self._response(data, request)
 
     async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        state = _StreamState(request.model)
+        state = MessagesStream(request.model)
         events = self._http.events(
             "v1/messages",
             self._body(request, stream=True),
             model=request.model,
             timeout=request.timeout,
-            is_error=_is_error_event,
-            is_last=_is_message_stop,
+            is_error=is_error_event,
+            is_last=is_message_stop,
             end_name="the message_stop event",
             headers=self._request_headers(request),
         )

@@ -1,7 +1,7 @@
 """Ollama's native API: ``POST /api/chat`` (NDJSON stream), ``GET /api/tags``.
 
-Translation only: ``Message``s become Ollama chat messages (images as base64
-``images``, tool calls with object ``arguments``), generation parameters go
+Translation only: ``Message``s become Ollama chat messages
+(``features.ollama_chat``), generation parameters go
 to ``options`` (``max_tokens`` is ``num_predict``), ``keep_alive`` and
 ``format`` (a JSON schema for ``response_model``) are top-level. Each NDJSON
 line of a stream becomes a ``StreamChunk``; the ``done`` line carries the
@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
-    ConfigurationError,
     ModelNotFoundError,
     ProviderConnectionError,
     ResponseFormatError,
@@ -26,36 +25,31 @@ from abstractcore.core.errors import (
 from abstractcore.core.types import (
     EmbeddingResponse,
     GenerateResponse,
-    ImagePart,
-    Message,
     StreamChunk,
-    ToolCall,
     Usage,
 )
-from abstractcore.features.media import base64_image
+from abstractcore.features.ollama_chat import (
+    DEFAULT_PORT,
+    chat_to_response,
+    host_url,
+    is_done_line,
+    is_error_line,
+    ollama_finish_reason,
+    ollama_options,
+    ollama_tool_calls,
+    ollama_usage,
+    shown_capabilities,
+    to_ollama_messages,
+)
 from abstractcore.features.openai_chat import tools_to_openai
 from abstractcore.features.structured import StructuredMode
-from abstractcore.features.tools.accumulator import as_arguments
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 
-__all__ = ["OLLAMA_ERRORS", "OllamaProvider", "to_ollama_message", "to_ollama_messages"]
+__all__ = ["OLLAMA_ERRORS", "OllamaProvider"]
 
 logger = logging.getLogger("abstractcore.ollama")
-
-DEFAULT_PORT = 11434
-#: Common parameter -> name in Ollama's ``options``.
-_OPTIONS = {
-    "temperature": "temperature",
-    "max_tokens": "num_predict",
-    "top_p": "top_p",
-    "seed": "seed",
-    "num_ctx": "num_ctx",
-    "top_k": "top_k",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-}
 
 
 #: Ollama answers ``{"error": "..."}``; a missing model says how to pull it.
@@ -73,100 +67,6 @@ OLLAMA_ERRORS: ErrorTable = (
         "what the runner is doing.",
     ),
 )
-
-
-def _host_url(value: str) -> str:
-    """``OLLAMA_HOST``-style values (``host``, ``host:port``, ``:port``) as a URL."""
-    value = value.strip()
-    if "://" in value:
-        return value
-    if value.startswith(":"):
-        value = "127.0.0.1" + value
-    host, slash, path = value.partition("/")
-    has_port = "]:" in host if host.startswith("[") else ":" in host
-    if not has_port:
-        host = f"{host}:{DEFAULT_PORT}"
-    return f"http://{host}{slash}{path}"
-
-
-def _image_data(part: ImagePart) -> str:
-    encoded = base64_image(part)
-    if encoded is None:
-        raise ConfigurationError(
-            "Ollama takes images as bytes: pass a file path, bytes or a base64 data: URL "
-            f"in media=, not a link ({(part.url or '')[:80]!r})."
-        )
-    return encoded[1]
-
-
-def to_ollama_message(message: Message) -> dict[str, Any]:
-    """One ``Message`` in Ollama's chat form."""
-    out: dict[str, Any] = {"role": message.role, "content": message.text}
-    if not isinstance(message.content, str):
-        images = [_image_data(p) for p in message.content if isinstance(p, ImagePart)]
-        if images:
-            out["images"] = images
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {"id": call.id, "function": {"index": index, "name": call.name, "arguments": call.arguments}}
-            for index, call in enumerate(message.tool_calls)
-        ]
-    if message.role == "tool":
-        if message.name:
-            out["tool_name"] = message.name
-        if message.tool_call_id:
-            out["tool_call_id"] = message.tool_call_id
-    return out
-
-
-def to_ollama_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """The ``messages`` array; a tool result is named after the call it answers (``tool_name``)."""
-    names = {call.id: call.name for m in messages for call in m.tool_calls}
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        item = to_ollama_message(message)
-        if message.role == "tool" and "tool_name" not in item and message.tool_call_id in names:
-            item["tool_name"] = names[message.tool_call_id]
-        out.append(item)
-    return out
-
-
-def _tool_calls(raw: Any) -> list[ToolCall]:
-    calls: list[ToolCall] = []
-    for position, call in enumerate(raw or []):
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
-            continue
-        index = function.get("index", position)
-        calls.append(
-            ToolCall(
-                id=str(call.get("id") or f"call_{index}"),
-                name=str(function.get("name") or ""),
-                arguments=as_arguments(function.get("arguments")),
-            )
-        )
-    return calls
-
-
-def _usage(data: dict[str, Any]) -> Usage | None:
-    if data.get("prompt_eval_count") is None and data.get("eval_count") is None:
-        return None
-    return Usage.of(data.get("prompt_eval_count"), data.get("eval_count"))
-
-
-def _finish_reason(data: dict[str, Any], had_tool_calls: bool) -> str:
-    if had_tool_calls:
-        return "tool_calls"
-    reason = data.get("done_reason")
-    return str(reason) if reason else "stop"
-
-
-def _is_error_line(line: Any) -> bool:
-    return not isinstance(line, dict) or "error" in line  # Ollama reports a failure mid-stream so
-
-
-def _is_done(line: Any) -> bool:
-    return bool(line.get("done"))
 
 
 class OllamaProvider(HttpProvider):
@@ -203,7 +103,7 @@ class OllamaProvider(HttpProvider):
         return ("native", "prompt")
 
     def _parse_base_url(self, raw: str) -> str:
-        return _host_url(raw)
+        return host_url(raw)
 
     def _normalise_base_url(self, url: str) -> str:
         for suffix in ("/api", "/v1"):  # the native API lives under /api; /v1 is the OpenAI one
@@ -220,13 +120,7 @@ class OllamaProvider(HttpProvider):
             "messages": to_ollama_messages(request.messages),
             "stream": stream,
         }
-        options: dict[str, Any] = {}
-        for name, option in _OPTIONS.items():
-            if params.get(name) is not None:
-                options[option] = params[name]
-        if params.get("stop"):
-            stop = params["stop"]
-            options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        options = ollama_options(params)
         if options:
             body["options"] = options
         if params.get("keep_alive") is not None:
@@ -253,17 +147,7 @@ class OllamaProvider(HttpProvider):
                 provider=self.name,
                 model=request.model,
             )
-        message = data["message"]
-        calls = _tool_calls(message.get("tool_calls"))
-        return GenerateResponse(
-            content=str(message.get("content") or ""),
-            tool_calls=calls,
-            usage=_usage(data),
-            finish_reason=_finish_reason(data, bool(calls)),
-            model=data.get("model") or request.model,
-            provider=self.name,
-            raw=data,
-        )
+        return chat_to_response(data, provider=self.name, model=request.model)
 
     async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         had_calls = False
@@ -274,15 +158,15 @@ class OllamaProvider(HttpProvider):
             model=request.model,
             timeout=request.timeout,
             framing="ndjson",
-            is_error=_is_error_line,
-            is_last=_is_done,
+            is_error=is_error_line,
+            is_last=is_done_line,
             end_name="its done line",
         )
         try:
             async for batch in events:
                 for line in batch:
                     message = line.get("message") or {}
-                    calls = _tool_calls(message.get("tool_calls"))
+                    calls = ollama_tool_calls(message.get("tool_calls"))
                     had_calls = had_calls or bool(calls)
                     if message.get("content") or calls:
                         yield StreamChunk(
@@ -296,8 +180,8 @@ class OllamaProvider(HttpProvider):
         finally:
             await events.aclose()
         yield StreamChunk(
-            finish_reason=_finish_reason(final, had_calls),
-            usage=_usage(final),
+            finish_reason=ollama_finish_reason(final, had_calls),
+            usage=ollama_usage(final),
             model=final.get("model") or request.model,
         )
 
@@ -343,18 +227,7 @@ class OllamaProvider(HttpProvider):
     async def _fetch_capabilities(self) -> Capabilities:
         """From ``POST /api/show``: the model's ``capabilities`` (tools, vision, embedding) and context."""
         data = await self._http.request_json("POST", "api/show", {"model": self.model}, model=self.model)
-        listed = data.get("capabilities") if isinstance(data, dict) else None
-        info = data.get("model_info") if isinstance(data, dict) else None
-        context = next((v for k, v in (info or {}).items() if k.endswith(".context_length")), None)
-        if not isinstance(listed, list):
-            return self.capabilities.merged(context_window=context, source="server")
-        return self.capabilities.merged(
-            tools="tools" in listed,
-            vision="vision" in listed,
-            embeddings="embedding" in listed,
-            context_window=context,
-            source="server",
-        )
+        return self.capabilities.merged(**shown_capabilities(data), source="server")
 
     async def alist_models(self) -> list[str]:
         """Model names from ``GET /api/tags``."""

@@ -1,0 +1,184 @@
+"""Ollama's wire format (``/api/chat``, ``/api/show``, ``OLLAMA_HOST``): ``Message``s to Ollama
+messages, replies back.
+
+Used by the ``ollama`` provider. Pure translation (no I/O): images travel as
+base64 ``images``, tool calls with object ``arguments``, a tool result names
+the call it answers (``tool_name``); the ``done`` reply or line carries the
+finish reason and the token counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from abstractcore.core.errors import ConfigurationError
+from abstractcore.core.types import GenerateResponse, ImagePart, Message, ToolCall, Usage
+from abstractcore.features.media import base64_image
+from abstractcore.features.tools.accumulator import as_arguments
+
+__all__ = [
+    "DEFAULT_PORT",
+    "OPTION_NAMES",
+    "chat_to_response",
+    "host_url",
+    "image_data",
+    "is_done_line",
+    "is_error_line",
+    "ollama_finish_reason",
+    "ollama_options",
+    "ollama_tool_calls",
+    "ollama_usage",
+    "shown_capabilities",
+    "to_ollama_message",
+    "to_ollama_messages",
+]
+
+#: The port ``ollama serve`` listens on.
+DEFAULT_PORT = 11434
+#: Common parameter -> name in Ollama's ``options``.
+OPTION_NAMES = {
+    "temperature": "temperature",
+    "max_tokens": "num_predict",
+    "top_p": "top_p",
+    "seed": "seed",
+    "num_ctx": "num_ctx",
+    "top_k": "top_k",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+}
+
+
+def ollama_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The generation parameters given, as Ollama's ``options`` (``max_tokens`` is ``num_predict``)."""
+    options = {option: params[name] for name, option in OPTION_NAMES.items() if params.get(name) is not None}
+    stop = params.get("stop")
+    if stop:
+        options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    return options
+
+
+def image_data(part: ImagePart) -> str:
+    """An image as the base64 text Ollama's ``images`` takes (a link is refused: Ollama needs bytes)."""
+    encoded = base64_image(part)
+    if encoded is None:
+        raise ConfigurationError(
+            "Ollama takes images as bytes: pass a file path, bytes or a base64 data: URL "
+            f"in media=, not a link ({(part.url or '')[:80]!r})."
+        )
+    return encoded[1]
+
+
+def to_ollama_message(message: Message) -> dict[str, Any]:
+    """One ``Message`` in Ollama's chat form."""
+    out: dict[str, Any] = {"role": message.role, "content": message.text}
+    if not isinstance(message.content, str):
+        images = [image_data(p) for p in message.content if isinstance(p, ImagePart)]
+        if images:
+            out["images"] = images
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": call.id, "function": {"index": index, "name": call.name, "arguments": call.arguments}}
+            for index, call in enumerate(message.tool_calls)
+        ]
+    if message.role == "tool":
+        if message.name:
+            out["tool_name"] = message.name
+        if message.tool_call_id:
+            out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def to_ollama_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The ``messages`` array; a tool result is named after the call it answers (``tool_name``)."""
+    names = {call.id: call.name for m in messages for call in m.tool_calls}
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        item = to_ollama_message(message)
+        if message.role == "tool" and "tool_name" not in item and message.tool_call_id in names:
+            item["tool_name"] = names[message.tool_call_id]
+        out.append(item)
+    return out
+
+
+def ollama_tool_calls(raw: Any) -> list[ToolCall]:
+    """A message's ``tool_calls`` (object ``arguments``) as ``ToolCall``s."""
+    calls: list[ToolCall] = []
+    for position, call in enumerate(raw or []):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        index = function.get("index", position)
+        calls.append(
+            ToolCall(
+                id=str(call.get("id") or f"call_{index}"),
+                name=str(function.get("name") or ""),
+                arguments=as_arguments(function.get("arguments")),
+            )
+        )
+    return calls
+
+
+def ollama_usage(data: dict[str, Any]) -> Usage | None:
+    """``prompt_eval_count`` / ``eval_count`` as ``Usage`` (None when neither is given)."""
+    if data.get("prompt_eval_count") is None and data.get("eval_count") is None:
+        return None
+    return Usage.of(data.get("prompt_eval_count"), data.get("eval_count"))
+
+
+def ollama_finish_reason(data: dict[str, Any], had_tool_calls: bool) -> str:
+    """The finish reason of a ``done`` reply or line."""
+    if had_tool_calls:
+        return "tool_calls"
+    reason = data.get("done_reason")
+    return str(reason) if reason else "stop"
+
+
+def is_error_line(line: Any) -> bool:
+    """True for a line that reports a failure (Ollama sends ``{"error": ...}`` mid-stream)."""
+    return not isinstance(line, dict) or "error" in line
+
+
+def is_done_line(line: Any) -> bool:
+    """True for the last line of a stream."""
+    return bool(line.get("done"))
+
+
+def chat_to_response(data: dict[str, Any], *, provider: str, model: str | None) -> GenerateResponse:
+    """A whole ``/api/chat`` reply (``{"message": {...}, "done": true, ...}``) as a ``GenerateResponse``."""
+    message = data.get("message") or {}
+    calls = ollama_tool_calls(message.get("tool_calls"))
+    return GenerateResponse(
+        content=str(message.get("content") or ""),
+        tool_calls=calls,
+        usage=ollama_usage(data),
+        finish_reason=ollama_finish_reason(data, bool(calls)),
+        model=data.get("model") or model,
+        provider=provider,
+        raw=data,
+    )
+
+
+def shown_capabilities(data: Any) -> dict[str, Any]:
+    """What ``POST /api/show`` says of a model: ``tools``, ``vision``, ``embeddings`` (from its
+    ``capabilities`` list, when the server sends one) and ``context_window``."""
+    listed = data.get("capabilities") if isinstance(data, dict) else None
+    info = data.get("model_info") if isinstance(data, dict) else None
+    context = next((v for k, v in (info or {}).items() if k.endswith(".context_length")), None)
+    found: dict[str, Any] = {"context_window": context}
+    if isinstance(listed, list):
+        found.update(tools="tools" in listed, vision="vision" in listed, embeddings="embedding" in listed)
+    return found
+
+
+def host_url(value: str) -> str:
+    """``OLLAMA_HOST``-style values (``host``, ``host:port``, ``:port``) as a URL."""
+    value = value.strip()
+    if "://" in value:
+        return value
+    if value.startswith(":"):
+        value = "127.0.0.1" + value
+    host, slash, path = value.partition("/")
+    has_port = "]:" in host if host.startswith("[") else ":" in host
+    if not has_port:
+        host = f"{host}:{DEFAULT_PORT}"
+    return f"http://{host}{slash}{path}"
