@@ -188,7 +188,7 @@ print("finished", len(results))
 """
 
 
-def run_child(fake: FakeOpenAI, mode: str, *, terminal: bool) -> tuple[str, str]:
+def run_child(fake: FakeOpenAI, mode: str, *, terminal: bool, sized: bool = True) -> tuple[str, str]:
     """(stdout, stderr) of the child; on a terminal both are the terminal (returned as stdout)."""
     args = [sys.executable, "-c", CHILD, fake.base_url, KEY, mode]
     env = dict(os.environ)
@@ -196,7 +196,8 @@ def run_child(fake: FakeOpenAI, mode: str, *, terminal: bool) -> tuple[str, str]
         done = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env, check=True)
         return done.stdout, done.stderr
     main, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100x24 terminal
+    if sized:
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100x24 terminal
     child = subprocess.Popen(args, stdin=secondary, stdout=secondary, stderr=secondary, env=env)
     os.close(secondary)
     out = bytearray()
@@ -229,6 +230,12 @@ def test_the_progress_bar_shows_on_a_terminal_only(fake: FakeOpenAI) -> None:
     assert "20/20" not in forced and "finished 20" in forced
     _, err = run_child(fake, "on", terminal=False)
     assert "20/20" in err
+
+
+def test_the_bar_shows_on_a_terminal_that_reports_no_size(fake: FakeOpenAI) -> None:
+    """Some containers' terminals say 0x0; tqdm would then hide the bar entirely."""
+    on_terminal, _ = run_child(fake, "auto", terminal=True, sized=False)
+    assert "20/20" in on_terminal and "finished 20" in on_terminal
 
 
 def test_the_sync_twin_is_generated() -> None:

@@ -20,6 +20,7 @@ in-process models included.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -90,6 +91,13 @@ def _show_progress(progress: bool | None) -> bool:
         return False
 
 
+def _columns() -> int:
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 class _Bar:
     """A tqdm bar on stderr, or nothing."""
 
@@ -99,7 +107,17 @@ class _Bar:
         if show:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc="batch", unit="item", file=sys.stderr, dynamic_ncols=True)
+            # a terminal that reports no size (some containers' ttys) would hide the bar
+            sized = _columns() > 0
+            self._bar = tqdm(
+                total=total,
+                desc="batch",
+                unit="item",
+                file=sys.stderr,
+                dynamic_ncols=sized,
+                ncols=None if sized else 80,
+                nrows=None if sized else 24,
+            )
 
     def step(self, failed: bool) -> None:
         if self._bar is None:
