@@ -18,14 +18,18 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from abstractcore.core.errors import BackendNotInstalledError, ContextLengthExceededError
 from abstractcore.core.types import Usage
 
 __all__ = [
+    "BatchEngine",
+    "BatchHandle",
     "Engine",
+    "EngineClosed",
     "FollowingProcessor",
     "GenerationSpec",
     "Outcome",
@@ -131,6 +135,44 @@ class Engine(abc.ABC):
             "transformers model in process, or an embedding server (Ollama, an OpenAI-compatible "
             "/v1/embeddings)."
         )
+
+
+class EngineClosed(RuntimeError):
+    """The engine was unloaded (or is being unloaded): load it again and resubmit."""
+
+
+class BatchHandle(Protocol):
+    """One request submitted to a ``BatchEngine``."""
+
+    #: Resolves to the request's ``Outcome`` (or its exception).
+    future: Future[Outcome]
+
+    def cancel(self) -> None:
+        """Stop the request within a step (it ends "cancelled")."""
+
+
+class BatchEngine(Engine):
+    """An engine that serves several requests at once (continuous batching).
+
+    ``submit`` queues a request and returns at once; ``emit`` receives each
+    piece of text on the engine's own thread (keep it quick). The provider
+    sends requests here directly instead of through its one-at-a-time worker.
+    """
+
+    @property
+    @abc.abstractmethod
+    def busy(self) -> bool:
+        """True while requests are queued or running."""
+
+    @abc.abstractmethod
+    def submit(
+        self, spec: GenerationSpec, emit: Callable[[str], None] | None, cancel: threading.Event
+    ) -> BatchHandle:
+        """Queue ``spec``; ``EngineClosed`` when the engine is not loaded."""
+
+    def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
+        """The blocking ``Engine`` contract: submit and wait (other requests run meanwhile)."""
+        return self.submit(spec, emit, cancel).future.result()
 
 
 def require(module: str, extra: str, what: str) -> Any:

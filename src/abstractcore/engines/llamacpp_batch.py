@@ -48,7 +48,8 @@ from typing import Any
 
 from abstractcore.engines import llamacpp_native
 from abstractcore.engines.base import (
-    Engine,
+    BatchEngine,
+    EngineClosed,
     GenerationSpec,
     Outcome,
     StopMatcher,
@@ -85,10 +86,6 @@ _log = logging.getLogger(__name__)
 _DEFAULTS = {"temperature": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.0}
 _PENALTY_LAST_N = 64  # Llama's last_n_tokens_size
 _BATCH = 512  # llama_batch capacity and n_batch / n_ubatch
-
-
-class EngineClosed(RuntimeError):
-    """The engine was unloaded (or is being unloaded): load it again and resubmit."""
 
 
 class Generation:
@@ -737,7 +734,7 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 _LIVE: weakref.WeakSet[LlamaCppBatchEngine] = weakref.WeakSet()
 
 
-class LlamaCppBatchEngine(Engine):
+class LlamaCppBatchEngine(BatchEngine):
     """A GGUF model served to up to ``parallel`` requests at once by continuous batching.
 
     ``n_ctx`` is the context of each sequence (default 4096, as ``LlamaCppEngine``); the KV cache
@@ -806,10 +803,6 @@ class LlamaCppBatchEngine(Engine):
         if scheduler is None:
             raise EngineClosed("the model is not loaded")
         return scheduler.submit(spec, emit, cancel)
-
-    def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
-        """The blocking ``Engine`` contract: submit and wait (other requests run meanwhile)."""
-        return self.submit(spec, emit, cancel).future.result()
 
     def stats(self) -> dict[str, int]:
         """``pending``, ``active``, ``kv_tokens`` (cells in use), ``cached_tokens`` (idle caches)."""
