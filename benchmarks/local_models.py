@@ -192,6 +192,28 @@ def gathered(llm: Any, n: int, tokens: int) -> tuple[int, float]:
     return asyncio.run(main())
 
 
+def mlx_batching(n: int, tokens: int) -> None:
+    """MLX: ``n`` gathered requests with ``parallel=n`` against ``parallel=1``, one round each."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from abstractcore import create_llm
+    from structured import model_dir
+
+    directory = str(model_dir())
+    batch = create_llm("mlx", model=directory, parallel=n)
+    serial = create_llm("mlx", model=directory)
+    gathered(batch, 1, 2)  # load and warm both
+    gathered(serial, 1, 2)
+    print(f"\nMLX, {n} concurrent agenerate, {tokens} tokens, greedy, one round (~2 tok/s on CPU)")
+    rates = {}
+    for name, llm in ((f"parallel={n}", batch), ("parallel=1", serial)):
+        made, seconds = gathered(llm, n, tokens)
+        rates[name] = made / seconds
+        print(f"  {name:12} {made:4d} tokens in {seconds:6.1f} s: {rates[name]:5.2f} tok/s")
+    print(f"  parallel={n} / parallel=1: {rates[f'parallel={n}'] / rates['parallel=1']:.2f}x")
+    batch.unload()
+    serial.unload()
+
+
 @contextlib.contextmanager
 def cpp_server(binary: str | None, model: Path, n: int) -> Iterator[str | None]:
     """A llama-server with ``-np n`` and ``n_ctx`` per slot (None when no binary is available)."""
@@ -331,6 +353,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-batching", action="store_true", help="skip continuous batching")
     parser.add_argument("--only-batching", action="store_true", help="continuous batching only")
+    parser.add_argument("--mlx", action="store_true", help="MLX batching only (parallel=4 vs 1)")
     parser.add_argument("--batch-tokens", type=int, default=32, help="max_tokens of each batched request")
     parser.add_argument("--concurrency", default="8,16", help="concurrent requests (and parallel=, -np)")
     parser.add_argument(
@@ -338,6 +361,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     path = gguf_path()
+    if args.mlx:
+        mlx_batching(4, 8)
+        return
     if not args.only_batching:
         single(path, args)
     if not args.skip_batching:

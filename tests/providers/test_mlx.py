@@ -29,6 +29,11 @@ def mlx(hf_dir: Path) -> LLM:
     return create_llm("mlx", model=str(hf_dir), max_tokens=3, temperature=0)
 
 
+class Person(BaseModel):
+    name: str
+    age: int
+
+
 def assert_answer(r: GenerateResponse, max_tokens: int) -> None:
     assert r.content.strip()
     assert r.provider == "mlx"
@@ -112,11 +117,6 @@ def test_tools_are_prompted_and_structured_output_constrained() -> None:
         llm.generate("Weather?", tools=[{"name": "weather", "parameters": {"type": "object"}}])
 
 
-class Person(BaseModel):
-    name: str
-    age: int
-
-
 @pytest.mark.slow
 def test_the_guarantee_comes_from_the_constraint(mlx: LLM) -> None:
     # the same prompt, greedy, the same token budget: only the constraint differs
@@ -133,3 +133,44 @@ def test_the_guarantee_comes_from_the_constraint(mlx: LLM) -> None:
     assert info.value.raw and not info.value.raw.lstrip().startswith('{"name":')
     person = mlx.generate(ask, system_prompt=SYSTEM, response_model=Person, max_tokens=12)
     assert isinstance(person, Person) and person.name == "Ann"
+
+
+# -- continuous batching (parallel > 1): mlx-lm's BatchGenerator ----------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_batched_requests_each_get_their_own_answer(mlx: LLM, hf_dir: Path) -> None:
+    """Greedy texts are the same batched as alone; a constrained request shares the batch with
+    plain ones; a cancelled one leaves the others running."""
+    batched = create_llm("mlx", model=str(hf_dir), parallel=4, temperature=0)
+    prompts = ["Count to 3.", "Name a colour.", "Say hello."]
+    alone = [(await mlx.agenerate(p, system_prompt=SYSTEM, max_tokens=4)).content for p in prompts]
+
+    async def cancelled() -> None:
+        with anyio.move_on_after(1.5):
+            async with aclosing(batched.astream("Write a long essay.", max_tokens=200)) as stream:
+                async for _ in stream:
+                    pass
+
+    results: dict[str, object] = {}
+
+    async def plain(prompt: str) -> None:
+        results[prompt] = await batched.agenerate(prompt, system_prompt=SYSTEM, max_tokens=4)
+
+    async def structured() -> None:
+        results["json"] = await batched.agenerate(
+            "Ann is 31 years old. Give her name and age as JSON.", response_model=Person, max_tokens=30
+        )
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(cancelled)
+        for prompt in prompts:
+            group.start_soon(plain, prompt)
+        group.start_soon(structured)
+    texts = [results[p].content for p in prompts]  # type: ignore[attr-defined]
+    assert texts == alone
+    assert results["json"] == Person(name="Ann", age=31)
+    assert batched.provider.busy is False  # the cancelled stream was dropped from the batch
+    await batched.aunload()
