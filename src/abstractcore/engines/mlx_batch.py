@@ -15,8 +15,10 @@ only when it runs alone; greedy requests are unaffected.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -37,11 +39,25 @@ from abstractcore.engines.base import (
 )
 from abstractcore.engines.mlx import MLXEngine
 from abstractcore.engines.transformers import IncrementalDecoder
+from abstractcore.transport.worker import EXIT_JOIN_SECONDS
 
 __all__ = ["MLXBatchEngine"]
 
 _WHAT = "Running MLX models"
 _log = logging.getLogger(__name__)
+_LIVE: weakref.WeakSet[MLXBatchEngine] = weakref.WeakSet()
+
+
+def _stop_all_at_exit() -> None:
+    """At exit: end every scheduler thread before MLX is torn down (no step left running)."""
+    for engine in list(_LIVE):
+        try:
+            engine._stop(EXIT_JOIN_SECONDS)
+        except Exception:  # exiting anyway
+            pass
+
+
+atexit.register(_stop_all_at_exit)
 
 
 class _Handle:
@@ -113,22 +129,26 @@ class MLXBatchEngine(BatchEngine, MLXEngine):
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="abstractcore-mlx-batch", daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
     def unload(self) -> None:
         """Cancel queued and running requests (they end "cancelled"), stop the thread, drop the model."""
-        thread = self._thread
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        self._thread = None
+        self._stop(None)
         generator, self._generator = self._generator, None
         if generator is not None:
             close = getattr(generator, "close", None)
             if close is not None:
                 close()
         MLXEngine.unload(self)
+
+    def _stop(self, timeout: float | None) -> None:
+        thread = self._thread
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
 
     # -- submitting (any thread) ---------------------------------------------------------------
 
