@@ -62,30 +62,9 @@ class MLXEngine(Engine):
         """Stream tokens from ``mlx_lm.stream_generate``."""
         mlx_lm = require("mlx_lm", "mlx", _WHAT)
         mx = require("mlx.core", "mlx", _WHAT)
-        sample_utils = require("mlx_lm.sample_utils", "mlx", _WHAT)
         tokenizer = self._tokenizer
-        if getattr(tokenizer, "chat_template", None):
-            prompt = tokenizer.apply_chat_template(spec.messages, add_generation_prompt=True)
-        else:
-            prompt = tokenizer.encode(plain_transcript(spec.messages))
-        check_context(len(prompt), self._context(), engine="mlx")
-        sampler = sample_utils.make_sampler(
-            temp=spec.temperature or 0.0,
-            top_p=spec.top_p or 0.0,
-            min_p=spec.min_p or 0.0,
-            top_k=spec.top_k or 0,
-        )
-        penalties = {
-            "repetition_penalty": spec.repeat_penalty,
-            "presence_penalty": spec.presence_penalty,
-            "frequency_penalty": spec.frequency_penalty,
-        }
-        processors = sample_utils.make_logits_processors(  # only what was asked for: older
-            **{k: v for k, v in penalties.items() if v is not None}
-        )  # mlx-lm lacks some
-        constrained = self._constraint(spec)  # a refused grammar raises here, before any work
-        if constrained is not None:
-            processors = [*processors, constrained]
+        prompt = self._prompt(spec)
+        sampler, processors, constrained = self._sampling(spec)
         if spec.seed is not None:
             mx.random.seed(spec.seed)
         limit = spec.max_tokens or max(1, self._context() - len(prompt))
@@ -128,6 +107,40 @@ class MLXEngine(Engine):
             if tail:
                 emit(tail)
         return Outcome(finish, n_prompt, produced)
+
+    def _prompt(self, spec: GenerationSpec) -> list[int]:
+        """The prompt's token ids (the chat template, else a plain transcript), checked against
+        the context."""
+        tokenizer = self._tokenizer
+        if getattr(tokenizer, "chat_template", None):
+            prompt = list(tokenizer.apply_chat_template(spec.messages, add_generation_prompt=True))
+        else:
+            prompt = list(tokenizer.encode(plain_transcript(spec.messages)))
+        check_context(len(prompt), self._context(), engine="mlx")
+        return prompt
+
+    def _sampling(self, spec: GenerationSpec) -> tuple[Any, list[Any], FollowingProcessor | None]:
+        """(sampler, logits processors, the constraint among them) for ``spec``; a grammar the
+        engine refuses raises here, before any work."""
+        sample_utils = require("mlx_lm.sample_utils", "mlx", _WHAT)
+        sampler = sample_utils.make_sampler(
+            temp=spec.temperature or 0.0,
+            top_p=spec.top_p or 0.0,
+            min_p=spec.min_p or 0.0,
+            top_k=spec.top_k or 0,
+        )
+        penalties = {
+            "repetition_penalty": spec.repeat_penalty,
+            "presence_penalty": spec.presence_penalty,
+            "frequency_penalty": spec.frequency_penalty,
+        }
+        processors = list(  # only what was asked for: older mlx-lm lacks some
+            sample_utils.make_logits_processors(**{k: v for k, v in penalties.items() if v is not None})
+        )
+        constraint = self._constraint(spec)
+        if constraint is not None:
+            processors.append(constraint)
+        return sampler, processors, constraint
 
     def _constraint(self, spec: GenerationSpec) -> FollowingProcessor | None:
         if spec.constraint is None:

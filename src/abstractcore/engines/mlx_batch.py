@@ -33,8 +33,6 @@ from abstractcore.engines.base import (
     GenerationSpec,
     Outcome,
     StopMatcher,
-    check_context,
-    plain_transcript,
     require,
 )
 from abstractcore.engines.mlx import MLXEngine
@@ -169,30 +167,9 @@ class MLXBatchEngine(BatchEngine, MLXEngine):
     def _prepare(
         self, spec: GenerationSpec, emit: Callable[[str], None] | None, cancel: threading.Event
     ) -> _Request:
-        sample_utils = require("mlx_lm.sample_utils", "mlx", _WHAT)
         tokenizer = self._tokenizer
-        if getattr(tokenizer, "chat_template", None):
-            prompt = list(tokenizer.apply_chat_template(spec.messages, add_generation_prompt=True))
-        else:
-            prompt = list(tokenizer.encode(plain_transcript(spec.messages)))
-        check_context(len(prompt), self._context(), engine="mlx")
-        sampler = sample_utils.make_sampler(
-            temp=spec.temperature or 0.0,
-            top_p=spec.top_p or 0.0,
-            min_p=spec.min_p or 0.0,
-            top_k=spec.top_k or 0,
-        )
-        penalties = {
-            "repetition_penalty": spec.repeat_penalty,
-            "presence_penalty": spec.presence_penalty,
-            "frequency_penalty": spec.frequency_penalty,
-        }
-        processors = list(
-            sample_utils.make_logits_processors(**{k: v for k, v in penalties.items() if v is not None})
-        )
-        constraint = self._constraint(spec)  # a refused grammar raises here, before any work
-        if constraint is not None:
-            processors.append(constraint)
+        prompt = self._prompt(spec)
+        sampler, processors, constraint = self._sampling(spec)
         return _Request(
             handle=_Handle(self, cancel),
             prompt=prompt,
