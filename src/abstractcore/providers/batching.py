@@ -97,17 +97,9 @@ class BatchingLocalProvider(LocalProvider):
                 outcome = await self._batch_outcome(spec, parts.append)
         except TimeoutError:
             raise self._timeout_error(total) from None
-        if outcome is None:  # not a GGUF model: one generation at a time
+        if outcome is None:  # the model's engine does not batch: one generation at a time
             return await super()._complete(request)
-        calls = _calls(outcome)
-        return GenerateResponse(
-            content="".join(parts),
-            usage=outcome.usage,
-            tool_calls=calls,
-            finish_reason=_finish(outcome, calls),
-            model=self.model,
-            provider=self.name,
-        )
+        return self._answer("".join(parts), outcome)
 
     async def _batch_outcome(self, spec: GenerationSpec, emit: Callable[[str], None]) -> Outcome | None:
         cancel = threading.Event()
@@ -139,7 +131,7 @@ class BatchingLocalProvider(LocalProvider):
         inbox: LoopInbox[str | Future[Outcome]] = LoopInbox(cancel)
         handle = await self._submit(spec, inbox.put, cancel)
         if handle is None:
-            chunks = super()._stream(request)  # not a GGUF model: one generation at a time
+            chunks = super()._stream(request)  # the model's engine does not batch: one generation at a time
             try:
                 async for chunk in chunks:
                     yield chunk
@@ -166,7 +158,7 @@ class BatchingLocalProvider(LocalProvider):
         self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event
     ) -> BatchHandle | None:
         """Queue ``spec`` on the batch engine, loading the model first if needed (in a thread:
-        the prompt is rendered and tokenized there). None when the model is not a GGUF."""
+        the prompt is rendered and tokenized there). None when the model's engine does not batch."""
         try:
             for _ in range(_SUBMIT_ATTEMPTS):
                 engine = self._engine

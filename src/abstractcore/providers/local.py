@@ -194,15 +194,7 @@ class LocalProvider(AsyncProvider):
             engine = self._ready_engine(spec)
             parts: list[str] = []
             outcome: Outcome = self._guard("generating", lambda: engine.generate(spec, parts.append, cancel))
-            calls = _calls(outcome)
-            return GenerateResponse(
-                content="".join(parts),
-                usage=outcome.usage,
-                tool_calls=calls,
-                finish_reason=_finish(outcome, calls),
-                model=self.model,
-                provider=self.name,
-            )
+            return self._answer("".join(parts), outcome)
 
         total = request.timeout.total
         if total is None:
@@ -217,6 +209,18 @@ class LocalProvider(AsyncProvider):
                 provider=self.name,
                 model=self.model,
             ) from None
+
+    def _answer(self, text: str, outcome: Outcome) -> GenerateResponse:
+        """The response of a finished generation: its text, tool calls, usage and finish reason."""
+        calls = _calls(outcome)
+        return GenerateResponse(
+            content=text,
+            usage=outcome.usage,
+            tool_calls=calls,
+            finish_reason=_finish(outcome, calls),
+            model=self.model,
+            provider=self.name,
+        )
 
     def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         spec = self._spec(request)  # bad arguments raise here, before any work
