@@ -466,3 +466,32 @@ def test_no_crash_at_exit_while_sequences_are_decoding(gguf_path: Path) -> None:
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.strip() == "exiting"
     assert time.perf_counter() - start < 60
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_requests_is_queued_through_one_thread(batch: LLM) -> None:
+    """Eight requests at once are rendered by one submission thread: anyio does not start a thread
+    per request (each start stalls the event loop ~1.4 ms)."""
+    await batch.agenerate("Warm up", max_tokens=1)
+
+    def workers() -> set[int]:
+        return {t.ident or 0 for t in threading.enumerate() if t.name.startswith("AnyIO worker")}
+
+    before = workers()
+    async with anyio.create_task_group() as tg:
+        for prompt in PROMPTS[:8]:
+            tg.start_soon(stream_text, batch, prompt)
+    assert len(workers() - before) <= 1
+
+
+def test_constrained_decoding_raises_no_warning_per_token(batch: LLM) -> None:
+    """llguidance's own llama.cpp bridge calls a deprecated function once per vocabulary entry."""
+    import warnings
+
+    fresh = create_llm("huggingface", model=str(batch.provider.model), parallel=2, temperature=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        person = fresh.generate("Ann is 31 years old. Give her name and age.", response_model=Person)
+    assert isinstance(person, Person)
+    assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]
+    fresh.unload()

@@ -6,6 +6,9 @@ a Linux CPU makes 2-3 tokens/s with this model, so generations stay short.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from contextlib import aclosing
 from pathlib import Path
 
@@ -174,3 +177,24 @@ async def test_batched_requests_each_get_their_own_answer(mlx: LLM, hf_dir: Path
     assert results["json"] == Person(name="Ann", age=31)
     assert batched.provider.busy is False  # the cancelled stream was dropped from the batch
     await batched.aunload()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_no_crash_at_exit_while_a_request_runs(hf_dir: Path, parallel: int) -> None:
+    """MLX arrays alive at interpreter teardown aborted the process (exit 134): freed at exit now."""
+    code = f"""
+        import threading, time
+        from abstractcore import create_llm
+        llm = create_llm("mlx", model={str(hf_dir)!r}, parallel={parallel})
+        llm.generate("Hi", max_tokens=1)
+        story = lambda: llm.generate("Tell a long story.", max_tokens=300)
+        threading.Thread(target=story, daemon=True).start()
+        time.sleep(2)
+        print("exiting", flush=True)
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.strip() == "exiting"

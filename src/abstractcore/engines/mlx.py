@@ -9,6 +9,7 @@ constrained output is complete.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import threading
 import weakref
@@ -27,10 +28,30 @@ from abstractcore.engines.base import (
     plain_transcript,
     require,
 )
+from abstractcore.transport.worker import stop_all_workers
 
 __all__ = ["MLXEngine"]
 
 _WHAT = "Running MLX models"
+_LIVE: weakref.WeakSet[MLXEngine] = weakref.WeakSet()
+
+
+def _unload_all_at_exit() -> None:
+    """At exit: stop the generation threads, then free every model while Python is whole.
+
+    MLX arrays still alive (a model, a generation's cache) when the interpreter
+    tears down aborted the process ("terminate called without an active
+    exception", exit 134) after a call was cut short by the exit.
+    """
+    stop_all_workers()
+    for engine in list(_LIVE):
+        try:
+            engine.unload()
+        except Exception:  # exiting anyway
+            pass
+
+
+atexit.register(_unload_all_at_exit)
 
 
 class MLXEngine(Engine):
@@ -53,6 +74,7 @@ class MLXEngine(Engine):
         """Load weights and tokenizer from the local directory."""
         mlx_lm = require("mlx_lm", "mlx", _WHAT)
         self._model, self._tokenizer = mlx_lm.load(str(self.path))
+        _LIVE.add(self)
 
     def _context(self) -> int:
         args = getattr(self._model, "args", None)

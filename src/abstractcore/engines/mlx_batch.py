@@ -49,6 +49,7 @@ _LIVE: weakref.WeakSet[MLXBatchEngine] = weakref.WeakSet()
 def _stop_all_at_exit() -> None:
     """At exit: end every scheduler thread before MLX is torn down (no step left running)."""
     for engine in list(_LIVE):
+        engine._exiting = True  # from now on unload() waits at most EXIT_JOIN_SECONDS
         try:
             engine._stop(EXIT_JOIN_SECONDS)
         except Exception:  # exiting anyway
@@ -101,6 +102,7 @@ class MLXBatchEngine(BatchEngine, MLXEngine):
         self._closing = False
         self._generator: Any = None
         self._thread: threading.Thread | None = None
+        self._exiting = False
 
     def __repr__(self) -> str:
         return f"MLXBatchEngine({str(self.path)!r}, parallel={self.parallel})"
@@ -131,7 +133,9 @@ class MLXBatchEngine(BatchEngine, MLXEngine):
 
     def unload(self) -> None:
         """Cancel queued and running requests (they end "cancelled"), stop the thread, drop the model."""
-        self._stop(None)
+        if not self._stop(EXIT_JOIN_SECONDS if self._exiting else None):
+            _log.warning("the MLX batch scheduler did not stop; its model stays in memory")
+            return
         generator, self._generator = self._generator, None
         if generator is not None:
             close = getattr(generator, "close", None)
@@ -139,14 +143,18 @@ class MLXBatchEngine(BatchEngine, MLXEngine):
                 close()
         MLXEngine.unload(self)
 
-    def _stop(self, timeout: float | None) -> None:
+    def _stop(self, timeout: float | None) -> bool:
+        """End the scheduler thread; False when it is still running after ``timeout``."""
         thread = self._thread
         with self._cond:
             self._closing = True
             self._cond.notify()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+            if thread.is_alive():
+                return False
         self._thread = None
+        return True
 
     # -- submitting (any thread) ---------------------------------------------------------------
 
