@@ -725,3 +725,42 @@ def test_bad_configuration_fails_in_create_llm(config: dict[str, Any], message: 
     with pytest.raises(ConfigurationError) as caught:
         create_llm("router", **config)
     assert message in str(caught.value)
+
+
+def _everything_reachable(root: Any) -> str:
+    """The reprs of every object reachable from ``root`` through attributes, slots and containers."""
+    seen: set[int] = set()
+    parts: list[str] = []
+    todo = [root]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (str, bytes)):
+            parts.append(repr(item))
+            continue
+        if isinstance(item, dict):
+            todo += [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            todo += list(item)
+        state = getattr(item, "__dict__", None)
+        if isinstance(state, dict):
+            todo += list(state.values())
+        for cls in type(item).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                if isinstance(slot, str) and hasattr(item, slot):
+                    todo.append(getattr(item, slot))
+    return "".join(parts)
+
+
+def test_no_key_is_reachable_through_a_router_built_from_pairs() -> None:
+    secret = "sk-router-secret-0123456789"
+    llm = create_llm(
+        "router",
+        models=[("openai", {"model": "gpt-4o-mini", "api_key": secret}), ("anthropic", {"api_key": secret})],
+    )
+    shown = _everything_reachable(llm) + repr(llm) + str(llm.health())
+    assert secret not in shown
+    assert "sk-router" not in shown
+    llm.close()
