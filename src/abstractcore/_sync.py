@@ -243,6 +243,34 @@ class LLM(LLMBase):
         """
         return await self._provider.aembed(texts, dimensions=dimensions, **params)
 
+    async def acount_tokens(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        media: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> int:
+        """The input tokens this call would take, counted by the back end itself (its chat
+        template and tokenizer): the ``input_tokens`` the same call reports.
+
+        Takes ``agenerate``'s arguments; tools a model ignores are counted as they are
+        prompted to it. ``ConfigurationError`` when this back end cannot count without
+        answering (its API has no tokenizer).
+        """
+        return await self._provider.acount_tokens(
+            prompt,
+            messages=messages,
+            system_prompt=system_prompt,
+            tools=tools,
+            tool_choice=tool_choice,
+            media=media,
+            **params,
+        )
+
     async def acapabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.
 
@@ -487,6 +515,37 @@ class LLM(LLMBase):
         raises ``BadRequestError`` / ``ConfigurationError`` saying so.
         """
         return _portal.call(functools.partial(self._provider.aembed, texts, dimensions=dimensions, **params))
+
+    def count_tokens(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        media: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> int:
+        """The input tokens this call would take, counted by the back end itself (its chat
+        template and tokenizer): the ``input_tokens`` the same call reports.
+
+        Takes ``generate``'s arguments; tools a model ignores are counted as they are
+        prompted to it. ``ConfigurationError`` when this back end cannot count without
+        answering (its API has no tokenizer).
+        """
+        return _portal.call(
+            functools.partial(
+                self._provider.acount_tokens,
+                prompt,
+                messages=messages,
+                system_prompt=system_prompt,
+                tools=tools,
+                tool_choice=tool_choice,
+                media=media,
+                **params,
+            )
+        )
 
     def fetch_capabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.

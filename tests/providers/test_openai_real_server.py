@@ -1,4 +1,5 @@
-"""The OpenAI provider against the real llama-cpp-python server running SmolLM2-135M."""
+"""The OpenAI provider against the real llama-cpp-python server running SmolLM2-135M; usage in
+streams also against llama.cpp's C++ server."""
 
 from __future__ import annotations
 
@@ -9,6 +10,86 @@ import anyio
 import pytest
 
 from abstractcore import LLM, GenerateResponse, StreamChunk, create_llm
+from abstractcore.core.types import Usage
+
+pytestmark = pytest.mark.slow
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+#: Prompts and answer lengths: cut by max_tokens, ended by the model, and an answer whose
+#: characters span several tokens (accents and emoji, streamed as fewer events than tokens).
+STREAMED = [
+    ("Say hi.", 64),
+    ("What is the weather in Paris?", 8),
+    ("List emojis: \U0001f389\U0001f525\U0001f4af\U0001f680", 16),
+    ("\u00c9cris un po\u00e8me sur l'\u00e9t\u00e9 \U0001f31e avec des \u00e9mojis", 24),
+]
+
+
+def _streamed_usage(llm: LLM, prompt: str, **kwargs: object) -> tuple[Usage, Usage]:
+    """(the usage of the call unstreamed, the usage on the last chunk of the same call streamed)."""
+    plain = llm.generate(prompt, **kwargs)  # type: ignore[call-overload]
+    chunks = list(llm.stream(prompt, **kwargs))  # type: ignore[call-overload]
+    assert chunks[-1].finish_reason is not None and all(c.usage is None for c in chunks[:-1])
+    assert plain.usage is not None and chunks[-1].usage is not None
+    return plain.usage, chunks[-1].usage
+
+
+def _close_to(streamed: Usage, plain: Usage) -> None:
+    assert streamed.input_tokens == plain.input_tokens
+    assert abs(streamed.output_tokens - plain.output_tokens) <= 1, (streamed, plain)
+    assert streamed.total_tokens == streamed.input_tokens + streamed.output_tokens
+
+
+@pytest.mark.parametrize(("prompt", "max_tokens"), STREAMED)
+def test_a_stream_the_server_reports_no_usage_for_gets_it_counted(
+    llama_base_url: str, prompt: str, max_tokens: int
+) -> None:
+    llm = create_llm("openai-compatible", model="smollm2", base_url=llama_base_url, temperature=0)
+    plain, streamed = _streamed_usage(llm, prompt, max_tokens=max_tokens)
+    _close_to(streamed, plain)
+    assert streamed.counted and not plain.counted  # llama-cpp-python's server sends none in streams
+
+
+def test_a_streamed_forced_tool_call_gets_its_usage_counted(llama_base_url: str) -> None:
+    llm = create_llm("openai-compatible", model="smollm2", base_url=llama_base_url, temperature=0)
+    plain, streamed = _streamed_usage(
+        llm, "What is the weather in Paris?", tools=[WEATHER], tool_choice="get_weather", max_tokens=40
+    )
+    _close_to(streamed, plain)
+    assert streamed.counted
+
+
+@pytest.mark.parametrize(("prompt", "max_tokens"), STREAMED[:2])
+def test_a_stream_llama_server_reports_usage_for_keeps_its_figures(
+    cpp_server_url: str, prompt: str, max_tokens: int
+) -> None:
+    llm = create_llm("openai-compatible", model="smollm2", base_url=cpp_server_url, temperature=0)
+    plain, streamed = _streamed_usage(llm, prompt, max_tokens=max_tokens)
+    _close_to(streamed, plain)
+    assert not streamed.counted
+
+
+@pytest.mark.parametrize("server", ["llama-cpp-python", "llama-server"])
+def test_count_tokens_is_the_input_tokens_the_call_reports(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    base = request.getfixturevalue("llama_base_url" if server == "llama-cpp-python" else "cpp_server_url")
+    llm = create_llm("openai-compatible", model="smollm2", base_url=base, temperature=0, max_tokens=4)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi \u00e9t\u00e9 \U0001f31e"},
+    ]
+    for kwargs in ({}, {"tools": [WEATHER], "tool_choice": "get_weather"}):
+        reply = llm.generate(messages=messages, max_tokens=30, **kwargs)  # type: ignore[call-overload]
+        assert reply.usage is not None
+        assert llm.count_tokens(messages=messages, **kwargs) == reply.usage.input_tokens
 
 
 @pytest.fixture

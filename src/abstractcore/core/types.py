@@ -204,25 +204,34 @@ def _part_from_dict(part: Any) -> ContentPart:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one generation."""
+    """Token counts of one generation.
+
+    ``counted`` is False when the back end reported the counts and True when
+    abstractcore counted them itself, with the back end's own tokenizer, because
+    the back end reported none (llama-cpp-python's server in streams): the
+    prompt exactly as the back end tokenizes it, the answer token by token.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    counted: bool = False
 
     def __add__(self, other: Usage) -> Usage:
-        """Counts summed (over the attempts of a re-ask, the steps of a tool loop, ...)."""
+        """Counts summed (over the attempts of a re-ask, the steps of a tool loop, ...); counted
+        when either part was."""
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.total_tokens + other.total_tokens,
+            self.counted or other.counted,
         )
 
     @classmethod
-    def of(cls, input_tokens: int | None, output_tokens: int | None) -> Usage:
+    def of(cls, input_tokens: int | None, output_tokens: int | None, *, counted: bool = False) -> Usage:
         """Usage from two counts, with the total computed."""
         i, o = int(input_tokens or 0), int(output_tokens or 0)
-        return cls(i, o, i + o)
+        return cls(i, o, i + o, counted)
 
 
 @dataclass(slots=True)
@@ -255,8 +264,8 @@ class StreamChunk:
     (``tool_calls``; for OpenAI-style streams, which do not mark the end of a
     call, that is the last chunk): collect ``tool_calls`` across chunks.
     ``tool_call_deltas`` carries the raw fragments for callers who want them.
-    The last chunk carries ``finish_reason`` and, where the provider reports
-    it, ``usage``.
+    The last chunk carries ``finish_reason`` and ``usage`` (reported by the
+    back end, or counted where it reports none: ``usage.counted``).
     """
 
     content: str = ""

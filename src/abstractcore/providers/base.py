@@ -376,6 +376,35 @@ class AsyncProvider(abc.ABC):
             "openai-compatible server with /v1/embeddings, or huggingface (in process)."
         )
 
+    async def acount_tokens(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        system_prompt: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        media: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> int:
+        """The input tokens this call would take, counted by the back end itself (its chat
+        template and tokenizer): the ``input_tokens`` the same call reports.
+
+        Takes ``agenerate``'s arguments; tools a model ignores are counted as they are
+        prompted to it. ``ConfigurationError`` when this back end cannot count without
+        answering (its API has no tokenizer).
+        """
+        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
+        if await self._tools_prompted(request):
+            request = self._prompted_request(request)
+        count = await self._count_tokens(request)
+        if count is None:
+            raise ConfigurationError(
+                f"{self.name} (model {self.model!r}) cannot count tokens before answering; the "
+                "answer's usage has the count."
+            )
+        return count
+
     async def acapabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.
 
@@ -422,6 +451,10 @@ class AsyncProvider(abc.ABC):
     @abc.abstractmethod
     def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Send ``request`` and yield the answer as it is produced."""
+
+    async def _count_tokens(self, request: Request) -> int | None:
+        """The input tokens of ``request`` as the back end counts them (None: it cannot)."""
+        return None
 
     async def _fetch_capabilities(self) -> Capabilities:
         """Ask the server what the model can do (the provider's defaults when it cannot say)."""

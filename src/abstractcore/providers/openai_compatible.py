@@ -9,6 +9,9 @@ behind it (llama.cpp's report errors as text only).
 
 from __future__ import annotations
 
+import json
+import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -18,6 +21,7 @@ from abstractcore.core.errors import (
     BadRequestError,
     ContextLengthExceededError,
     ProviderConnectionError,
+    ProviderError,
     ProviderStatusError,
     ResponseFormatError,
 )
@@ -75,7 +79,12 @@ LLAMA_CPP_ERRORS: ErrorTable = (
 )
 
 
+log = logging.getLogger("abstractcore.providers")
+
 _PROBE_TIMEOUT = Timeout(connect=5, read=10, total=10)
+#: Prompt counts kept per provider (the server counts a stream's prompt before it starts, the
+#: stream counts it again at its end when the back end reported none: the second is free).
+_COUNTS_KEPT = 32
 #: Inputs per embeddings request (OpenAI's limit is 2,048).
 EMBED_BATCH = 256
 
@@ -124,6 +133,10 @@ class OpenAICompatibleProvider(HttpProvider):
     def _configure(self, options: dict[str, Any]) -> None:
         super()._configure(options)
         self._json_mode = self.json_mode
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._templates: bool | None = None  # whether the server has /apply-template (llama-server)
+        self._llama_cpp_python: bool | None = None  # whether it has /extras/tokenize/count
+        self._bos_tokens = 0  # what that endpoint counts for no text
 
     # -- request ----------------------------------------------------------------
 
@@ -218,6 +231,8 @@ class OpenAICompatibleProvider(HttpProvider):
         usage: Usage | None = None
         model = request.model
         seen_any = False
+        tokens = 0  # events with a text or tool-call delta: one per token on llama.cpp's servers
+        text: list[str] = []  # the answer's text and call arguments, to count if need be
         events = self._http.events(
             "chat/completions",
             self._body(request, stream=True),
@@ -243,10 +258,14 @@ class OpenAICompatibleProvider(HttpProvider):
                         delta = choice.get("delta")
                         if delta:
                             content = delta.get("content")
+                            if isinstance(content, str) or delta.get("tool_calls"):
+                                tokens += 1
+                                text.append(content or "")
                             if delta.get("tool_calls"):
                                 fragments: list[ToolCallDelta] = tool_call_deltas(delta)
                                 for fragment in fragments:
                                     tools.add(fragment)
+                                    text.append(fragment.arguments_fragment)
                                 yield StreamChunk(
                                     content=content or "", tool_call_deltas=fragments, model=model, raw=data
                                 )
@@ -266,7 +285,107 @@ class OpenAICompatibleProvider(HttpProvider):
                 provider=self.name,
                 model=request.model,
             )
+        if usage is None:  # llama-cpp-python's server reports none, even with include_usage
+            usage = await self._counted_usage(request, tokens, "".join(text))
         yield StreamChunk(finish_reason=finish_reason, usage=usage, tool_calls=tools.finish(), model=model)
+
+    # -- counting, for servers that report no usage in streams ---------------------------
+
+    async def _counted_usage(self, request: Request, events: int, text: str) -> Usage | None:
+        """Usage counted by the server's tokenizer: the prompt as ``_count_tokens`` counts it, the
+        answer as its text tokenizes, or as many tokens as it came in events where that is more
+        (an event holds one token, or several that end a character split across tokens: the
+        text then tokenizes to what was generated)."""
+        try:
+            prompt = await self._count_tokens(request, ask=True)
+            answer = await self._count_text(text, request.model) if text else 0
+        except ProviderError as exc:  # the answer is in: without a count it keeps usage=None
+            log.warning("%s: counting the tokens of a stream failed: %s", self.name, exc)
+            return None
+        if prompt is None:
+            return None
+        return Usage.of(prompt, max(events, answer or 0), counted=True)
+
+    async def _count_text(self, text: str, model: str) -> int | None:
+        """The tokens of plain ``text`` by the server's tokenizer (None: it has no endpoint)."""
+        if self._templates:
+            reply = await self._post_root("tokenize", {"content": text}, model)
+            found = reply.get("tokens") if isinstance(reply, dict) else None
+            return len(found) if isinstance(found, list) else None
+        if await self._is_llama_cpp_python(model):
+            reply = await self._post_root("extras/tokenize/count", {"input": text}, model)
+            count = reply.get("count") if isinstance(reply, dict) else None
+            # its endpoint adds the model's BOS where the model has one: not part of an answer
+            return count - self._bos_tokens if isinstance(count, int) else None
+        return None
+
+    async def _count_tokens(self, request: Request, *, ask: bool = False) -> int | None:
+        """The prompt tokens of ``request`` as the server counts them.
+
+        llama-server renders the chat template (``/apply-template``) and tokenizes the result
+        (``/tokenize``): exact, nothing generated. llama-cpp-python's server tokenizes text only
+        (``/extras/tokenize``) and does not show its template, so it is asked the request itself
+        unstreamed with ``max_tokens=1`` (its prompt cache makes that one extra token, not a
+        second prefill); ``ask`` allows that on any server (one that sent a stream without usage),
+        else only where ``/extras/tokenize`` says it is llama-cpp-python's. None: cannot count.
+        """
+        body = self._body(request, stream=False)
+        key = json.dumps(body, sort_keys=True, default=str)
+        if key in self._counts:
+            return self._counts[key]
+        count = await self._count_by_template(body, request)
+        if count is None and (ask or await self._is_llama_cpp_python(request.model)):
+            count = await self._count_by_asking(body, request)
+        if count is not None:
+            self._counts[key] = count
+            while len(self._counts) > _COUNTS_KEPT:
+                self._counts.popitem(last=False)
+        return count
+
+    async def _post_root(self, path: str, body: dict[str, Any], model: str) -> Any:
+        """POST to a server endpoint outside ``/v1``; None when the server has no such endpoint."""
+        try:
+            return await self._http.request_json(
+                "POST", f"{self._root}/{path}", body, model=model, timeout=_PROBE_TIMEOUT
+            )
+        except (ProviderStatusError, ResponseFormatError):
+            return None
+
+    async def _count_by_template(self, body: dict[str, Any], request: Request) -> int | None:
+        if self._templates is False:
+            return None
+        rendered = await self._post_root("apply-template", body, request.model)
+        prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
+        if not isinstance(prompt, str):
+            self._templates = False
+            return None
+        # the chat endpoint tokenizes its prompt with special tokens added and parsed
+        tokens = await self._post_root(
+            "tokenize", {"content": prompt, "add_special": True, "parse_special": True}, request.model
+        )
+        found = tokens.get("tokens") if isinstance(tokens, dict) else None
+        if not isinstance(found, list):
+            self._templates = False
+            return None
+        self._templates = True
+        return len(found)
+
+    async def _is_llama_cpp_python(self, model: str) -> bool:
+        if self._llama_cpp_python is None:
+            reply = await self._post_root("extras/tokenize/count", {"input": ""}, model)
+            count = reply.get("count") if isinstance(reply, dict) else None
+            self._llama_cpp_python = isinstance(count, int)
+            self._bos_tokens = count if isinstance(count, int) else 0
+        return self._llama_cpp_python
+
+    async def _count_by_asking(self, body: dict[str, Any], request: Request) -> int | None:
+        one_token = {**body, "max_tokens": 1}
+        data = await self._http.request_json(
+            "POST", "chat/completions", one_token, model=request.model, timeout=request.timeout
+        )
+        usage = data.get("usage") if isinstance(data, dict) else None
+        count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return count if isinstance(count, int) else None
 
     async def _empty_stream_error(self, request: Request) -> Exception:
         """Why a stream ended with no event at all: the same request unstreamed tells."""

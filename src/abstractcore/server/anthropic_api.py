@@ -255,9 +255,11 @@ class MessageStream:
     usage) and ``message_stop``.
     """
 
-    def __init__(self, model: str, request_id: str) -> None:
+    def __init__(self, model: str, request_id: str, input_tokens: int | None = None) -> None:
         self._model = model
         self._request_id = request_id
+        #: The input tokens counted before the stream began, for ``message_start``.
+        self.input_tokens = input_tokens
         self._open: int | None = None  # index of the open block
         self._text_prefix = b""  # the bytes of a text delta in the open text block, up to its text
         self._blocks = 0
@@ -268,7 +270,8 @@ class MessageStream:
         self._usage: Usage | None = None
 
     def start(self) -> bytes:
-        """``message_start`` (usage is known only at the end: it comes in ``message_delta``) and a ping."""
+        """``message_start`` with the input tokens counted before the stream (0 when the back end
+        cannot count before answering: ``message_delta`` then brings them) and a ping."""
         start = {
             "type": "message_start",
             "message": {
@@ -279,7 +282,7 @@ class MessageStream:
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
+                "usage": {"input_tokens": self.input_tokens or 0, "output_tokens": 0},
             },
         }
         return sse_event("message_start", start) + sse_event("ping", {"type": "ping"})
@@ -346,11 +349,15 @@ class MessageStream:
         return out
 
     def end(self) -> bytes:
-        """The last block's stop, ``message_delta`` with the stop reason and usage, ``message_stop``."""
+        """The last block's stop, ``message_delta`` with the stop reason and the usage (cumulative,
+        input tokens included, as Anthropic sends it), ``message_stop``."""
+        usage = self._usage
+        if usage is None and self.input_tokens is not None:
+            usage = Usage.of(self.input_tokens, 0, counted=True)
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": _stop_reason(self._finish, self._calls), "stop_sequence": None},
-            "usage": _usage(self._usage),
+            "usage": _usage(usage),
         }
         return (
             self._close()

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import GenerateResponse, StreamChunk
 from abstractcore.server import anthropic_api, openai_api
 from abstractcore.server.backends import Backends
@@ -81,6 +82,15 @@ async def _events(
         yield stream.error(error)
     finally:
         await _aclose(chunks)
+
+
+async def _input_tokens(llm: LLM, call: Call) -> int | None:
+    """The input tokens of ``call`` as its back end counts them, before it answers (None when
+    it cannot: the answer's usage has them)."""
+    try:
+        return await llm.acount_tokens(**call.arguments())
+    except ConfigurationError:
+        return None
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -223,6 +233,8 @@ class Service:
         answer = call.answer
         if answer is not None:
             answer.apply(call)
+        if isinstance(stream, anthropic_api.MessageStream):  # message_start says the input tokens
+            stream.input_tokens = await _input_tokens(llm, call)
         chunks: AsyncIterator[StreamChunk] = llm.astream(**call.arguments())
         if answer is not None and answer.forced:
             chunks = answer.chunks(chunks)
