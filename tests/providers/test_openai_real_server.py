@@ -111,7 +111,6 @@ def test_stream_yields_several_chunks_then_a_finish(llm: LLM) -> None:
     texts = [c.content for c in chunks if c.content]
     assert len(texts) >= 3
     assert chunks[-1].finish_reason in ("stop", "length")
-    # llama-cpp-python's server sends no usage in streams even when asked (FIELD-NOTES)
     assert all(isinstance(c, StreamChunk) for c in chunks)
 
 

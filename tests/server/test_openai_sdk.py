@@ -78,8 +78,8 @@ def test_a_stream_with_usage(served: RunningServer) -> None:
     assert finishes in (["stop"], ["length"])
     last = chunks[-1]
     assert last.choices == []  # the usage chunk comes last
-    if last.usage is not None:  # llama-cpp-python's server counts no usage in streams
-        assert 0 < last.usage.completion_tokens <= 8 and last.usage.prompt_tokens > 5
+    assert last.usage is not None  # counted where the back end reports none (llama-cpp-python's server)
+    assert 0 < last.usage.completion_tokens <= 8 and last.usage.prompt_tokens > 5
 
 
 def test_stream_usage_from_the_in_process_model(local_server: RunningServer) -> None:
