@@ -9,8 +9,10 @@ behind it (llama.cpp's report errors as text only).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -133,7 +135,8 @@ class OpenAICompatibleProvider(HttpProvider):
     def _configure(self, options: dict[str, Any]) -> None:
         super()._configure(options)
         self._json_mode = self.json_mode
-        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._counts: OrderedDict[bytes, int] = OrderedDict()  # body digest -> prompt tokens
+        self._counts_lock = threading.Lock()  # the provider serves several event loops
         self._templates: bool | None = None  # whether the server has /apply-template (llama-server)
         self._llama_cpp_python: bool | None = None  # whether it has /extras/tokenize/count
         self._bos_tokens = 0  # what that endpoint counts for no text
@@ -294,7 +297,7 @@ class OpenAICompatibleProvider(HttpProvider):
     async def _counted_usage(self, request: Request, events: int, text: str) -> Usage | None:
         """Usage counted by the server's tokenizer: the prompt as ``_count_tokens`` counts it, the
         answer as its text tokenizes, or as many tokens as it came in events where that is more
-        (an event holds one token, or several that end a character split across tokens: the
+        (an event holds one token, or the several that end a character split across tokens: the
         text then tokenizes to what was generated)."""
         try:
             prompt = await self._count_tokens(request, ask=True)
@@ -306,40 +309,30 @@ class OpenAICompatibleProvider(HttpProvider):
             return None
         return Usage.of(prompt, max(events, answer or 0), counted=True)
 
-    async def _count_text(self, text: str, model: str) -> int | None:
-        """The tokens of plain ``text`` by the server's tokenizer (None: it has no endpoint)."""
-        if self._templates:
-            reply = await self._post_root("tokenize", {"content": text}, model)
-            found = reply.get("tokens") if isinstance(reply, dict) else None
-            return len(found) if isinstance(found, list) else None
-        if await self._is_llama_cpp_python(model):
-            reply = await self._post_root("extras/tokenize/count", {"input": text}, model)
-            count = reply.get("count") if isinstance(reply, dict) else None
-            # its endpoint adds the model's BOS where the model has one: not part of an answer
-            return count - self._bos_tokens if isinstance(count, int) else None
-        return None
-
     async def _count_tokens(self, request: Request, *, ask: bool = False) -> int | None:
         """The prompt tokens of ``request`` as the server counts them.
 
         llama-server renders the chat template (``/apply-template``) and tokenizes the result
         (``/tokenize``): exact, nothing generated. llama-cpp-python's server tokenizes text only
         (``/extras/tokenize``) and does not show its template, so it is asked the request itself
-        unstreamed with ``max_tokens=1`` (its prompt cache makes that one extra token, not a
-        second prefill); ``ask`` allows that on any server (one that sent a stream without usage),
-        else only where ``/extras/tokenize`` says it is llama-cpp-python's. None: cannot count.
+        unstreamed with ``max_tokens=1`` (its prompt cache makes that one token of work, not a
+        second prefill). ``ask`` allows that on any server (one that sent a stream without usage),
+        else only on llama-cpp-python's. None: this server cannot count.
         """
         body = self._body(request, stream=False)
-        key = json.dumps(body, sort_keys=True, default=str)
-        if key in self._counts:
-            return self._counts[key]
-        count = await self._count_by_template(body, request)
+        key = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).digest()
+        with self._counts_lock:
+            known = self._counts.get(key)
+        if known is not None:
+            return known
+        count = await self._count_by_template(body, request.model)
         if count is None and (ask or await self._is_llama_cpp_python(request.model)):
             count = await self._count_by_asking(body, request)
         if count is not None:
-            self._counts[key] = count
-            while len(self._counts) > _COUNTS_KEPT:
-                self._counts.popitem(last=False)
+            with self._counts_lock:
+                self._counts[key] = count
+                while len(self._counts) > _COUNTS_KEPT:
+                    self._counts.popitem(last=False)
         return count
 
     async def _post_root(self, path: str, body: dict[str, Any], model: str) -> Any:
@@ -348,34 +341,36 @@ class OpenAICompatibleProvider(HttpProvider):
             return await self._http.request_json(
                 "POST", f"{self._root}/{path}", body, model=model, timeout=_PROBE_TIMEOUT
             )
-        except (ProviderStatusError, ResponseFormatError):
+        except ProviderStatusError as exc:
+            if exc.status_code in (404, 405, 501):
+                return None
+            raise
+        except ResponseFormatError:  # not JSON: not the endpoint meant
             return None
 
-    async def _count_by_template(self, body: dict[str, Any], request: Request) -> int | None:
+    async def _count_by_template(self, body: dict[str, Any], model: str) -> int | None:
+        """llama-server's count: its chat template applied, the prompt tokenized as its chat
+        endpoint does (special tokens added and parsed)."""
         if self._templates is False:
             return None
-        rendered = await self._post_root("apply-template", body, request.model)
+        rendered = await self._post_root("apply-template", body, model)
         prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
-        if not isinstance(prompt, str):
-            self._templates = False
-            return None
-        # the chat endpoint tokenizes its prompt with special tokens added and parsed
-        tokens = await self._post_root(
-            "tokenize", {"content": prompt, "add_special": True, "parse_special": True}, request.model
-        )
-        found = tokens.get("tokens") if isinstance(tokens, dict) else None
-        if not isinstance(found, list):
-            self._templates = False
-            return None
-        self._templates = True
-        return len(found)
+        found = None
+        if isinstance(prompt, str):
+            reply = await self._post_root(
+                "tokenize", {"content": prompt, "add_special": True, "parse_special": True}, model
+            )
+            found = reply.get("tokens") if isinstance(reply, dict) else None
+        self._templates = isinstance(found, list)
+        return len(found) if isinstance(found, list) else None
 
     async def _is_llama_cpp_python(self, model: str) -> bool:
+        """Whether the server is llama-cpp-python's (it has ``/extras/tokenize/count``)."""
         if self._llama_cpp_python is None:
             reply = await self._post_root("extras/tokenize/count", {"input": ""}, model)
             count = reply.get("count") if isinstance(reply, dict) else None
-            self._llama_cpp_python = isinstance(count, int)
             self._bos_tokens = count if isinstance(count, int) else 0
+            self._llama_cpp_python = isinstance(count, int)
         return self._llama_cpp_python
 
     async def _count_by_asking(self, body: dict[str, Any], request: Request) -> int | None:
@@ -386,6 +381,19 @@ class OpenAICompatibleProvider(HttpProvider):
         usage = data.get("usage") if isinstance(data, dict) else None
         count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         return count if isinstance(count, int) else None
+
+    async def _count_text(self, text: str, model: str) -> int | None:
+        """The tokens of plain ``text`` by the server's tokenizer (None: it has no endpoint)."""
+        if self._templates:
+            reply = await self._post_root("tokenize", {"content": text}, model)
+            found = reply.get("tokens") if isinstance(reply, dict) else None
+            return len(found) if isinstance(found, list) else None
+        if await self._is_llama_cpp_python(model):
+            reply = await self._post_root("extras/tokenize/count", {"input": text}, model)
+            count = reply.get("count") if isinstance(reply, dict) else None
+            # that endpoint adds the model's BOS where the model has one: no part of an answer
+            return count - self._bos_tokens if isinstance(count, int) else None
+        return None
 
     async def _empty_stream_error(self, request: Request) -> Exception:
         """Why a stream ended with no event at all: the same request unstreamed tells."""
