@@ -1,8 +1,8 @@
-"""Usage in the streams of ``abstractcore serve``, read by the official SDKs: taken from the back end
-where it reports it (llama.cpp's C++ server), counted where it does not (llama-cpp-python's
-server), and always the figures the same back end gives the same request unstreamed: the prompt
-tokens exactly, the completion tokens within one. Anthropic's ``message_start`` carries the input
-tokens, ``message_delta`` both counts."""
+"""Usage in the streams of ``abstractcore serve``, read by the official SDKs: taken from the back
+end where it reports it (the model in process, llama.cpp's C++ server), counted where it does
+not (llama-cpp-python's server), and always the figures the same back end gives the same
+request unstreamed: the prompt tokens exactly, the completion tokens within one. Anthropic's
+``message_start`` carries the input tokens, ``message_delta`` both counts."""
 
 from __future__ import annotations
 
@@ -47,11 +47,17 @@ def cpp_server_backed(cpp_server_url: str) -> Iterator[RunningServer]:
         yield server
 
 
-@pytest.fixture(params=["llama-cpp-python", "llama-server"])
+_BACK_ENDS = {
+    "in-process": "local_server",
+    "llama-cpp-python": "llama_server_backed",
+    "llama-server": "cpp_server_backed",
+}
+
+
+@pytest.fixture(params=list(_BACK_ENDS))
 def backed(request: pytest.FixtureRequest) -> RunningServer:
-    """The server in front of each of llama.cpp's two HTTP servers in turn."""
-    name = "llama_server_backed" if request.param == "llama-cpp-python" else "cpp_server_backed"
-    server: RunningServer = request.getfixturevalue(name)
+    """The server in front of the model in process, and of each of llama.cpp's two HTTP servers."""
+    server: RunningServer = request.getfixturevalue(_BACK_ENDS[request.param])
     return server
 
 

@@ -123,6 +123,11 @@ class Engine(abc.ABC):
     def unload(self) -> None:
         """Drop the weights and close native handles; ``load`` may be called again."""
 
+    def count_prompt(self, spec: GenerationSpec) -> int | None:
+        """The prompt tokens ``generate`` would read for ``spec`` (its chat template, its
+        tokenizer), without generating; None when this engine cannot tell. Called loaded."""
+        return None
+
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
         """(one L2-normalised vector per text, tokens read); loads what it needs.
 

@@ -73,10 +73,11 @@ class _Cancelled(Exception):
 class _Probe:
     """Per-call state shared with the counting ``Llama`` subclass."""
 
-    def __init__(self, cancel: threading.Event) -> None:
+    def __init__(self, cancel: threading.Event, *, count_only: bool = False) -> None:
         self.cancel = cancel
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.count_only = count_only  # stop once the prompt is tokenized, before any decoding
 
 
 def _counting_llama(llama_cpp: Any) -> Any:
@@ -96,8 +97,11 @@ def _counting_llama(llama_cpp: Any) -> Any:
                 super().eval(tokens[start : start + PREFILL_CHUNK])
 
         def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
-            inner: Iterator[int] = super().generate(tokens, *args, **kwargs)
             probe = self.probe
+            if probe is not None and probe.count_only:
+                probe.prompt_tokens = len(tokens)
+                raise _Cancelled
+            inner: Iterator[int] = super().generate(tokens, *args, **kwargs)
             return inner if probe is None else self._counted(inner, probe, len(tokens))
 
         def _counted(self, inner: Iterator[int], probe: _Probe, prompt_tokens: int) -> Iterator[int]:
@@ -210,6 +214,35 @@ class LlamaCppEngine(Engine):
         self._llama = _counting_llama(llama_cpp)(**kwargs)
         _LIVE.add(self)
 
+    @staticmethod
+    def _prompt_kwargs(spec: GenerationSpec) -> dict[str, Any]:
+        """What ``create_chat_completion`` renders the prompt from, besides the messages."""
+        kwargs: dict[str, Any] = {}
+        if spec.tools:
+            kwargs["tools"] = list(spec.tools)  # the chat template shows them to the model
+            if spec.tool_choice is not None and forced_tool(spec) is None:
+                kwargs["tool_choice"] = spec.tool_choice
+        return kwargs
+
+    def count_prompt(self, spec: GenerationSpec) -> int:
+        """The prompt tokens of ``spec``: rendered and tokenized by ``create_chat_completion``
+        itself, stopped before the first decode (the context is left as it was)."""
+        llama = self._llama
+        probe = _Probe(threading.Event(), count_only=True)
+        llama.probe = probe
+        try:
+            llama.create_chat_completion(messages=spec.messages, max_tokens=1, **self._prompt_kwargs(spec))
+        except _Cancelled:
+            return probe.prompt_tokens
+        except ValueError as exc:
+            error = _context_error(exc)
+            if error is not None:
+                raise error from None
+            raise
+        finally:
+            llama.probe = None
+        raise RuntimeError("llama-cpp-python answered without tokenizing a prompt")
+
     def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
         """A chat completion: streamed one delta per decoded token, or in one piece."""
         llama = self._llama
@@ -223,10 +256,7 @@ class LlamaCppEngine(Engine):
         if spec.repeat_penalty is not None:
             kwargs["repeat_penalty"] = spec.repeat_penalty
         tool = forced_tool(spec)
-        if spec.tools:
-            kwargs["tools"] = list(spec.tools)  # the chat template shows them to the model
-            if spec.tool_choice is not None and tool is None:
-                kwargs["tool_choice"] = spec.tool_choice
+        kwargs.update(self._prompt_kwargs(spec))
         if spec.constraint is not None:  # JSON or a forced call's arguments, under llguidance
             constraint = spec.constraint(llama, eos_ids=self._eog_ids(), vocab_size=llama.n_vocab())
             kwargs["logits_processor"] = _llama_cpp().LogitsProcessorList([FollowingProcessor(constraint)])

@@ -804,6 +804,13 @@ class LlamaCppBatchEngine(BatchEngine):
             raise EngineClosed("the model is not loaded")
         return scheduler.submit(spec, emit, cancel)
 
+    def count_prompt(self, spec: GenerationSpec) -> int:
+        """The prompt tokens of ``spec``, rendered and tokenized as ``submit`` does."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise EngineClosed("the model is not loaded")
+        return len(scheduler._prompt_tokens(spec))
+
     def stats(self) -> dict[str, int]:
         """``pending``, ``active``, ``kv_tokens`` (cells in use), ``cached_tokens`` (idle caches)."""
         scheduler = self._scheduler

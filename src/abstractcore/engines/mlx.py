@@ -130,6 +130,10 @@ class MLXEngine(Engine):
                 emit(tail)
         return Outcome(finish, n_prompt, produced)
 
+    def count_prompt(self, spec: GenerationSpec) -> int:
+        """The prompt tokens of ``spec`` (the chat template, else a plain transcript)."""
+        return len(self._prompt(spec))
+
     def _prompt(self, spec: GenerationSpec) -> list[int]:
         """The prompt's token ids (the chat template, else a plain transcript), checked against
         the context."""

@@ -233,6 +233,10 @@ class TransformersEngine(Engine):
         # a base model without a chat template: a plain transcript
         return tokenizer(plain_transcript(messages), return_tensors="pt")["input_ids"].to(self.device)
 
+    def count_prompt(self, spec: GenerationSpec) -> int:
+        """The prompt tokens of ``spec`` (the chat template, else a plain transcript)."""
+        return int(self._prompt_ids(_torch(), spec.messages).shape[-1])
+
     def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
         """Decode token by token, emitting text as it is produced.
 

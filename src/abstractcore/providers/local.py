@@ -247,6 +247,18 @@ class LocalProvider(AsyncProvider):
 
         return self._worker.stream(job)
 
+    async def _count_tokens(self, request: Request) -> int | None:
+        """The prompt tokens of ``request`` as the engine renders and tokenizes it (loads the
+        model when it is not loaded; nothing is generated)."""
+        spec = self._spec(request)
+
+        def job(cancel: threading.Event) -> int | None:
+            engine = self._ready_engine(spec)
+            count: int | None = self._guard("counting tokens with", lambda: engine.count_prompt(spec))
+            return count
+
+        return await self._worker.run(job)
+
     async def _fetch_capabilities(self) -> Capabilities:
         """The defaults, with ``tools`` as the engine that runs this model says (no weights loaded).
 
