@@ -181,11 +181,14 @@ class LlamaCppEngine(Engine):
         n_ctx: int | None = None,
         n_gpu_layers: int | None = None,
         n_threads: int | None = None,
+        repack: bool | None = None,
     ) -> None:
         self.path = path
         self.n_ctx = n_ctx or DEFAULT_N_CTX
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads
+        #: llama.cpp's weight repacking; None: on, except where it is known to crash (llamacpp_native)
+        self.repack = repack
         self._llama: Any = None
         self._eog: frozenset[int] | None = None
         self._embedder: GGUFEmbedder | None = None
@@ -207,7 +210,8 @@ class LlamaCppEngine(Engine):
             kwargs["n_gpu_layers"] = self.n_gpu_layers
         if self.n_threads is not None:
             kwargs["n_threads"] = self.n_threads
-        self._llama = _counting_llama(llama_cpp)(**kwargs)
+        with llamacpp_native.model_params(llamacpp_native.use_extra_buffers(llama_cpp, self.repack)):
+            self._llama = _counting_llama(llama_cpp)(**kwargs)
         _LIVE.add(self)
 
     def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
@@ -289,7 +293,9 @@ class LlamaCppEngine(Engine):
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
         """Mean-pooled, normalised vectors from a second context in embedding mode (see ``embedding``)."""
         if self._embedder is None:
-            self._embedder = GGUFEmbedder(self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers)
+            self._embedder = GGUFEmbedder(
+                self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers, repack=self.repack
+            )
             _LIVE.add(self)
         return self._embedder.embed(texts, cancel)
 
