@@ -182,9 +182,25 @@ def _watch_model_loads() -> None:
     _watched(GGUFEmbedder, "_load")
 
 
+class _FixtureGuard:
+    """Notes a model fixture set up for an unmarked test. A plugin, not a hook of this conftest:
+    pytest asks only the root's conftest hooks about session-scoped fixtures."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> None:
+        # noted, not raised: a session fixture's failure would be cached and fail the slow tests after it
+        item = getattr(request, "_pyfuncitem", None)
+        if fixturedef.argname in MODEL_FIXTURES and item is not None and not _is_slow(item):
+            FAST_LANE.note(f"asked for {fixturedef.argname} (the real model or a server)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     sys.addaudithook(_on_audit)
     _watch_model_loads()
+    if not config.pluginmanager.has_plugin("fast-lane-fixture-guard"):
+        config.pluginmanager.register(_FixtureGuard(), "fast-lane-fixture-guard")
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
@@ -192,14 +208,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not _is_slow(item) and MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
-    # noted, not raised: a session fixture's failure would be cached and fail the slow tests after it
-    item = getattr(request, "_pyfuncitem", None)
-    if fixturedef.argname in MODEL_FIXTURES and item is not None and not _is_slow(item):
-        FAST_LANE.note(f"asked for {fixturedef.argname} (the real model or a server)")
 
 
 @pytest.fixture(autouse=True)
