@@ -670,6 +670,7 @@ def test_run_streams_and_embeddings_go_through_the_router(
     vectors = embedder.embed(["one", "two"])
     assert len(vectors) == 2 and len(vectors[0]) > 10
     assert outcomes(vectors) == [("dead", "failed"), ("ollama/smollm2:135m", "ok")]
+    assert vectors.deployment == "ollama/smollm2:135m"
     llm.close()
     embedder.close()
 
