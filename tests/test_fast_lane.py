@@ -60,11 +60,21 @@ def test_pure():
 '''
 
 
+#: The probes' conftest sits below the root, as tests/conftest.py does (pytest asks such a conftest
+#: about fewer things than the root's: the guard must work from there).
+CONFTEST = """
+from tests.conftest import *  # noqa: F403
+from tests.conftest import _fast_lane_guard  # noqa: F401
+"""
+
+
 def _pytest(tmp_path: Path, *args: str) -> str:
-    probe = tmp_path / "test_probes.py"
-    probe.write_text(textwrap.dedent(PROBES))
-    command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-c", str(ROOT / "pyproject.toml")]
-    command += ["--rootdir", str(tmp_path), "-p", "no:cacheprovider", "-q", "-rA", str(probe), *args]
+    probes = tmp_path / "probes"
+    probes.mkdir(exist_ok=True)
+    (probes / "conftest.py").write_text(CONFTEST)
+    (probes / "test_probes.py").write_text(textwrap.dedent(PROBES))
+    command = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path)]
+    command += ["-p", "no:cacheprovider", "-q", "-rA", str(probes / "test_probes.py"), *args]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     return result.stdout + result.stderr
 
@@ -80,7 +90,7 @@ def test_the_fast_lane_refuses_real_tests_that_are_not_marked(tmp_path: Path) ->
         ("test_starts_a_server_process", "started a server process"),
     ]:
         assert f"ERROR at teardown of {name}" in out, name
-        assert f"test_probes.py::{name} is not slow but {why}" in out, name
+        assert f"probes/test_probes.py::{name} is not slow but {why}" in out, name
     assert "mark it @pytest.mark.slow" in out
 
 
