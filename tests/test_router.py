@@ -789,6 +789,22 @@ def test_when_every_deployment_fails_the_error_names_each_with_its_failure(
     llm.close()
 
 
+@pytest.mark.anyio
+async def test_a_stream_no_deployment_could_start_names_each_too(
+    fx: dict[str, FakeOpenAI], dead_url: str
+) -> None:
+    fx["x"].script.append(Fault("status", 500))
+    async with create_llm("router", models=[dead(dead_url), on(fx["x"], "x")]) as llm:
+        with pytest.raises(ServerError) as caught:
+            async for _ in llm.astream("Hi"):
+                raise AssertionError("no deployment streamed")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "The router tried 2 deployments; each failed:"
+    assert lines[1].startswith("  - dead: ProviderConnectionError") and lines[2].startswith(
+        "  - x: ServerError"
+    )
+
+
 def test_one_deployment_failing_alone_is_named_too(fx: dict[str, FakeOpenAI]) -> None:
     fx["x"].script.append(Fault("status", 500))
     llm = create_llm("router", models=[on(fx["x"], "x")])
