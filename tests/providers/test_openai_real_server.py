@@ -10,6 +10,8 @@ import pytest
 
 from abstractcore import LLM, GenerateResponse, StreamChunk, create_llm
 
+pytestmark = pytest.mark.slow  # the real model or a server process throughout
+
 
 @pytest.fixture
 def llm(llama_base_url: str) -> LLM:
