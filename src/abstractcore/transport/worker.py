@@ -34,7 +34,6 @@ calls coming from different loops apart.
 
 from __future__ import annotations
 
-import atexit
 import math
 import threading
 import time
@@ -46,6 +45,8 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import sniffio
+
+from abstractcore.transport.exiting import exit_hook
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -115,6 +116,7 @@ def stop_all_workers(timeout: float = EXIT_JOIN_SECONDS) -> bool:
     """Cancel every running model call and wait (up to ``timeout`` s) for their threads.
 
     Runs at interpreter exit; returns True when every thread stopped in time.
+    The engines' exit hooks call it before freeing their models.
     """
     with _jobs_lock:
         jobs = list(_jobs)
@@ -131,7 +133,7 @@ def _at_exit() -> None:
     stop_all_workers()
 
 
-atexit.register(_at_exit)
+exit_hook(_at_exit)
 
 
 class ModelWorker(Generic[T]):
