@@ -9,12 +9,15 @@ here instead of hanging the suite: the child is killed after the time limit.
 
 from __future__ import annotations
 
+import os
+import selectors
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
+from typing import IO
 
 import pytest
 
@@ -109,9 +112,7 @@ def script(make: str, body: str, is_async: bool) -> str:
 def exits_promptly(code: str) -> None:
     """Run ``code``; it must print "end", then exit within ``EXIT_SECONDS`` with status 0."""
     with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: nothing blocks on it
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=stderr, text=True
-        )
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=stderr)
         assert proc.stdout is not None
         try:
             lines = _lines_until_end(proc.stdout, time.monotonic() + START_SECONDS)
@@ -138,22 +139,21 @@ def exits_promptly(code: str) -> None:
         assert noise not in err, err[-3000:]
 
 
-def _lines_until_end(stdout: object, deadline: float) -> list[str]:
-    import selectors
-
-    lines: list[str] = []
+def _lines_until_end(stdout: IO[bytes], deadline: float) -> list[str]:
+    """The lines the child printed, up to "end" (or its exit), read straight from the pipe."""
+    data = b""
     with selectors.DefaultSelector() as selector:
-        selector.register(stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-        while lines[-1:] != ["end"]:
+        selector.register(stdout, selectors.EVENT_READ)
+        while b"end\n" not in data:
             remaining = deadline - time.monotonic()
-            assert remaining > 0, f"the script did not reach its end in {START_SECONDS} s: {lines}"
+            assert remaining > 0, f"the script did not reach its end in {START_SECONDS} s: {data!r}"
             if not selector.select(remaining):
                 continue
-            line = stdout.readline()  # type: ignore[attr-defined]
-            if not line:
+            chunk = os.read(stdout.fileno(), 65536)  # unbuffered: select() sees every byte
+            if not chunk:
                 break  # exited early: the asserts on lines and status say why
-            lines.append(line.rstrip("\n"))
-    return lines
+            data += chunk
+    return data.decode(errors="replace").splitlines()
 
 
 @pytest.fixture
