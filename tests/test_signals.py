@@ -17,12 +17,14 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 from tests.servers.openai_fake import KEY, FakeOpenAI, Fault
+from tests.support.llama_server import free_port
 
 #: Time for the child to import, load the model and start answering.
 START_SECONDS = 120.0
@@ -45,14 +47,19 @@ class Outcome:
         return tail
 
 
-def interrupt(args: list[str], *, started: bytes, again: bool) -> Outcome:
-    """Run ``python args``; once ``started`` is on its stdout, send SIGINT (then, with ``again``,
-    every ``BURST_GAP`` s until it exits); return its status and stderr."""
+def interrupt(
+    args: list[str], *, started: bytes = b"", again: bool, ready: Callable[[], bool] | None = None
+) -> Outcome:
+    """Run ``python args``; once ``started`` is on its stdout (or ``ready()`` is true), send SIGINT
+    (then, with ``again``, every ``BURST_GAP`` s until it exits); return its status and stderr."""
     with tempfile.TemporaryFile() as stderr:  # a file: the child never blocks on it
         proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=stderr)
         assert proc.stdout is not None
         try:
-            _wait_for(proc, started)
+            if ready is None:
+                _wait_for(proc, started)
+            else:
+                _poll(proc, ready)
             proc.send_signal(signal.SIGINT)
             deadline = time.monotonic() + EXIT_SECONDS
             while proc.poll() is None and time.monotonic() < deadline:
@@ -89,6 +96,14 @@ def _wait_for(proc: subprocess.Popen[bytes], marker: bytes) -> None:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 assert chunk, f"the child exited before answering (status {proc.wait()})"
                 seen += chunk
+
+
+def _poll(proc: subprocess.Popen[bytes], ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while not ready():
+        assert proc.poll() is None, f"the child exited early (status {proc.returncode})"
+        assert time.monotonic() < deadline, f"the child was not ready in {START_SECONDS} s"
+        time.sleep(0.1)
 
 
 def script(make: str, body: str) -> list[str]:
@@ -205,3 +220,25 @@ def test_ctrl_c_in_the_command_over_http_prints_one_line_and_exits_130(
     )
     assert outcome.stderr == "abstractcore: interrupted\n"
     assert outcome.returncode == 130
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("again", [False, True], ids=["once", "repeatedly"])
+def test_ctrl_c_stops_the_server_quietly_with_status_0(again: bool) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def answered() -> bool:  # the embedded model is loaded: the exit has a model to free
+        try:
+            body = {
+                "model": "huggingface/smollm2-135m-instruct",
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 2,
+            }
+            return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    outcome = interrupt(command("serve", "--port", str(port)), ready=answered, again=again)
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    assert "Traceback" not in outcome.stderr and "Exception ignored" not in outcome.stderr, outcome.stderr
