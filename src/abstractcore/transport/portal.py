@@ -6,13 +6,15 @@ works in plain scripts, inside a running loop (Jupyter) and from many threads
 at once. Async iterators are bridged by one pump task per stream feeding a
 bounded memory object stream; closing the sync iterator cancels the pump.
 
-Shutdown never waits on the background loop without bound. A stream dropped
-without ``close()`` is stopped by its finaliser, which only *schedules* the
-stop (a finaliser runs in any thread, also during interpreter shutdown, when
-the loop's daemon thread is frozen). At exit, ``_close_at_exit`` stops the
-streams still open and closes the connections, waiting at most
-``EXIT_SECONDS``; from then on ``close()`` schedules and returns. The exit
-hook imports nothing and a second Ctrl-C does not cut it short.
+Nothing waits on the background loop without bound from a finaliser or at
+exit. A stream dropped without ``close()`` (``break`` out of ``for chunk in
+llm.stream(...)``) is stopped by its finaliser, which waits for the stop at
+most ``EXIT_SECONDS`` while the program runs, and only *schedules* it during
+interpreter shutdown (the loop's daemon thread is frozen then: waiting for it
+hung the process forever), on the loop's own thread and after the exit hook.
+At exit, ``_close_at_exit`` stops the streams still open and closes the
+connections, waiting at most ``EXIT_SECONDS``. The exit hook imports nothing
+and a second Ctrl-C does not cut it short.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from abstractcore.transport.exiting import exit_hook
 
 if TYPE_CHECKING:
     import asyncio
+    from concurrent.futures import Future
 
     from anyio.from_thread import BlockingPortal
 
@@ -38,6 +41,8 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _portal: BlockingPortal | None = None
 _loop: asyncio.AbstractEventLoop | None = None
+#: ``asyncio.run_coroutine_threadsafe``, bound at start: a finaliser must not import.
+_submit: Callable[[Coroutine[Any, Any, Any], asyncio.AbstractEventLoop], Future[Any]] | None = None
 _thread: threading.Thread | None = None
 _STREAM_BUFFER = 64
 #: The longest the exit hook waits for open streams and connections to close.
@@ -79,8 +84,9 @@ def _start() -> BlockingPortal:
     import asyncio
 
     async def main() -> None:
-        global _loop
+        global _loop, _submit
         _loop = asyncio.get_running_loop()
+        _submit = asyncio.run_coroutine_threadsafe
         async with BlockingPortal() as p:
             holder.append(p)
             ready.set()
@@ -113,6 +119,17 @@ def _soon(make: _Start) -> None:
     try:
         loop.call_soon_threadsafe(_spawn, make)
     except RuntimeError:  # the loop closed in between: nothing left to stop
+        pass
+
+
+def _stop_within(make: _Start, seconds: float) -> None:
+    """Run ``make()`` on the background loop and wait for it at most ``seconds``; never raises."""
+    loop, submit = _loop, _submit
+    if loop is None or submit is None or loop.is_closed():
+        return
+    try:
+        submit(make(), loop).result(seconds)
+    except BaseException:  # a finaliser: the stop goes on, on the loop, if it was not done in time
         pass
 
 
@@ -277,10 +294,17 @@ class _SyncStream(Iterator[T]):
         self.close()
 
     def __del__(self) -> None:
-        # Never waits: a finaliser runs in any thread, and at interpreter shutdown the loop's
-        # daemon thread is frozen (waiting for it there hung the process forever).
-        if not self._closed and self._state is not None:
+        # Waits (bounded) only while the program runs: ``break`` out of a loop over the stream
+        # then releases its connection or model before the next line. At interpreter shutdown
+        # the loop's daemon thread is frozen, and waiting for it there hung the process forever.
+        if self._closed or self._state is None:
+            return
+        if not _may_wait():
             self._abandon()
+            return
+        self._closed = True
+        self._buffer.clear()
+        _stop_within(self._state.stop, EXIT_SECONDS)
 
 
 async def _new_pump(source: AsyncIterator[Any]) -> _Pump:
