@@ -12,7 +12,6 @@ any work. llama.cpp's log goes to the ``abstractcore.llamacpp`` logger
 
 from __future__ import annotations
 
-import atexit
 import re
 import threading
 import uuid
@@ -31,6 +30,7 @@ from abstractcore.engines.base import (
     require,
 )
 from abstractcore.engines.embedding import GGUFEmbedder, close_llama
+from abstractcore.transport.exiting import exit_hook
 from abstractcore.transport.worker import stop_all_workers
 
 __all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "LlamaCppEngine"]
@@ -63,7 +63,7 @@ def _close_all_at_exit() -> None:
                 pass
 
 
-atexit.register(_close_all_at_exit)
+exit_hook(_close_all_at_exit)
 
 
 class _Cancelled(Exception):

@@ -30,7 +30,6 @@ llama.cpp's log goes to the ``abstractcore.llamacpp`` logger (``llamacpp_native`
 
 from __future__ import annotations
 
-import atexit
 import codecs
 import ctypes
 import importlib
@@ -59,6 +58,7 @@ from abstractcore.engines.base import (
 )
 from abstractcore.engines.embedding import GGUFEmbedder
 from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool
+from abstractcore.transport.exiting import exit_hook
 from abstractcore.transport.worker import EXIT_JOIN_SECONDS, stop_all_workers
 
 __all__ = [
@@ -862,4 +862,4 @@ def _close_all_at_exit() -> None:
             pass
 
 
-atexit.register(_close_all_at_exit)
+exit_hook(_close_all_at_exit)
