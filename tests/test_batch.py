@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from pydantic import BaseModel
 
@@ -240,4 +239,3 @@ def test_the_bar_shows_on_a_terminal_that_reports_no_size(fake: FakeOpenAI) -> N
 
 def test_the_sync_twin_is_generated() -> None:
     assert LLM.batch.__doc__ == LLM.abatch.__doc__
-    assert anyio  # the async tests run on asyncio and trio

@@ -33,6 +33,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
         assert needle in lines[0]
 
 
+@pytest.mark.slow
 def test_a_question_is_answered_by_the_embedded_model() -> None:
     result = run(
         "What is machine learning?",
@@ -49,6 +50,7 @@ def test_a_question_is_answered_by_the_embedded_model() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_the_prompt_can_come_from_stdin_and_json_shows_usage() -> None:
     result = run("--json", "--max-tokens", "6", stdin="Say hello.\n")
     assert result.returncode == 0, result.stderr

@@ -101,6 +101,7 @@ def test_in_process_gguf_embeds_like_llama_server(embedding_server: str, paralle
     llm.unload()
 
 
+@pytest.mark.slow
 def test_in_process_embedding_errors_say_what_to_do() -> None:
     llm = create_llm("huggingface", parallel=1)
     with pytest.raises(ConfigurationError, match="Remove dimensions="):
@@ -111,6 +112,7 @@ def test_in_process_embedding_errors_say_what_to_do() -> None:
     llm.unload()
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_timed_out_embedding_frees_the_model() -> None:
     llm = create_llm("huggingface", parallel=1)

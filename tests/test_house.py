@@ -155,6 +155,7 @@ EXPORTED = {
     "Tool",
     "RunEvent",
     "RunResult",
+    "RunTimeoutError",
     "ToolSpec",
     "Usage",
     "create_llm",

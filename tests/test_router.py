@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import openai
 import pytest
 from pydantic import BaseModel
 
@@ -41,6 +43,7 @@ from abstractcore import (
 )
 from tests.servers.ollama_server import OllamaServer
 from tests.servers.openai_fake import KEY, WORDS, FakeOpenAI, Fault, running_fake_openai
+from tests.support.reachable import paths_holding
 
 FAST = RetryConfig(max_attempts=1)
 ANSWER = "".join(WORDS)
@@ -359,12 +362,7 @@ def test_the_real_servers_context_error_moves_to_a_model_that_holds_the_prompt(
     )
     with pytest.raises(ContextLengthExceededError) as caught:
         only.generate(prompt, max_tokens=4)
-    assert outcomes(caught.value) == [("small", "skipped"), ("llama", "failed")] or outcomes(
-        caught.value
-    ) == [
-        ("llama", "failed"),
-        ("small", "skipped"),
-    ]
+    assert outcomes(caught.value) == [("llama", "failed"), ("small", "skipped")]  # the fallback order
     llm.close()
     only.close()
 
@@ -672,6 +670,7 @@ def test_run_streams_and_embeddings_go_through_the_router(
     vectors = embedder.embed(["one", "two"])
     assert len(vectors) == 2 and len(vectors[0]) > 10
     assert outcomes(vectors) == [("dead", "failed"), ("ollama/smollm2:135m", "ok")]
+    assert vectors.deployment == "ollama/smollm2:135m"
     llm.close()
     embedder.close()
 
@@ -727,40 +726,137 @@ def test_bad_configuration_fails_in_create_llm(config: dict[str, Any], message: 
     assert message in str(caught.value)
 
 
-def _everything_reachable(root: Any) -> str:
-    """The reprs of every object reachable from ``root`` through attributes, slots and containers."""
-    seen: set[int] = set()
-    parts: list[str] = []
-    todo = [root]
-    while todo:
-        item = todo.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, (str, bytes)):
-            parts.append(repr(item))
-            continue
-        if isinstance(item, dict):
-            todo += [*item.keys(), *item.values()]
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            todo += list(item)
-        state = getattr(item, "__dict__", None)
-        if isinstance(state, dict):
-            todo += list(state.values())
-        for cls in type(item).__mro__:
-            for slot in getattr(cls, "__slots__", ()):
-                if isinstance(slot, str) and hasattr(item, slot):
-                    todo.append(getattr(item, slot))
-    return "".join(parts)
-
-
-def test_no_key_is_reachable_through_a_router_built_from_pairs() -> None:
-    secret = "sk-router-secret-0123456789"
+def test_no_key_is_reachable_through_a_router_built_from_pairs(fx: dict[str, FakeOpenAI]) -> None:
+    """Judged by the objects, not their reprs: the walk also reaches the pooled transports and their
+    HTTP library's sessions (a call went through the deployments first)."""
+    secret = "sk-router-" + secrets.token_hex(16)
+    for server in fx.values():
+        server.require_key = False
+    fx["x"].script.append(Fault("status", 500))
     llm = create_llm(
         "router",
-        models=[("openai", {"model": "gpt-4o-mini", "api_key": secret}), ("anthropic", {"api_key": secret})],
+        models=[
+            (
+                "openai",
+                {
+                    "model": "gpt-4o-mini",
+                    "api_key": secret,
+                    "base_url": fx["x"].base_url,
+                    "retry_config": FAST,
+                },
+            ),
+            ("anthropic", {"api_key": secret, "base_url": fx["y"].base_url}),  # no /v1/messages: 404
+            ("openrouter", {"model": "m", "api_key": secret, "base_url": fx["w"].base_url}),
+        ],
     )
-    shown = _everything_reachable(llm) + repr(llm) + str(llm.health())
-    assert secret not in shown
-    assert "sk-router" not in shown
+    assert outcomes(llm.generate("Hi")) == [
+        ("openai/gpt-4o-mini", "failed"),
+        ("anthropic/claude-haiku-4-5", "failed"),
+        ("openrouter/m", "ok"),
+    ]
+    assert f"Bearer {secret}" in str(fx["w"].requests[-1]["headers"])  # sent all the same
+    found = paths_holding(llm, secret) + paths_holding(llm.health(), secret)
+    assert not found, "\n".join(found)
+    assert secret not in repr(llm) + str(llm.health())
     llm.close()
+
+
+# -- when every deployment fails; who answered --------------------------------------------------------
+
+
+def test_when_every_deployment_fails_the_error_names_each_with_its_failure(
+    fx: dict[str, FakeOpenAI], dead_url: str
+) -> None:
+    fx["x"].script.append(Fault("status", 500))
+    fx["y"].script.append(rate_limit("0"))
+    no_tools = on(fx["z"], "no-tools", capabilities={"tools": False})
+    llm = create_llm("router", models=[dead(dead_url), on(fx["x"], "x"), no_tools, on(fx["y"], "y")])
+    with pytest.raises(RateLimitError) as caught:  # the last failure's class: except clauses keep working
+        llm.generate("Weather in Paris?", tools=[get_weather])
+    error = caught.value
+    lines = str(error).splitlines()
+    assert lines[0] == "The router tried 3 deployments; each failed:"
+    assert lines[1].startswith(f"  - dead: ProviderConnectionError: openai-compatible at {dead_url}")
+    assert lines[2].startswith("  - x: ServerError: ")
+    assert lines[3].startswith(
+        "  - y: RateLimitError: openai-compatible returned HTTP 429: Rate limit reached"
+    )
+    assert lines[4] == "Passed over: no-tools (takes no tools)."
+    assert outcomes(error) == [("dead", "failed"), ("x", "failed"), ("no-tools", "skipped"), ("y", "failed")]
+    assert error.__cause__ is error.attempts[-1].error  # the last failure itself, unchanged
+    assert (error.status_code, error.retry_after) == (429, 0)  # and its fields
+    assert fx["z"].requests == []
+    llm.close()
+
+
+@pytest.mark.anyio
+async def test_a_stream_no_deployment_could_start_names_each_too(
+    fx: dict[str, FakeOpenAI], dead_url: str
+) -> None:
+    fx["x"].script.append(Fault("status", 500))
+    async with create_llm("router", models=[dead(dead_url), on(fx["x"], "x")]) as llm:
+        with pytest.raises(ServerError) as caught:
+            async for _ in llm.astream("Hi"):
+                raise AssertionError("no deployment streamed")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "The router tried 2 deployments; each failed:"
+    assert lines[1].startswith("  - dead: ProviderConnectionError") and lines[2].startswith(
+        "  - x: ServerError"
+    )
+
+
+def test_one_deployment_failing_alone_is_named_too(fx: dict[str, FakeOpenAI]) -> None:
+    fx["x"].script.append(Fault("status", 500))
+    llm = create_llm("router", models=[on(fx["x"], "x")])
+    with pytest.raises(ServerError) as caught:
+        llm.generate("Hi")
+    assert str(caught.value).startswith("The router tried 1 deployment; each failed:\n  - x: ServerError: ")
+    llm.close()
+
+
+def test_the_server_answers_a_router_that_failed_everywhere_with_the_last_failures_status(
+    fx: dict[str, FakeOpenAI], dead_url: str
+) -> None:
+    """The server picks the HTTP status by the error's class: the summary keeps the last one's."""
+    from tests.server.support import openai_client, running_server
+
+    fx["x"].script.extend([Fault("status", 500), Fault("status", 500)])
+    router = create_llm("router", models=[dead(dead_url), on(fx["x"], "x")])
+    alone = create_llm(
+        "openai-compatible", model="m", base_url=fx["x"].base_url, api_key=KEY, retry_config=FAST
+    )
+    with running_server({"routed": router, "alone": alone}) as server:
+        client = openai_client(server)
+        failures = []
+        for model in ("routed", "alone"):
+            with pytest.raises(openai.APIStatusError) as caught:
+                client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}])
+            failures.append(caught.value)
+    routed, single = failures
+    assert routed.status_code == single.status_code >= 500
+    assert "The router tried 2 deployments" in str(routed) and "  - x: ServerError" in str(routed)
+    router.close()
+    alone.close()
+
+
+def test_the_response_and_every_chunk_name_the_deployment_that_answered(
+    fx: dict[str, FakeOpenAI], dead_url: str
+) -> None:
+    fx["x"].script.append(Fault("status", 500))
+    llm = create_llm("router", models=[dead(dead_url), on(fx["x"], "x"), on(fx["w"], "w")])
+    response = llm.generate("Hi")
+    assert response.deployment == "w" and response.attempts[-1].deployment == "w"
+    chunks = list(llm.stream("Hi"))
+    assert len(chunks) > 2 and {c.deployment for c in chunks} == {"x"}  # x is healthy again
+    plain = create_llm("openai-compatible", model="m", base_url=fx["w"].base_url, api_key=KEY)
+    assert plain.generate("Hi").deployment is None  # no router: no deployment
+    llm.close()
+    plain.close()
+
+
+@pytest.mark.anyio
+async def test_async_chunks_name_the_deployment_too(fx: dict[str, FakeOpenAI], dead_url: str) -> None:
+    async with create_llm("router", models=[dead(dead_url), on(fx["w"], "w")]) as llm:
+        chunks = [c async for c in llm.astream("Hi")]
+        assert chunks and all(c.deployment == "w" for c in chunks)
+        assert (await llm.agenerate("Hi")).deployment == "w"

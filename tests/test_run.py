@@ -91,6 +91,7 @@ def make(name: str, request: pytest.FixtureRequest, *faults: Fault) -> tuple[Any
     return (anthropic if name == "anthropic" else ollama)(server, script), script
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_a_call_runs_its_result_goes_back_and_the_model_answers(
     name: str, request: pytest.FixtureRequest
@@ -119,6 +120,7 @@ def test_a_call_runs_its_result_goes_back_and_the_model_answers(
     assert follow.content is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROVIDERS)
 @pytest.mark.anyio
 async def test_parallel_calls_run_concurrently(name: str, request: pytest.FixtureRequest) -> None:
@@ -143,6 +145,7 @@ async def test_parallel_calls_run_concurrently(name: str, request: pytest.Fixtur
     assert [m.role for m in result.messages].count("tool") == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_a_tool_that_raises_or_gets_bad_arguments_becomes_an_error_result(
     name: str, request: pytest.FixtureRequest
@@ -168,6 +171,7 @@ def test_a_tool_that_raises_or_gets_bad_arguments_becomes_an_error_result(
     assert all(m.content.startswith("Error:") for m in result.messages if m.role == "tool")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_max_turns_reached_raises_with_the_transcript(name: str, request: pytest.FixtureRequest) -> None:
     call = {"name": "get_weather", "arguments": {"city": "Paris"}}
@@ -178,6 +182,7 @@ def test_max_turns_reached_raises_with_the_transcript(name: str, request: pytest
     assert [m.role for m in info.value.messages] == ["user", "assistant", "tool", "assistant", "tool"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_an_approval_callback_can_refuse_a_call(name: str, request: pytest.FixtureRequest) -> None:
     llm, _ = make(
@@ -204,6 +209,7 @@ def test_an_approval_callback_can_refuse_a_call(name: str, request: pytest.Fixtu
     assert refused.error is not None and "did not approve" in refused.error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_the_streaming_loop_yields_text_calls_and_results(name: str, request: pytest.FixtureRequest) -> None:
     llm, _ = make(
@@ -217,6 +223,7 @@ def test_the_streaming_loop_yields_text_calls_and_results(name: str, request: py
     assert events[-1].result is not None and events[-1].result.content == text
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_cancelling_the_run_cancels_the_running_tool(request: pytest.FixtureRequest) -> None:
     started, finished = threading.Event(), threading.Event()
@@ -241,6 +248,7 @@ class Forecast(BaseModel):
     summary: str
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_response_model_applies_to_the_final_answer(name: str, request: pytest.FixtureRequest) -> None:
     llm, _ = make(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -65,16 +66,96 @@ def test_check_fails_when_generated_file_is_stale(tmp_path: Path, monkeypatch: p
     assert gen.main() == 0
 
 
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("gen_sync", ROOT / "scripts" / "gen_sync.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    return gen
+
+
+def _async_methods(cls: type) -> dict[str, Any]:
+    """The public ``a…`` methods of ``cls``: coroutine functions, and methods returning an async iterator."""
+    found = {}
+    for name in dir(cls):
+        if not name.startswith("a") or name.startswith("_"):
+            continue
+        method = getattr(cls, name)
+        if not callable(method):
+            continue
+        returns = str(inspect.signature(method).return_annotation)
+        if (
+            inspect.iscoroutinefunction(method)
+            or inspect.isasyncgenfunction(method)
+            or "AsyncIter" in returns
+        ):
+            found[name] = method
+    return found
+
+
+def missing_twins(async_classes: list[type], sync_class: type, twin_name: Callable[[str], str]) -> list[str]:
+    """What is wrong with the blocking twins on ``sync_class`` of the async methods of ``async_classes``."""
+    problems = []
+    for cls in async_classes:
+        for name, method in _async_methods(cls).items():
+            twin = getattr(sync_class, twin_name(name), None)
+            where = f"{cls.__name__}.{name} -> {sync_class.__name__}.{twin_name(name)}"
+            if twin is None or not callable(twin):
+                problems.append(f"{where}: missing")
+                continue
+            if inspect.iscoroutinefunction(twin) or inspect.isasyncgenfunction(twin):
+                problems.append(f"{where}: not blocking")
+            if not twin.__doc__:
+                problems.append(f"{where}: no docstring")
+            asked = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+            given = [(p.name, p.kind) for p in inspect.signature(twin).parameters.values()]
+            if asked != given:
+                problems.append(f"{where}: parameters {given} differ from {asked}")
+    return problems
+
+
 def test_every_async_method_has_a_blocking_twin() -> None:
-    for async_name, sync_name in [
-        ("agenerate", "generate"),
-        ("astream", "stream"),
-        ("aunload", "unload"),
-        ("alist_models", "list_models"),
-        ("aclose", "close"),
-    ]:
-        assert callable(getattr(LLM, async_name)) and callable(getattr(LLM, sync_name))
-        assert getattr(LLM, sync_name).__doc__
+    """Derived from the async classes: a new ``a…`` method of the providers (any registered one,
+    the router included), of the hand-written LLM part or of ``Session`` fails here without a twin."""
+    from abstractcore._llm_base import LLMBase
+    from abstractcore.providers.base import AsyncProvider
+    from abstractcore.registry import PROVIDERS, provider_class
+    from abstractcore.session import Session
+
+    twin_name = _generator()._twin_name
+    providers = [AsyncProvider, *(provider_class(name) for name in PROVIDERS)]
+    assert missing_twins([*providers, LLMBase], LLM, twin_name) == []
+    assert missing_twins([Session], Session, twin_name) == []
+    seen = {name for cls in [*providers, LLMBase, Session] for name in _async_methods(cls)}
+    assert {
+        "agenerate",
+        "astream",
+        "aembed",
+        "acapabilities",
+        "arun",
+        "astream_run",
+        "abatch",
+        "asend",
+    } <= seen
+
+
+def test_the_twin_check_fails_for_an_async_method_without_a_twin() -> None:
+    from abstractcore.providers.base import AsyncProvider
+
+    class WithANewMethod(AsyncProvider):
+        async def asummarise(self, text: str) -> str:
+            """A method the generator has not seen."""
+            return text
+
+        def astream_words(self, text: str) -> AsyncIterator[str]:
+            """An async iterator too."""
+            raise NotImplementedError
+
+    problems = missing_twins([WithANewMethod], LLM, _generator()._twin_name)
+    assert sorted(problems) == [
+        "WithANewMethod.astream_words -> LLM.stream_words: missing",
+        "WithANewMethod.asummarise -> LLM.summarise: missing",
+    ]
 
 
 def test_plain_script_generate_and_errors_keep_their_type(fake: FakeOpenAI) -> None:

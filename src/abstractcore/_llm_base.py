@@ -77,6 +77,8 @@ class LLMBase:
         max_turns: int = 10,
         approve: Approve | None = None,
         response_model: Any = None,
+        tool_timeout: float | None = None,
+        run_timeout: float | None = None,
         **params: Any,
     ) -> RunResult:
         """Run the tool loop: call the model, run the tools it asks for, repeat until it answers.
@@ -86,10 +88,13 @@ class LLMBase:
         a function runs. Parallel calls run concurrently. A tool that raises,
         invalid arguments or a call refused by ``approve(call) -> bool`` become
         error results the model sees. ``max_turns`` bounds the model calls
-        (``ToolLoopError`` with the transcript when reached). ``response_model``
-        applies to the final answer. Returns a ``RunResult``: ``output``,
-        ``messages`` (the whole transcript, reusable as the next call's
-        input), ``steps`` and the summed ``usage``.
+        (``ToolLoopError`` with the transcript when reached). ``tool_timeout``
+        (seconds) bounds each tool call: one still running then becomes an error
+        result the model sees. ``run_timeout`` (seconds) bounds the whole run
+        (``RunTimeoutError``, a ``ToolLoopError``, when reached); ``timeout``
+        bounds each model call. ``response_model`` applies to the final answer.
+        Returns a ``RunResult``: ``output``, ``messages`` (the whole transcript,
+        reusable as the next call's input), ``steps`` and the summed ``usage``.
         """
         return await _run.arun(
             self,
@@ -101,6 +106,8 @@ class LLMBase:
             max_turns=max_turns,
             approve=approve,
             response_model=response_model,
+            tool_timeout=tool_timeout,
+            run_timeout=run_timeout,
             **params,
         )
 
@@ -115,6 +122,8 @@ class LLMBase:
         max_turns: int = 10,
         approve: Approve | None = None,
         response_model: Any = None,
+        tool_timeout: float | None = None,
+        run_timeout: float | None = None,
         **params: Any,
     ) -> AsyncIterator[RunEvent]:
         """The tool loop as it happens: ``RunEvent``s for text deltas, each call, each result, then
@@ -129,6 +138,8 @@ class LLMBase:
             max_turns=max_turns,
             approve=approve,
             response_model=response_model,
+            tool_timeout=tool_timeout,
+            run_timeout=run_timeout,
             **params,
         )
 

@@ -277,7 +277,7 @@ class LLM(LLMBase):
         Context window, output limit, tools, vision, structured output,
         embeddings and usage in streams: from Ollama's ``/api/show``, llama.cpp's
         ``/props``, LM Studio's ``/api/v0/models``, vLLM's ``max_model_len``,
-        OpenRouter's ``/models``, the GGUF's metadata, or a table of hosted
+        OpenRouter's ``/models``, the in-process engine, or a table of hosted
         models. Asked once per model and cached; when the server cannot be
         asked, the provider's defaults (``capabilities``) come back.
         """
@@ -553,7 +553,7 @@ class LLM(LLMBase):
         Context window, output limit, tools, vision, structured output,
         embeddings and usage in streams: from Ollama's ``/api/show``, llama.cpp's
         ``/props``, LM Studio's ``/api/v0/models``, vLLM's ``max_model_len``,
-        OpenRouter's ``/models``, the GGUF's metadata, or a table of hosted
+        OpenRouter's ``/models``, the in-process engine, or a table of hosted
         models. Asked once per model and cached; when the server cannot be
         asked, the provider's defaults (``capabilities``) come back.
         """
@@ -589,6 +589,8 @@ class LLM(LLMBase):
         max_turns: int = 10,
         approve: Approve | None = None,
         response_model: Any = None,
+        tool_timeout: float | None = None,
+        run_timeout: float | None = None,
         **params: Any,
     ) -> RunResult:
         """Run the tool loop: call the model, run the tools it asks for, repeat until it answers.
@@ -598,10 +600,13 @@ class LLM(LLMBase):
         a function runs. Parallel calls run concurrently. A tool that raises,
         invalid arguments or a call refused by ``approve(call) -> bool`` become
         error results the model sees. ``max_turns`` bounds the model calls
-        (``ToolLoopError`` with the transcript when reached). ``response_model``
-        applies to the final answer. Returns a ``RunResult``: ``output``,
-        ``messages`` (the whole transcript, reusable as the next call's
-        input), ``steps`` and the summed ``usage``.
+        (``ToolLoopError`` with the transcript when reached). ``tool_timeout``
+        (seconds) bounds each tool call: one still running then becomes an error
+        result the model sees. ``run_timeout`` (seconds) bounds the whole run
+        (``RunTimeoutError``, a ``ToolLoopError``, when reached); ``timeout``
+        bounds each model call. ``response_model`` applies to the final answer.
+        Returns a ``RunResult``: ``output``, ``messages`` (the whole transcript,
+        reusable as the next call's input), ``steps`` and the summed ``usage``.
         """
         return _portal.call(
             functools.partial(
@@ -614,6 +619,8 @@ class LLM(LLMBase):
                 max_turns=max_turns,
                 approve=approve,
                 response_model=response_model,
+                tool_timeout=tool_timeout,
+                run_timeout=run_timeout,
                 **params,
             )
         )
@@ -629,6 +636,8 @@ class LLM(LLMBase):
         max_turns: int = 10,
         approve: Approve | None = None,
         response_model: Any = None,
+        tool_timeout: float | None = None,
+        run_timeout: float | None = None,
         **params: Any,
     ) -> Iterator[RunEvent]:
         """The tool loop as it happens: ``RunEvent``s for text deltas, each call, each result, then
@@ -644,6 +653,8 @@ class LLM(LLMBase):
                 max_turns=max_turns,
                 approve=approve,
                 response_model=response_model,
+                tool_timeout=tool_timeout,
+                run_timeout=run_timeout,
                 **params,
             )
         )

@@ -7,7 +7,9 @@
 
 Without ``--provider`` the embedded SmolLM2 model runs in process (the
 "huggingface" provider). Any failure (unknown provider, missing model or key,
-server down) prints one line on stderr and exits non-zero.
+server down) prints one line on stderr and exits non-zero. Ctrl-C prints
+``abstractcore: interrupted`` and exits with status 130; further Ctrl-Cs while
+it exits are ignored (the clean-up is bounded).
 """
 
 from __future__ import annotations
@@ -129,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _run(args)
     except KeyboardInterrupt:
+        from abstractcore.transport.exiting import ignore_further_interrupts  # imported by _run already
+
+        ignore_further_interrupts()  # a second Ctrl-C must not print a traceback while we exit
         print(f"{_PROG}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `abstractcore ... | head`

@@ -217,9 +217,11 @@ class RoutedChunk(StreamChunk):
 
 @dataclass(slots=True)
 class RoutedEmbeddingResponse(EmbeddingResponse):
-    """An ``EmbeddingResponse`` served by a router: ``attempts`` says what was tried."""
+    """An ``EmbeddingResponse`` served by a router: ``attempts`` says what was tried,
+    ``deployment`` which deployment answered."""
 
     attempts: list[RouteAttempt] = field(default_factory=list)
+    deployment: str | None = None
 
 
 #: core type -> (its routed subclass, a getter of all its fields); None once the type has ``attempts``.
@@ -235,15 +237,17 @@ _ROUTED: dict[type[Any], tuple[type[Any], Callable[[Any], Any]] | None] = {
 }
 
 
-def _with_attempts(value: _T, attempts: list[RouteAttempt]) -> _T:
-    """``value`` carrying ``attempts`` (a routed copy while the core types have no such field)."""
+def _with_attempts(value: _T, attempts: list[RouteAttempt], deployment: str) -> _T:
+    """``value`` carrying ``attempts`` and the ``deployment`` that answered (a routed copy while
+    the core types have no ``attempts`` field)."""
     entry = _ROUTED.get(type(value))
     if entry is not None:
         routed, getter = entry
         copy: _T = routed(*getter(value), attempts=attempts)
-        return copy
-    if hasattr(value, "attempts"):  # the core field, or a routed copy from a nested router
+        value = copy
+    elif hasattr(value, "attempts"):  # the core field, or a routed copy from a nested router
         value.attempts = attempts
+    value.deployment = deployment  # type: ignore[attr-defined]
     return value
 
 
@@ -657,9 +661,7 @@ class _Call:
     def exhausted(self) -> Exception:
         """What to raise when no deployment is left."""
         if self.error is not None:
-            if isinstance(self.error, ProviderError):
-                self.error.attempts = self.attempts  # type: ignore[attr-defined]
-            return self.error
+            return _all_failed(self.error, self.attempts)
         if self.refused:
             wait = f"; the first probe is in {self.retry:.1f}s" if self.retry is not None else ""
             return NoDeploymentAvailableError(
@@ -674,6 +676,25 @@ class _Call:
             + ". Add a deployment that can, or give Deployment(..., capabilities={...}) when a "
             "server does not say what its model can do."
         )
+
+
+def _all_failed(last: Exception, attempts: list[RouteAttempt]) -> Exception:
+    """The error for a call every deployment failed: of the last failure's class (so ``except
+    RateLimitError``, the server's HTTP status and an outer router's verdict stay those of a
+    single failure), its message naming each deployment tried with its failure; ``attempts`` on it.
+    """
+    if not isinstance(last, AbstractCoreError):  # never here: only abstractcore's errors move
+        return last
+    failed = [a for a in attempts if a.outcome == "failed"]
+    passed = [a for a in attempts if a.outcome == "skipped"]
+    lines = [f"The router tried {len(failed)} deployment{'s' if len(failed) != 1 else ''}; each failed:"]
+    lines += [f"  - {a.deployment}: {_describe(a.error)}" for a in failed if a.error is not None]
+    if passed:
+        lines.append("Passed over: " + "; ".join(f"{a.deployment} ({a.reason})" for a in passed) + ".")
+    lines.append("e.attempts holds each failure; router.health() shows the deployments' state.")
+    summary = type(last)("\n".join(lines), **{**last._fields, "attempts": attempts})
+    summary.__cause__ = last
+    return summary
 
 
 # -- the router ---------------------------------------------------------------------------------
@@ -1106,7 +1127,9 @@ class Router(AsyncProvider):
                 **params,
             ),
         )
-        return _with_attempts(answer, attempts) if isinstance(answer, GenerateResponse) else answer
+        if isinstance(answer, GenerateResponse):
+            return _with_attempts(answer, attempts, attempts[-1].deployment)
+        return answer
 
     def astream(
         self,
@@ -1177,12 +1200,16 @@ class Router(AsyncProvider):
         usage: Usage | None = None
         cost: float | None = None
         outcome: Exception | None = None
+        name = deployment.name
         try:
             chunk = first
             while True:
-                if isinstance(chunk, StreamChunk) and chunk.finish_reason is not None:
-                    usage, cost = chunk.usage or usage, chunk.cost
-                    chunk = _with_attempts(chunk, call.attempts)
+                if isinstance(chunk, StreamChunk):
+                    if chunk.finish_reason is not None:
+                        usage, cost = chunk.usage or usage, chunk.cost
+                        chunk = _with_attempts(chunk, call.attempts, name)
+                    else:
+                        chunk.deployment = name
                 yield chunk
                 try:
                     chunk = await chunks.__anext__()
@@ -1215,7 +1242,7 @@ class Router(AsyncProvider):
         response, attempts = await self._routed(
             needs, lambda provider: provider.aembed(texts, dimensions=dimensions, **params)
         )
-        return _with_attempts(response, attempts)
+        return _with_attempts(response, attempts, attempts[-1].deployment)
 
     async def acapabilities(self) -> Capabilities:
         """The best any deployment offers (tools if one has them, the largest context window, ...)."""

@@ -13,8 +13,14 @@ router included.
 - ``max_turns`` bounds the model calls; reaching it raises ``ToolLoopError``
   carrying the transcript and steps so far (a loop that did not finish is an
   error, not an answer).
-- Cancelling the run cancels the running tools (async ones at once; a
-  blocking function finishes in its thread, its result is dropped).
+- ``tool_timeout`` bounds each tool call (seconds): a call still running then
+  becomes an error result the model sees. ``run_timeout`` bounds the whole
+  run, model calls and tools alike: reaching it raises ``RunTimeoutError`` (a
+  ``ToolLoopError``, with the transcript so far). ``timeout`` still bounds
+  each model call.
+- Cancelling the run (or a timeout) cancels the running tools: async ones at
+  once; a blocking function runs in a daemon thread that is abandoned (its
+  result dropped), so it never holds the caller, nor the interpreter's exit.
 - ``response_model=`` applies to the final answer: a final text that already
   validates is used; otherwise one more structured call over the transcript.
 """
@@ -23,12 +29,13 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from abstractcore.core.errors import ConfigurationError, ToolCallError, ToolLoopError
+from abstractcore.core.errors import ConfigurationError, RunTimeoutError, ToolCallError, ToolLoopError
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, Usage
 from abstractcore.features.tools.schema import Tool, to_tools
 
@@ -36,6 +43,7 @@ __all__ = [
     "RunEvent",
     "RunResult",
     "RunStep",
+    "RunTimeoutError",
     "ToolExecution",
     "ToolLoopError",
     "arun",
@@ -140,7 +148,9 @@ def as_text(value: Any) -> str:
         return str(value)
 
 
-async def _execute(call: ToolCall, tools: dict[str, Tool], approve: Approve | None) -> ToolExecution:
+async def _execute(
+    call: ToolCall, tools: dict[str, Tool], approve: Approve | None, timeout: float | None = None
+) -> ToolExecution:
     start = time.perf_counter()
     execution = ToolExecution(call)
     try:
@@ -157,30 +167,49 @@ async def _execute(call: ToolCall, tools: dict[str, Tool], approve: Approve | No
                 raise ToolCallError("The user did not approve this call; do not repeat it.")
         if found.function is None:
             execution.result = kwargs["value"] if list(kwargs) == ["value"] else kwargs
-        elif inspect.iscoroutinefunction(found.function):
-            execution.result = await found.function(**kwargs)
         else:
-            import anyio.to_thread  # imported on first use: ``import abstractcore`` stays light
-
-            result = await anyio.to_thread.run_sync(lambda: found.function(**kwargs))  # type: ignore[misc]
-            if inspect.isawaitable(result):
-                result = await result
-            execution.result = result
+            execution.result = await _call_tool(found, kwargs, timeout)
     except Exception as exc:  # the model sees the error; the loop goes on
         execution.error = str(exc) if isinstance(exc, ToolCallError) else f"{type(exc).__name__}: {exc}"
     execution.seconds = time.perf_counter() - start
     return execution
 
 
+async def _call_tool(found: Tool, kwargs: dict[str, Any], timeout: float | None) -> Any:
+    """Run the tool's function: async ones awaited, blocking ones in a daemon thread; at most
+    ``timeout`` seconds, after which it is cancelled (a blocking one abandoned) and fails."""
+    import anyio  # imported on first use: ``import abstractcore`` stays light
+
+    from abstractcore.transport.worker import run_in_daemon_thread
+
+    function = found.function
+    assert function is not None
+    result: Any = None
+    with anyio.move_on_after(timeout) as scope:
+        if inspect.iscoroutinefunction(function):
+            result = await function(**kwargs)
+        else:
+            result = await run_in_daemon_thread(
+                lambda: function(**kwargs), name=f"abstractcore-tool-{found.name}"
+            )
+            if inspect.isawaitable(result):
+                result = await result
+    if scope.cancelled_caught:
+        raise ToolCallError(
+            f"The tool {found.name!r} timed out: it did not finish within tool_timeout={timeout:g} s."
+        )
+    return result
+
+
 async def _execute_all(
-    calls: Sequence[ToolCall], tools: dict[str, Tool], approve: Approve | None
+    calls: Sequence[ToolCall], tools: dict[str, Tool], approve: Approve | None, timeout: float | None = None
 ) -> list[ToolExecution]:
     if len(calls) == 1:
-        return [await _execute(calls[0], tools, approve)]
+        return [await _execute(calls[0], tools, approve, timeout)]
     results: list[ToolExecution | None] = [None] * len(calls)
 
     async def one(index: int, call: ToolCall) -> None:
-        results[index] = await _execute(call, tools, approve)
+        results[index] = await _execute(call, tools, approve, timeout)
 
     import anyio
 
@@ -227,6 +256,16 @@ async def _final_output(
         return value, None
 
 
+def _check_seconds(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(
+            f"{name} must be a number of seconds > 0, or None for no limit; got {value!r}."
+        )
+    return float(value)
+
+
 def _check(tools: Sequence[Any], max_turns: int) -> dict[str, Tool]:
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
         raise ConfigurationError(f"max_turns must be an integer >= 1; got {max_turns!r}.")
@@ -246,7 +285,11 @@ class _Loop:
         messages: Sequence[Any] | None,
         system_prompt: str | None,
         tool_choice: Any,
+        tool_timeout: float | None = None,
+        run_timeout: float | None = None,
     ) -> None:
+        self.tool_timeout = _check_seconds("tool_timeout", tool_timeout)
+        self.run_timeout = _check_seconds("run_timeout", run_timeout)
         self.by_name = _check(tools, max_turns)
         self.transcript = _start(prompt, messages, system_prompt)
         self.steps: list[RunStep] = []
@@ -265,7 +308,9 @@ class _Loop:
 
     async def execute(self, step: RunStep, approve: Approve | None) -> None:
         """Run the step's calls and add their results to the transcript."""
-        step.executions = await _execute_all(step.response.tool_calls, self.by_name, approve)
+        step.executions = await _execute_all(
+            step.response.tool_calls, self.by_name, approve, self.tool_timeout
+        )
         self.transcript.extend(e.as_message() for e in step.executions)
         choice = self.choice
         if (isinstance(choice, str) and choice not in ("auto", "none")) or isinstance(choice, dict):
@@ -276,6 +321,21 @@ class _Loop:
     ) -> RunResult:
         output, _ = await _final_output(llm, response, self.transcript, response_model, params)
         return RunResult(output, response, self.transcript, self.steps, self.usage)
+
+    def deadline(self) -> float:
+        """When the run must end (``anyio.current_time()`` clock; infinite without ``run_timeout``)."""
+        import anyio
+
+        return math.inf if self.run_timeout is None else anyio.current_time() + self.run_timeout
+
+    def timed_out(self) -> RunTimeoutError:
+        return RunTimeoutError(
+            f"The run did not finish within run_timeout={self.run_timeout:g} s; raise run_timeout, or "
+            "see .steps for what it did so far (tool_timeout= bounds each tool call).",
+            messages=self.transcript,
+            steps=self.steps,
+            usage=self.usage,
+        )
 
     def exhausted(self) -> ToolLoopError:
         return ToolLoopError(
@@ -298,19 +358,25 @@ async def arun(
     max_turns: int = 10,
     approve: Approve | None = None,
     response_model: Any = None,
+    tool_timeout: float | None = None,
+    run_timeout: float | None = None,
     **params: Any,
 ) -> RunResult:
     """Run the tool loop until the model answers without calls; see the module docstring."""
-    loop = _Loop(tools, max_turns, prompt, messages, system_prompt, tool_choice)
-    for _ in range(max_turns):
-        response = await llm.agenerate(
-            messages=loop.transcript, tools=tools, tool_choice=loop.choice, **params
-        )
-        step = loop.record(response)
-        if not response.tool_calls:
-            return await loop.result(llm, response, response_model, params)
-        await loop.execute(step, approve)
-    raise loop.exhausted()
+    import anyio
+
+    loop = _Loop(tools, max_turns, prompt, messages, system_prompt, tool_choice, tool_timeout, run_timeout)
+    with anyio.CancelScope(deadline=loop.deadline()):
+        for _ in range(max_turns):
+            response = await llm.agenerate(
+                messages=loop.transcript, tools=tools, tool_choice=loop.choice, **params
+            )
+            step = loop.record(response)
+            if not response.tool_calls:
+                return await loop.result(llm, response, response_model, params)
+            await loop.execute(step, approve)
+        raise loop.exhausted()
+    raise loop.timed_out()  # reached only when the deadline cut the run short
 
 
 async def astream_run(
@@ -324,34 +390,61 @@ async def astream_run(
     max_turns: int = 10,
     approve: Approve | None = None,
     response_model: Any = None,
+    tool_timeout: float | None = None,
+    run_timeout: float | None = None,
     **params: Any,
 ) -> AsyncIterator[RunEvent]:
     """The tool loop as it happens: text deltas, each call, each result, then the ``RunResult``."""
-    loop = _Loop(tools, max_turns, prompt, messages, system_prompt, tool_choice)
+    import anyio
+
+    loop = _Loop(tools, max_turns, prompt, messages, system_prompt, tool_choice, tool_timeout, run_timeout)
+    deadline = loop.deadline()
+    # A cancel scope must not span a ``yield``: each await gets its own scope, all with the run's deadline.
     for _ in range(max_turns):
         response = GenerateResponse()
         texts: list[str] = []
         calls: list[ToolCall] = []
-        async for chunk in llm.astream(
-            messages=loop.transcript, tools=tools, tool_choice=loop.choice, **params
-        ):
-            assert isinstance(chunk, StreamChunk)
-            if chunk.content:
-                texts.append(chunk.content)
-                yield RunEvent("text", text=chunk.content)
-            calls.extend(chunk.tool_calls)
-            if chunk.finish_reason is not None:
-                response = GenerateResponse(
-                    finish_reason=chunk.finish_reason, usage=chunk.usage, model=chunk.model, cost=chunk.cost
-                )
+        stream = llm.astream(messages=loop.transcript, tools=tools, tool_choice=loop.choice, **params)
+        try:
+            while True:
+                with anyio.CancelScope(deadline=deadline) as scope:
+                    try:
+                        chunk = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                if scope.cancelled_caught:
+                    raise loop.timed_out()
+                assert isinstance(chunk, StreamChunk)
+                if chunk.content:
+                    texts.append(chunk.content)
+                    yield RunEvent("text", text=chunk.content)
+                calls.extend(chunk.tool_calls)
+                if chunk.finish_reason is not None:
+                    response = GenerateResponse(
+                        finish_reason=chunk.finish_reason,
+                        usage=chunk.usage,
+                        model=chunk.model,
+                        cost=chunk.cost,
+                    )
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
         response.content, response.tool_calls = "".join(texts), calls
         step = loop.record(response)
         if not response.tool_calls:
-            yield RunEvent("done", result=await loop.result(llm, response, response_model, params))
+            with anyio.CancelScope(deadline=deadline) as scope:
+                result = await loop.result(llm, response, response_model, params)
+            if scope.cancelled_caught:
+                raise loop.timed_out()
+            yield RunEvent("done", result=result)
             return
         for call in response.tool_calls:
             yield RunEvent("tool_call", call=call)
-        await loop.execute(step, approve)
+        with anyio.CancelScope(deadline=deadline) as scope:
+            await loop.execute(step, approve)
+        if scope.cancelled_caught:
+            raise loop.timed_out()
         for execution in step.executions:
             yield RunEvent("tool_result", execution=execution)
     raise loop.exhausted()

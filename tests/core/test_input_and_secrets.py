@@ -5,6 +5,7 @@ the provider's public surface."""
 from __future__ import annotations
 
 import pickle
+import secrets
 import traceback
 from typing import Any
 
@@ -19,6 +20,7 @@ from abstractcore import (
 )
 from abstractcore.core.secrets import Secret
 from tests.servers.openai_fake import FakeOpenAI
+from tests.support.reachable import paths_holding
 
 pytestmark = pytest.mark.anyio
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
@@ -68,9 +70,92 @@ async def test_the_key_is_reachable_through_no_attribute(provider: str, fake: Fa
     await llm.aclose()
 
 
+HTTP_PROVIDERS = ["openai", "openrouter", "openai-compatible", "vllm", "anthropic", "ollama"]
+
+
+def _fresh_key() -> str:
+    """A key made for one test: no other object of the process holds its text."""
+    return "sk-" + secrets.token_hex(20)
+
+
+async def _call_both_ways(llm: LLM, provider: str) -> None:
+    """One call on this loop and one through the sync face: both pooled transports exist then."""
+    from abstractcore import ProviderError
+
+    try:
+        await llm.agenerate("hi", max_tokens=3)
+    except ProviderError:  # anthropic, ollama: the fake OpenAI server has no /v1/messages, /api/chat
+        assert provider in ("anthropic", "ollama")
+    try:
+        llm.generate("hi", max_tokens=3)
+    except ProviderError:
+        assert provider in ("anthropic", "ollama")
+
+
+@pytest.mark.parametrize("provider", HTTP_PROVIDERS)
+async def test_no_object_reachable_from_an_llm_holds_the_raw_key(provider: str, fake: FakeOpenAI) -> None:
+    """Every object reachable from the LLM (attributes, slots, containers, closures, the pooled
+    transport and its HTTP library's session), judged by its contents, never by its repr."""
+    fake.require_key = False
+    key = _fresh_key()
+    llm = create_llm(provider, model="m", api_key=key, base_url=fake.base_url)
+    await _call_both_ways(llm, provider)
+    if provider not in ("anthropic", "ollama"):
+        assert any(key in str(r["headers"]) for r in fake.requests)  # the server did receive it
+    assert not (found := paths_holding(llm, key[3:20])), "\n".join(found)  # no part of it either
+    await llm.aclose()
+    llm.close()
+
+
+async def test_no_object_reachable_from_a_session_holds_the_raw_key(fake: FakeOpenAI) -> None:
+    fake.require_key = False
+    key = _fresh_key()
+    session = create_llm("openai", api_key=key, base_url=fake.base_url).session(system_prompt="Be brief.")
+    await session.asend("hi")
+    session.send("again")
+    assert not (found := paths_holding(session, key[3:20])), "\n".join(found)
+    session.llm.close()
+
+
+def test_the_walk_finds_a_key_however_it_is_held() -> None:
+    """The walk itself: a key behind a masked repr, in a slot, a closure, a partial, a bound method."""
+    import functools
+
+    key = _fresh_key()
+
+    class Masked(str):
+        def __repr__(self) -> str:
+            return "'***'"
+
+    class Slotted:
+        __slots__ = ("__hidden",)
+
+        def __init__(self, value: object) -> None:
+            self.__hidden = value
+
+        def method(self) -> None: ...
+
+    def closure() -> object:
+        held = Masked(key)
+        return lambda: held
+
+    holders: list[object] = [
+        {"authorization": Masked(f"Bearer {key}")},
+        Slotted(Masked(key)),
+        closure(),
+        functools.partial(print, key.encode()),
+        Slotted(key).method,
+        [(frozenset({key}),)],
+    ]
+    for holder in holders:
+        assert paths_holding(holder, key), holder
+    assert paths_holding(Secret(key), key) == []  # the one holder allowed
+
+
 def test_a_secret_is_masked_and_never_pickled() -> None:
     secret = Secret(KEY)
-    assert KEY not in repr(secret) + str(secret) + f"{secret}"
+    assert KEY not in repr(secret) + str(secret) + f"{secret}" + f"{secret:>60}" + "{}".format(secret)  # noqa: UP032
+    assert f"{secret:>5}" == "  ***"  # a format spec is honoured on the mask, not refused
     assert secret.reveal() == KEY
     with pytest.raises(TypeError):
         pickle.dumps(secret)

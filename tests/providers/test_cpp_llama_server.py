@@ -21,6 +21,8 @@ from abstractcore import (
     create_llm,
 )
 
+pytestmark = pytest.mark.slow  # the real model or a server process throughout
+
 TOO_LONG = " ".join(f"word{i}" for i in range(1500))  # ~6,000 tokens for a 4,096 context
 
 

@@ -51,6 +51,7 @@ def test_generate_answers_with_usage_from_the_tokenizer(llm: LLM) -> None:
     assert longer.usage.input_tokens > r.usage.input_tokens
 
 
+@pytest.mark.slow
 def test_the_embedded_default_model_needs_no_arguments() -> None:
     llm = create_llm("huggingface", max_tokens=8)
     r = llm.generate("Say hello.")

@@ -22,6 +22,8 @@ import pytest
 from abstractcore import LLM, ContextLengthExceededError, ProviderTimeoutError, create_llm
 from tests.support.local_models import wait_until
 
+pytestmark = pytest.mark.slow  # the real model or a server process throughout
+
 LONG = "Write a long story about a dragon who learns to bake bread."
 #: About 3,800 prompt tokens for SmolLM2's tokenizer (measured), within a 4,096 context.
 LONG_PROMPT = " ".join(f"word{i}" for i in range(900))

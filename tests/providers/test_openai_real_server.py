@@ -12,7 +12,7 @@ import pytest
 from abstractcore import LLM, GenerateResponse, StreamChunk, create_llm
 from abstractcore.core.types import Usage
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # the real model or a server process throughout
 
 WEATHER = {
     "type": "function",

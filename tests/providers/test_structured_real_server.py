@@ -7,6 +7,8 @@ from pydantic import BaseModel
 
 from abstractcore import RetryConfig, create_llm
 
+pytestmark = pytest.mark.slow  # the real model or a server process throughout
+
 
 class City(BaseModel):
     name: str

@@ -6,6 +6,8 @@ import pytest
 
 from abstractcore import LLM, Message, ToolCall, create_llm, tool
 
+pytestmark = pytest.mark.slow  # the real model or a server process throughout
+
 
 @tool
 def get_weather(city: str, unit: str = "celsius") -> str:

@@ -46,6 +46,7 @@ def _wait_for(url: str, proc: subprocess.Popen[str]) -> None:
     raise AssertionError("the server did not start")
 
 
+@pytest.mark.slow
 def test_the_command_serves_until_interrupted(fake: FakeOpenAI) -> None:
     port = free_port()
     env = {"ABSTRACTCORE_SERVER_API_KEY": KEY, "OPENAI_COMPATIBLE_API_KEY": FAKE_KEY}
@@ -84,6 +85,7 @@ def test_the_command_serves_until_interrupted(fake: FakeOpenAI) -> None:
     assert KEY not in err + out and FAKE_KEY not in err + out  # the access log has no secrets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

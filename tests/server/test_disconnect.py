@@ -11,6 +11,8 @@ import pytest
 from abstractcore import LLM
 from tests.server.support import KEY, MODEL, RunningServer, wait_until
 
+pytestmark = pytest.mark.slow  # the real model or a server process throughout
+
 LONG = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 HEADERS = {"authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01"}
 

@@ -8,12 +8,15 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from abstractcore import create_llm
 from tests.server.support import KEY, MODEL, RunningServer, running_server
 from tests.servers.anthropic_server import API_KEY as ANTHROPIC_KEY
 from tests.servers.anthropic_server import AnthropicServer
 from tests.servers.common import Fault
+
+pytestmark = pytest.mark.slow  # the real model or a server process throughout
 
 QUESTION = [{"role": "user", "content": "Tell me a story."}]
 CALLS = [

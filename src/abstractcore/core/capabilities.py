@@ -6,7 +6,7 @@ Every field is true only where this provider really does it for the model:
 defaults, a table of hosted models); ``await llm.acapabilities()`` asks the
 server where it says (Ollama ``/api/show``, llama.cpp's ``/props``, LM
 Studio ``/api/v0/models``, vLLM's ``max_model_len``, OpenRouter ``/models``,
-the GGUF's metadata in process), once per model.
+the engine that runs the model in process), once per model.
 """
 
 from __future__ import annotations

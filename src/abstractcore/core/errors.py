@@ -15,6 +15,7 @@ Every failure a user can meet is one of these classes, never text in a reply::
     │  └─ ResponseFormatError                 malformed reply / stream
     ├─ StructuredOutputError (.raw .validation_errors)
     ├─ ToolCallError ── ToolLoopError          max_turns reached; carries the transcript
+    │                   └─ RunTimeoutError     run_timeout reached
     └─ LocalBackendError ── ModelLoadError
 
 ``ModelNotFoundError`` is also raised by in-process back ends for a missing
@@ -44,6 +45,7 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "ResponseFormatError",
+    "RunTimeoutError",
     "ServerError",
     "StructuredOutputError",
     "ToolCallError",
@@ -242,6 +244,10 @@ class ToolLoopError(ToolCallError):
     messages: list[Any]
     steps: list[Any]
     usage: Any
+
+
+class RunTimeoutError(ToolLoopError):
+    """The tool loop did not finish within its ``run_timeout``; carries the transcript so far."""
 
 
 class LocalBackendError(AbstractCoreError):

@@ -1,9 +1,9 @@
-"""API keys that never show: not in a repr, a str, ``vars()``, a traceback's locals or a pickle.
+"""API keys that never show: not in a repr, a str, a format, ``vars()``, a traceback's locals or a pickle.
 
-``Secret`` holds a key; ``reveal()`` is the one way to read it. ``SecretHeader``
-is the form a key takes inside HTTP headers: a real ``str`` (the HTTP
-libraries write it to the wire as it is) whose ``repr`` is masked, so a dict
-of headers printed, logged or shown by a debugger shows ``'***'``.
+``Secret`` holds a key, and the HTTP header made of it (``Secret("Bearer sk-...")``);
+``reveal()`` is the one way to read it. Nothing keeps the revealed text: the
+transport reveals a header while it hands one request to the HTTP library
+(``transport.base.wire_headers``), so no object an LLM holds contains the raw key.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import hmac
 from typing import Any, NoReturn
 
-__all__ = ["MASK", "Secret", "SecretHeader"]
+__all__ = ["MASK", "Secret"]
 
 MASK = "***"
 
 
 class Secret:
-    """A secret string. ``str()`` and ``repr()`` are masked; ``reveal()`` returns the value."""
+    """A secret string. ``str()``, ``repr()`` and ``format()`` are masked, pickling refused;
+    ``reveal()`` returns the value."""
 
     __slots__ = ("__value",)
 
@@ -34,6 +35,9 @@ class Secret:
     def __str__(self) -> str:
         return MASK
 
+    def __format__(self, spec: str) -> str:
+        return format(MASK, spec)
+
     def __bool__(self) -> bool:
         return bool(self.__value)
 
@@ -48,17 +52,8 @@ class Secret:
     def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret (an API key) is never pickled; pass the key again where it is needed")
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+    def __copy__(self) -> Secret:
         return self
 
-
-class SecretHeader(str):
-    """A header value holding a secret: a real ``str`` for the wire, masked in ``repr``."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"'{MASK}'"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a header holding an API key is never pickled")
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self

@@ -250,6 +250,8 @@ class GenerateResponse:
     #: How tools reached the model: "native", "prompted" (in the prompt, calls parsed from the
     #: text) or "prompted+grammar" (the forced call constrained by the server's grammar).
     tool_strategy: str | None = None
+    #: The router's deployment that answered (its name); None when no router served the call.
+    deployment: str | None = None
 
     def __str__(self) -> str:
         return self.content
@@ -277,6 +279,8 @@ class StreamChunk:
     raw: Any = field(default=None, repr=False)
     #: USD of the whole answer, on the last chunk (None for local and unpriced models).
     cost: float | None = None
+    #: The router's deployment streaming the answer (its name); None when no router serves the call.
+    deployment: str | None = None
 
     def __str__(self) -> str:
         return self.content

@@ -80,10 +80,18 @@ class GGUFEmbedder:
     cache shares them with the generating context); ``close`` frees it.
     """
 
-    def __init__(self, path: Path, *, n_threads: int | None = None, n_gpu_layers: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_threads: int | None = None,
+        n_gpu_layers: int | None = None,
+        repack: bool | None = None,
+    ) -> None:
         self.path = path
         self.n_threads = n_threads
         self.n_gpu_layers = n_gpu_layers
+        self.repack = repack
         self._llama: Any = None
 
     def _load(self) -> Any:
@@ -103,7 +111,8 @@ class GGUFEmbedder:
                 kwargs["n_threads"] = self.n_threads
             if self.n_gpu_layers is not None:
                 kwargs["n_gpu_layers"] = self.n_gpu_layers
-            self._llama = llama_cpp.Llama(**kwargs)
+            with llamacpp_native.model_params(llamacpp_native.use_extra_buffers(llama_cpp, self.repack)):
+                self._llama = llama_cpp.Llama(**kwargs)
         return self._llama
 
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:

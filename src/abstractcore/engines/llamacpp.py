@@ -12,7 +12,6 @@ any work. llama.cpp's log goes to the ``abstractcore.llamacpp`` logger
 
 from __future__ import annotations
 
-import atexit
 import re
 import threading
 import uuid
@@ -31,6 +30,7 @@ from abstractcore.engines.base import (
     require,
 )
 from abstractcore.engines.embedding import GGUFEmbedder, close_llama
+from abstractcore.transport.exiting import exit_hook
 from abstractcore.transport.worker import stop_all_workers
 
 __all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "LlamaCppEngine"]
@@ -63,7 +63,7 @@ def _close_all_at_exit() -> None:
                 pass
 
 
-atexit.register(_close_all_at_exit)
+exit_hook(_close_all_at_exit)
 
 
 class _Cancelled(Exception):
@@ -185,11 +185,14 @@ class LlamaCppEngine(Engine):
         n_ctx: int | None = None,
         n_gpu_layers: int | None = None,
         n_threads: int | None = None,
+        repack: bool | None = None,
     ) -> None:
         self.path = path
         self.n_ctx = n_ctx or DEFAULT_N_CTX
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads
+        #: llama.cpp's weight repacking; None: on, except where it is known to crash (llamacpp_native)
+        self.repack = repack
         self._llama: Any = None
         self._eog: frozenset[int] | None = None
         self._embedder: GGUFEmbedder | None = None
@@ -211,7 +214,8 @@ class LlamaCppEngine(Engine):
             kwargs["n_gpu_layers"] = self.n_gpu_layers
         if self.n_threads is not None:
             kwargs["n_threads"] = self.n_threads
-        self._llama = _counting_llama(llama_cpp)(**kwargs)
+        with llamacpp_native.model_params(llamacpp_native.use_extra_buffers(llama_cpp, self.repack)):
+            self._llama = _counting_llama(llama_cpp)(**kwargs)
         _LIVE.add(self)
 
     @staticmethod
@@ -319,7 +323,9 @@ class LlamaCppEngine(Engine):
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
         """Mean-pooled, normalised vectors from a second context in embedding mode (see ``embedding``)."""
         if self._embedder is None:
-            self._embedder = GGUFEmbedder(self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers)
+            self._embedder = GGUFEmbedder(
+                self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers, repack=self.repack
+            )
             _LIVE.add(self)
         return self._embedder.embed(texts, cancel)
 

@@ -30,7 +30,6 @@ llama.cpp's log goes to the ``abstractcore.llamacpp`` logger (``llamacpp_native`
 
 from __future__ import annotations
 
-import atexit
 import codecs
 import ctypes
 import importlib
@@ -59,6 +58,7 @@ from abstractcore.engines.base import (
 )
 from abstractcore.engines.embedding import GGUFEmbedder
 from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool
+from abstractcore.transport.exiting import exit_hook
 from abstractcore.transport.worker import EXIT_JOIN_SECONDS, stop_all_workers
 
 __all__ = [
@@ -202,6 +202,7 @@ class _Options:
     n_seq: int | None  # None: chosen from the KV cache's size (``auto_parallel``)
     n_threads: int
     n_gpu_layers: int | None
+    repack: bool = True  # llama.cpp's weight repacking (``llamacpp_native.use_extra_buffers``)
 
 
 # -- the scheduler: model, context, thread ------------------------------------------------------
@@ -682,6 +683,7 @@ def _load(llama_cpp: Any, path: Path, options: _Options) -> tuple[Any, Any]:
     """The model and a context of ``n_seq`` sequences of ``n_ctx`` cells each (per-sequence KV)."""
     llama_cpp.llama_backend_init()
     mparams = llama_cpp.llama_model_default_params()
+    llamacpp_native.set_extra_buffers(mparams, options.repack is not False)
     if options.n_gpu_layers is not None:
         mparams.n_gpu_layers = options.n_gpu_layers
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
@@ -755,8 +757,10 @@ class LlamaCppBatchEngine(BatchEngine):
         n_ctx: int | None = None,
         n_gpu_layers: int | None = None,
         n_threads: int | None = None,
+        repack: bool | None = None,
     ) -> None:
         self.path = path
+        self.repack = repack
         #: Sequences; None until loaded when chosen automatically (``auto_parallel``).
         self.parallel = parallel
         self._auto = parallel is None
@@ -786,7 +790,11 @@ class LlamaCppBatchEngine(BatchEngine):
         llama_cpp = require("llama_cpp", "llamacpp", "Running GGUF models")
         llamacpp_native.prepare(llama_cpp)
         options = _Options(
-            self.n_ctx, None if self._auto else self.parallel, self.n_threads, self.n_gpu_layers
+            self.n_ctx,
+            None if self._auto else self.parallel,
+            self.n_threads,
+            self.n_gpu_layers,
+            llamacpp_native.use_extra_buffers(llama_cpp, self.repack),
         )
         with self._lock:
             if self._scheduler is None:
@@ -824,7 +832,7 @@ class LlamaCppBatchEngine(BatchEngine):
         with self._lock:
             if self._embedder is None:
                 self._embedder = GGUFEmbedder(
-                    self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers
+                    self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers, repack=self.repack
                 )
                 _LIVE.add(self)
             embedder = self._embedder
@@ -861,4 +869,4 @@ def _close_all_at_exit() -> None:
             pass
 
 
-atexit.register(_close_all_at_exit)
+exit_hook(_close_all_at_exit)

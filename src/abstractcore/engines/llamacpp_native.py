@@ -12,17 +12,32 @@ closed for good. ``prepare()`` instead
 - replaces llama-cpp-python's descriptor-redirecting helper by a no-op in the
   modules that use it, so no file descriptor is ever touched. Nothing is lost
   by that: with the log callback in place there is nothing left for it to hide.
+
+It also decides whether llama.cpp may *repack* weights into its extra CPU
+buffer types (``use_extra_bufts``: the AMX tiles, the interleaved AVX2/NEON
+layouts). A build that has AMX compiled in (``-march=native`` on a Xeon with
+AMX) crashes in that path on such a CPU: ``llama_decode`` segfaults once a
+prompt is longer than a few dozen tokens, and llama.cpp's own server dies at
+start unless given ``--no-repack``. ``use_extra_buffers`` turns repacking off
+exactly there, unless the caller asks for it (``repack=True``); a build too old
+to turn it off raises ``ModelLoadError`` saying how to reinstall, never crashes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
+import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["LOGGER_NAME", "prepare"]
+from abstractcore.core.errors import ModelLoadError
+
+__all__ = ["LOGGER_NAME", "build_features", "cpu_flags", "prepare", "repack_is_safe", "use_extra_buffers"]
 
 LOGGER_NAME = "abstractcore.llamacpp"
 logger = logging.getLogger(LOGGER_NAME)
@@ -95,12 +110,120 @@ def prepare(llama_cpp: Any) -> None:
                 continue
             if hasattr(module, "suppress_stdout_stderr"):
                 setattr(module, "suppress_stdout_stderr", _NoRedirect)  # noqa: B010
+        try:
+            _hook_default_params(importlib.import_module("llama_cpp.llama_cpp"))
+        except ImportError:
+            pass
         callback = llama_cpp.llama_log_callback(_LineLog())
         # Kept on the llama_cpp module itself: it must outlive every native object that may
         # still log while the interpreter shuts down (module globals of ours are cleared first).
         llama_cpp._abstractcore_log_callback = callback
         llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
         _prepared = True
+
+
+# -- weight repacking (extra buffer types) -------------------------------------------------------
+
+_REINSTALL = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir llama-cpp-python '
+    "(a portable AVX2 build: no AMX kernels)"
+)
+_override = threading.local()
+
+
+def build_features(llama_cpp: Any) -> frozenset[str]:
+    """The CPU features this llama.cpp build was compiled for (``AVX2``, ``AVX512``, ``AMX_INT8``...)."""
+    try:
+        info = llama_cpp.llama_print_system_info()
+    except Exception:  # an old or unusual build: nothing known
+        return frozenset()
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    features = set()
+    for part in text.replace("|", "\n").splitlines():
+        name, _, value = part.partition("=")
+        if value.strip() == "1":
+            features.add(name.strip().rsplit(" ", 1)[-1])
+    return frozenset(features)
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The running CPU's feature flags (Linux ``/proc/cpuinfo``); empty where unknown."""
+    if not sys.platform.startswith("linux"):
+        return frozenset()
+    try:
+        with cpuinfo.open() as lines:
+            for line in lines:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def repack_is_safe(build: frozenset[str], cpu: frozenset[str]) -> bool:
+    """False where repacking is known to crash: a build with AMX kernels on a CPU that has AMX.
+
+    Seen on a Xeon (AVX-512 + AMX, in a VM) with llama-cpp-python 0.3.36 built by default
+    (``GGML_NATIVE=ON``): SIGSEGV in ``llama_decode``; the same build runs with repacking off,
+    and a ``GGML_NATIVE=OFF`` (AVX2) build runs with it on. AVX-512 without AMX runs either way.
+    """
+    return not ("AMX_INT8" in build and cpu & {"amx_int8", "amx_tile"})
+
+
+def use_extra_buffers(llama_cpp: Any, requested: bool | None) -> bool:
+    """Whether llama.cpp may repack weights on this machine: ``requested`` if given, else the safe default.
+
+    Raises ``ModelLoadError`` when repacking would crash and this llama-cpp-python cannot turn it off.
+    """
+    if requested is not None:
+        return requested
+    if repack_is_safe(build_features(llama_cpp), cpu_flags()):
+        return True
+    fields = {name for name, *_ in getattr(llama_cpp.llama_model_params, "_fields_", ())}
+    if "use_extra_bufts" not in fields:
+        raise ModelLoadError(
+            "this llama-cpp-python was built with AMX kernels, whose weight repacking crashes llama.cpp "
+            f"on this CPU, and it is too old to turn repacking off. Reinstall it: {_REINSTALL}; "
+            "or pass repack=True to try anyway."
+        )
+    logger.info(
+        "llama.cpp weight repacking is off: this build's AMX path crashes on this CPU (repack=True to force)"
+    )
+    return False
+
+
+def set_extra_buffers(params: Any, enabled: bool) -> None:
+    """Apply ``use_extra_buffers``'s answer to a ``llama_model_params`` (a no-op where it is on)."""
+    if not enabled and hasattr(params, "use_extra_bufts"):
+        params.use_extra_bufts = False
+
+
+@contextlib.contextmanager
+def model_params(enabled: bool) -> Iterator[None]:
+    """While active on this thread, the ``llama_model_params`` that ``llama_cpp.Llama`` builds get
+    ``use_extra_bufts = enabled`` (``Llama`` takes no such argument; ``prepare`` installs the hook)."""
+    previous = getattr(_override, "extra_buffers", None)
+    _override.extra_buffers = enabled
+    try:
+        yield
+    finally:
+        _override.extra_buffers = previous
+
+
+def _hook_default_params(bindings: Any) -> None:
+    original = bindings.llama_model_default_params
+    if getattr(original, "_abstractcore_hook", False):
+        return
+
+    def llama_model_default_params() -> Any:
+        params = original()
+        enabled = getattr(_override, "extra_buffers", None)
+        if enabled is not None:
+            set_extra_buffers(params, enabled)
+        return params
+
+    llama_model_default_params._abstractcore_hook = True  # type: ignore[attr-defined]
+    bindings.llama_model_default_params = llama_model_default_params
 
 
 def eog_ids(llama_cpp: Any, vocab: Any) -> frozenset[int]:

@@ -9,7 +9,6 @@ constrained output is complete.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import threading
 import weakref
@@ -28,6 +27,7 @@ from abstractcore.engines.base import (
     plain_transcript,
     require,
 )
+from abstractcore.transport.exiting import exit_hook
 from abstractcore.transport.worker import stop_all_workers
 
 __all__ = ["MLXEngine"]
@@ -51,7 +51,7 @@ def _unload_all_at_exit() -> None:
             pass
 
 
-atexit.register(_unload_all_at_exit)
+exit_hook(_unload_all_at_exit)
 
 
 class MLXEngine(Engine):

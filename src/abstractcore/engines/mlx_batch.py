@@ -15,7 +15,6 @@ only when it runs alone; greedy requests are unaffected.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import weakref
@@ -37,6 +36,7 @@ from abstractcore.engines.base import (
 )
 from abstractcore.engines.mlx import MLXEngine
 from abstractcore.engines.transformers import IncrementalDecoder
+from abstractcore.transport.exiting import exit_hook
 from abstractcore.transport.worker import EXIT_JOIN_SECONDS
 
 __all__ = ["MLXBatchEngine"]
@@ -56,7 +56,7 @@ def _stop_all_at_exit() -> None:
             pass
 
 
-atexit.register(_stop_all_at_exit)
+exit_hook(_stop_all_at_exit)
 
 
 class _Handle:

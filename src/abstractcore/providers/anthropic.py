@@ -95,8 +95,9 @@ class AnthropicProvider(HttpProvider):
     trailing ``/v1``; a server other than api.anthropic.com may go without a
     key. ``max_tokens`` defaults to 4096 (the API requires it). ``seed``,
     ``presence_penalty`` and ``frequency_penalty`` do not exist in this API and
-    are not sent. ``response_model`` is answered through a forced tool call, so
-    the JSON is produced by the tool-input machinery rather than free text.
+    are not sent. ``response_model`` uses the native JSON output
+    (``output_format`` with the structured-outputs beta header) on the models
+    that have it (``NATIVE_JSON_MODELS``) and a forced tool call on the others.
     """
 
     name: ClassVar[str] = "anthropic"

@@ -411,7 +411,7 @@ class AsyncProvider(abc.ABC):
         Context window, output limit, tools, vision, structured output,
         embeddings and usage in streams: from Ollama's ``/api/show``, llama.cpp's
         ``/props``, LM Studio's ``/api/v0/models``, vLLM's ``max_model_len``,
-        OpenRouter's ``/models``, the GGUF's metadata, or a table of hosted
+        OpenRouter's ``/models``, the in-process engine, or a table of hosted
         models. Asked once per model and cached; when the server cannot be
         asked, the provider's defaults (``capabilities``) come back.
         """

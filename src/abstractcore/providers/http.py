@@ -1,7 +1,7 @@
 """``HttpProvider``: what every HTTP provider shares (key, base URL, the pooled client).
 
 The API key is held as a ``Secret`` (masked in every repr, str and ``vars()``)
-and handed to the transport as a ``SecretHeader``. A provider whose hosted
+and so is the header made of it: only the transport reveals it, per request. A provider whose hosted
 service needs a key names the hosts (``key_required_hosts``); a missing key
 for such a host fails in ``create_llm``, before any request.
 """
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from abstractcore.core.config import check_base_url
 from abstractcore.core.errors import ConfigurationError
-from abstractcore.core.secrets import Secret, SecretHeader
+from abstractcore.core.secrets import Secret
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.transport.error_mapping import ErrorMapper, ErrorTable
 from abstractcore.transport.http import HttpClient
@@ -85,8 +85,7 @@ class HttpProvider(AsyncProvider):
             base_url=self.base_url,
             headers={**self._default_headers(), **headers},
             secret_headers={
-                name: SecretHeader(value)
-                for name, value in self._auth_headers(self._api_key.reveal()).items()
+                name: Secret(value) for name, value in self._auth_headers(self._api_key.reveal()).items()
             }
             if self._api_key
             else {},

@@ -5,8 +5,10 @@
 - a ``.gguf`` file, a directory or cached repository holding GGUF files, or a
   name containing "GGUF": run by llama.cpp (llama-cpp-python), with the chat
   template stored in the GGUF. Options ``n_ctx``, ``n_gpu_layers``,
-  ``n_threads``, ``parallel``, and ``filename`` to pick one quantisation (a
-  name or a glob such as ``"*Q4_K_M.gguf"``);
+  ``n_threads``, ``parallel``, ``filename`` to pick one quantisation (a
+  name or a glob such as ``"*Q4_K_M.gguf"``), and ``repack`` (llama.cpp's
+  weight repacking: on by default, off where it is known to crash, i.e. an
+  AMX build on an AMX CPU; ``True``/``False`` to insist);
 - anything else (a model directory, or a repository id in the local Hugging
   Face cache): run by transformers (``AutoModelForCausalLM``, the tokenizer's
   chat template). Options ``device`` ("auto", "cpu", "cuda", "mps") and
@@ -85,6 +87,7 @@ class HuggingFaceProvider(BatchingLocalProvider):
             "n_gpu_layers",
             "n_threads",
             "parallel",
+            "repack",
             "device",
             "dtype",
             "cache_dir",
@@ -105,6 +108,12 @@ class HuggingFaceProvider(BatchingLocalProvider):
         self.n_threads = _positive_int(options, "n_threads")
         #: None: chosen when the model loads (``DEFAULT_PARALLEL``, fewer for a large KV cache).
         self.parallel: int | None = _positive_int(options, "parallel", maximum=MAX_PARALLEL)
+        repack = options.get("repack")
+        if repack is not None and not isinstance(repack, bool):
+            raise ConfigurationError(
+                f"repack must be True, False or None (the safe default); got {repack!r}."
+            )
+        self.repack: bool | None = repack
         self.device: str = check_device(options.get("device"))
         self.dtype: Any = check_dtype(options.get("dtype"))
         self.cache_dir: str | None = options.get("cache_dir")
@@ -120,10 +129,15 @@ class HuggingFaceProvider(BatchingLocalProvider):
                 n_ctx=self.n_ctx,
                 n_gpu_layers=self.n_gpu_layers,
                 n_threads=self.n_threads,
+                repack=self.repack,
             )
         if gguf is not None and self.backend != "transformers":
             return LlamaCppEngine(
-                gguf, n_ctx=self.n_ctx, n_gpu_layers=self.n_gpu_layers, n_threads=self.n_threads
+                gguf,
+                n_ctx=self.n_ctx,
+                n_gpu_layers=self.n_gpu_layers,
+                n_threads=self.n_threads,
+                repack=self.repack,
             )
         if gguf is not None:
             return TransformersEngine(gguf.parent, gguf_file=gguf.name, device=self.device, dtype=self.dtype)

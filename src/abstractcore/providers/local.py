@@ -9,9 +9,10 @@ call loads it again. The provider translates a ``Request`` into the engine's
 Structured output is constrained in process: the schema of a
 ``response_model`` (or of a forced prompted tool call) reaches the engine as
 ``GenerationSpec.json_schema`` and as ``GenerationSpec.constraint``, a
-``features.constrain.Grammar`` the engine calls with its own tokenizer. The
-engine uses what it can: llama.cpp its own GBNF from the schema, transformers
-and MLX the grammar's logits processor.
+``features.constrain.Grammar`` the engine calls with its own tokenizer. Every
+engine applies that grammar (llguidance) to its logits: llama.cpp as a logits
+processor, the batch engines on each sequence's logits, transformers and MLX
+in their decode loops.
 """
 
 from __future__ import annotations

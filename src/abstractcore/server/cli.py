@@ -6,7 +6,8 @@
     ABSTRACTCORE_SERVER_API_KEY=... abstractcore serve --host 0.0.0.0
 
 Any failure to start (a bad option, an unknown provider, a port in use) prints one line on
-stderr and exits non-zero.
+stderr and exits non-zero. Ctrl-C (or SIGTERM) stops the server gracefully and exits 0; further
+Ctrl-Cs while it closes the back ends and exits are ignored (the clean-up is bounded).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from abstractcore.server.config import (
     ServerConfig,
     load_config,
 )
+from abstractcore.transport.exiting import ignore_further_interrupts
 
 __all__ = ["main"]
 
@@ -132,9 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _run(args)
     except KeyboardInterrupt:
-        return 0
+        pass
     except Exception as exc:  # a failure to start is one line, never a traceback
         text = " ".join(str(exc).split()) or type(exc).__name__
         print(f"{_PROG}: error: {text}", file=sys.stderr)
         return 1
+    ignore_further_interrupts()  # stopped by Ctrl-C or SIGTERM: exit quietly
     return 0

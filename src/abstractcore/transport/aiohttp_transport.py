@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from abstractcore.core.config import Timeout
-from abstractcore.transport.base import BufferedResponse, HttpRequest, TransportFailure
+from abstractcore.core.secrets import Secret
+from abstractcore.transport.base import (
+    BufferedResponse,
+    HeaderValue,
+    HttpRequest,
+    TransportFailure,
+    wire_headers,
+)
 
 __all__ = ["AiohttpTransport", "close_transports_of_running_loop"]
 
@@ -100,15 +107,23 @@ class _AiohttpResponse(BufferedResponse):
 class AiohttpTransport:
     """A pooled ``aiohttp.ClientSession`` bound to the running asyncio loop."""
 
-    def __init__(self, *, max_connections: int = 100, base_headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *, max_connections: int = 100, base_headers: Mapping[str, HeaderValue] | None = None
+    ) -> None:
         connector = aiohttp.TCPConnector(
             limit=max_connections, limit_per_host=max_connections, ttl_dns_cache=300
         )
         # Headers sent with every request live on the session: aiohttp then copies one
         # CIMultiDict per request instead of rebuilding it from a dict (measurable at 100+ rps).
+        # A header holding a key does not: the session would keep it revealed; it is added per request.
+        base = dict(base_headers or {})
         self._base_headers = base_headers
+        self._base_secrets = {name: value for name, value in base.items() if isinstance(value, Secret)}
         self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, trust_env=False, headers=base_headers
+            connector=connector,
+            auto_decompress=True,
+            trust_env=False,
+            headers={name: value for name, value in base.items() if isinstance(value, str)},
         )
         self._proxies = _Proxies()
         # If the session becomes cyclic garbage, weakref callbacks run before any __del__:
@@ -118,12 +133,16 @@ class AiohttpTransport:
         _LIVE.add(self)
 
     async def send(self, request: HttpRequest, *, stream: bool) -> _AiohttpResponse:
+        if request.headers is self._base_headers:
+            headers = wire_headers(self._base_secrets) if self._base_secrets else None
+        else:
+            headers = wire_headers(request.headers)
         try:
             response = await self._session.request(
                 request.method,
                 request.url,
                 data=request.content,
-                headers=None if request.headers is self._base_headers else request.headers,
+                headers=headers,
                 timeout=_client_timeout(request.timeout, stream),
                 proxy=self._proxies.for_url(request.url),
             )

@@ -3,6 +3,10 @@
 A transport knows nothing of providers, retries or error bodies. It raises
 ``TransportFailure`` for anything below HTTP (connect, read, timeout) and
 returns every HTTP status as a response. ``http.py`` builds on it.
+
+A header holding a key is a ``Secret`` until the transport hands the request
+to its HTTP library (``wire_headers``): nothing kept between requests holds
+the raw key.
 """
 
 from __future__ import annotations
@@ -10,11 +14,22 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeAlias
 
 from abstractcore.core.config import Timeout
+from abstractcore.core.secrets import MASK, Secret
 
-__all__ = ["BufferedResponse", "HttpRequest", "Transport", "TransportFailure", "TransportResponse"]
+__all__ = [
+    "BufferedResponse",
+    "HttpRequest",
+    "Transport",
+    "TransportFailure",
+    "TransportResponse",
+    "wire_headers",
+]
+
+#: A header's value: text, or a ``Secret`` (an API key) revealed only while the request is sent.
+HeaderValue: TypeAlias = str | Secret
 
 
 @dataclass(frozen=True)
@@ -23,9 +38,30 @@ class HttpRequest:
 
     method: str
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    headers: Mapping[str, HeaderValue] = field(default_factory=dict, repr=False)
     content: bytes | None = field(default=None, repr=False)
     timeout: Timeout = field(default_factory=Timeout)
+
+
+class _Revealed(str):
+    """A secret header's text on its way to the wire: a ``str`` for the HTTP library, masked in ``repr``
+    (the library's header maps and a traceback's locals show ``'***'``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"'{MASK}'"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a header holding an API key is never pickled")
+
+
+def wire_headers(headers: Mapping[str, HeaderValue]) -> dict[str, str]:
+    """``headers`` for one request to the HTTP library, each ``Secret`` revealed (kept no longer)."""
+    return {
+        name: _Revealed(value.reveal()) if isinstance(value, Secret) else value
+        for name, value in headers.items()
+    }
 
 
 class TransportFailure(Exception):

@@ -41,7 +41,13 @@ from abstractcore.core.errors import (
 )
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.secrets import Secret
-from abstractcore.transport.base import HttpRequest, Transport, TransportFailure, TransportResponse
+from abstractcore.transport.base import (
+    HeaderValue,
+    HttpRequest,
+    Transport,
+    TransportFailure,
+    TransportResponse,
+)
 from abstractcore.transport.error_mapping import ErrorMapper, redact
 from abstractcore.transport.ndjson import NDJSONDecoder, fast_json
 from abstractcore.transport.sse import SSEDecoder
@@ -107,7 +113,7 @@ class HttpClient:
         provider: str,
         base_url: str,
         headers: Mapping[str, str] | None = None,
-        secret_headers: Mapping[str, str] | None = None,
+        secret_headers: Mapping[str, Secret] | None = None,
         secrets: Sequence[Secret] = (),
         timeout: Timeout | None = None,
         retry: RetryConfig | None = None,
@@ -118,13 +124,13 @@ class HttpClient:
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
-        self._secret_headers = dict(secret_headers or {})
-        self._headers = {
+        # a header holding a key stays a ``Secret`` here: the transport reveals it per request
+        self._headers: dict[str, HeaderValue] = {
             "content-type": "application/json",
             "accept": "application/json",
             "user-agent": f"abstractcore/{__version__}",
             **dict(headers or {}),
-            **self._secret_headers,
+            **dict(secret_headers or {}),
         }
         self.timeout = timeout or Timeout()
         self.retry = retry or RetryConfig()

@@ -8,7 +8,7 @@ import anyio
 import httpx
 
 from abstractcore.core.config import Timeout
-from abstractcore.transport.base import BufferedResponse, HttpRequest, TransportFailure
+from abstractcore.transport.base import BufferedResponse, HttpRequest, TransportFailure, wire_headers
 
 __all__ = ["HttpxTransport"]
 
@@ -67,7 +67,7 @@ class HttpxTransport:
             request.method,
             request.url,
             content=request.content,
-            headers=dict(request.headers),
+            headers=wire_headers(request.headers),  # httpx turns them into bytes here
             extensions={"timeout": _httpx_timeout(request.timeout)},
         )
         total = None if stream else request.timeout.total

@@ -34,7 +34,7 @@ calls coming from different loops apart.
 
 from __future__ import annotations
 
-import atexit
+import contextvars
 import math
 import threading
 import time
@@ -47,10 +47,12 @@ import anyio.lowlevel
 import anyio.to_thread
 import sniffio
 
+from abstractcore.transport.exiting import exit_hook
+
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
-__all__ = ["Emit", "LoopInbox", "ModelWorker", "StreamClosed", "stop_all_workers"]
+__all__ = ["Emit", "LoopInbox", "ModelWorker", "StreamClosed", "run_in_daemon_thread", "stop_all_workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -115,6 +117,7 @@ def stop_all_workers(timeout: float = EXIT_JOIN_SECONDS) -> bool:
     """Cancel every running model call and wait (up to ``timeout`` s) for their threads.
 
     Runs at interpreter exit; returns True when every thread stopped in time.
+    The engines' exit hooks call it before freeing their models.
     """
     with _jobs_lock:
         jobs = list(_jobs)
@@ -131,7 +134,7 @@ def _at_exit() -> None:
     stop_all_workers()
 
 
-atexit.register(_at_exit)
+exit_hook(_at_exit)
 
 
 class ModelWorker(Generic[T]):
@@ -264,6 +267,38 @@ class ModelWorker(Generic[T]):
             self._lock.release()
             return False
         return True
+
+
+async def run_in_daemon_thread(fn: Callable[[], R], name: str = "abstractcore-call") -> R:
+    """Run the blocking ``fn()`` in a new daemon thread and return its result (or raise its error).
+
+    For user code that may never return (a tool): cancelling the awaiting task returns at
+    once and abandons the thread, whose result is dropped. Being a daemon, an abandoned
+    thread never holds the interpreter's exit (anyio's worker threads are not daemons: a
+    cancelled run waited for its blocking tool before the process could exit). The caller's
+    context variables are visible in the thread, as with ``anyio.to_thread.run_sync``.
+    """
+    soon = _call_soon_on_this_loop()
+    finished = anyio.Event()
+    outcome: list[tuple[bool, Any]] = []
+    context = contextvars.copy_context()
+
+    def body() -> None:
+        try:
+            outcome.append((True, context.run(fn)))
+        except BaseException as exc:  # handed to the awaiting task
+            outcome.append((False, exc))
+        try:
+            soon(finished.set)
+        except LoopGone:  # the awaiting side has gone with its loop
+            pass
+
+    threading.Thread(target=body, name=name, daemon=True).start()
+    await finished.wait()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 #: Schedules ``fn(*args)`` on an event loop from another thread, without waiting.
