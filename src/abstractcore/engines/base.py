@@ -123,11 +123,6 @@ class Engine(abc.ABC):
     def unload(self) -> None:
         """Drop the weights and close native handles; ``load`` may be called again."""
 
-    def count_prompt(self, spec: GenerationSpec) -> int | None:
-        """The prompt tokens ``generate`` would read for ``spec`` (its chat template, its
-        tokenizer), without generating; None when this engine cannot tell. Called loaded."""
-        return None
-
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
         """(one L2-normalised vector per text, tokens read); loads what it needs.
 
@@ -140,6 +135,11 @@ class Engine(abc.ABC):
             "transformers model in process, or an embedding server (Ollama, an OpenAI-compatible "
             "/v1/embeddings)."
         )
+
+    def count_prompt(self, spec: GenerationSpec) -> int | None:
+        """The prompt tokens ``generate`` would read for ``spec`` (its chat template, its
+        tokenizer), without generating; None when this engine cannot tell. Called loaded."""
+        return None
 
 
 class EngineClosed(RuntimeError):
