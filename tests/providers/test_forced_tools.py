@@ -69,6 +69,21 @@ def test_required_streams_one_whole_call_and_no_prose_in_process(in_process: LLM
     assert chunks[-1].finish_reason == "tool_calls"
 
 
+def test_required_with_a_schema_keyword_no_grammar_enforces_still_gives_a_call(in_process: LLM) -> None:
+    tagger = {
+        "name": "tag",
+        "description": "Tag the text.",
+        "parameters": {
+            "type": "object",
+            "properties": {"tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}},
+            "required": ["tags"],
+        },
+    }
+    r = in_process.generate("Tag: sunny Paris", tools=[tagger], tool_choice="required", max_tokens=60)
+    assert [c.name for c in r.tool_calls] == ["tag"]
+    assert isinstance(r.tool_calls[0].arguments["tags"], list)
+
+
 def test_required_gives_a_call_over_the_python_server(llama_base_url: str) -> None:
     llm = llama_python(llama_base_url)
     r = llm.generate("Weather in Paris?", tools=TOOLS, tool_choice="required", max_tokens=60)
