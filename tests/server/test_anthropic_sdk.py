@@ -120,6 +120,19 @@ def test_an_any_tool_choice_gives_a_tool_use_plain_and_streamed(served: RunningS
     assert final.stop_reason == "tool_use" and len(uses) == 1 and uses[0].name == "get_weather"
 
 
+def test_a_forced_tool_use_cut_by_max_tokens_stops_at_max_tokens(served: RunningServer) -> None:
+    client = anthropic_client(served)
+    m = client.messages.create(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice={"type": "any"}, max_tokens=3
+    )
+    assert m.stop_reason == "max_tokens" and not [b for b in m.content if b.type == "tool_use"]
+    with client.messages.stream(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice={"type": "any"}, max_tokens=3
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "max_tokens"
+
+
 def test_tool_input_streams_as_input_json_delta(served: RunningServer) -> None:
     client = anthropic_client(served)
     with client.messages.stream(
