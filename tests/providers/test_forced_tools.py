@@ -153,6 +153,9 @@ def test_a_cut_forced_call_raises_over_the_python_server(llama_base_url: str) ->
     with pytest.raises(StructuredOutputError) as error:  # that server says "tool_calls" for it
         llm.generate("Weather in Paris?", tools=[get_weather], tool_choice="get_weather", max_tokens=4)
     _cut(error)
+    with pytest.raises(StructuredOutputError) as error:  # and streams no usage
+        list(llm.stream("Weather in Paris?", tools=[get_weather], tool_choice="get_weather", max_tokens=4))
+    _cut(error)
 
 
 # -- response_model in "tool" mode where the template ignores tools --------------------------------

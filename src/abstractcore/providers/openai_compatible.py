@@ -330,7 +330,9 @@ class OpenAICompatibleProvider(HttpProvider):
                 provider=self.name,
                 model=request.model,
             )
-        cut = _cut(finish_reason, usage, request)
+        # no usage (llama-cpp-python's server): each non-empty fragment took at least one token
+        spent = usage or Usage.of(None, sum(1 for piece in arguments if piece))
+        cut = _cut(finish_reason, spent, request)
         calls = _whole_calls(tools.finish, cut, lambda: "".join(arguments), usage)
         yield StreamChunk(finish_reason=finish_reason, usage=usage, tool_calls=calls, model=model)
 
