@@ -235,6 +235,29 @@ def test_a_required_tool_choice_needs_tools(offline: LLM) -> None:
         offline.generate("hi", tool_choice="required")
 
 
+def _tool(name: str = "get_weather", **schema: Any) -> dict[str, Any]:
+    parameters = {"type": "object", "properties": {"city": {"type": "string"}}, **schema}
+    return {"type": "function", "function": {"name": name, "parameters": parameters}}
+
+
+@pytest.mark.parametrize(
+    ("tool", "needle"),
+    [
+        (_tool(properties={"city": {"type": "nonsense"}}), "properties.city.type: 'nonsense' is not a JSON"),
+        (_tool(required=["city", "country"]), "'country' is required but not declared"),
+        (_tool("get weather"), "'get weather' is not allowed"),
+        (_tool("x" * 65), "1 to 64"),
+        (_tool(properties={"days": {"type": "array", "items": {"type": "int"}}}), "days.items.type"),
+    ],
+)
+def test_a_tool_dict_the_apis_would_refuse_is_refused_before_sending(
+    offline: LLM, tool: dict[str, Any], needle: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        offline.generate("hi", tools=[tool])
+    assert needle in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

@@ -105,6 +105,34 @@ def test_a_forced_tool_call_and_the_follow_up_turn(served: RunningServer) -> Non
     assert answer.content and answer.content[0].type == "text" and answer.content[0].text
 
 
+def test_an_any_tool_choice_gives_a_tool_use_plain_and_streamed(served: RunningServer) -> None:
+    client = anthropic_client(served)
+    m = client.messages.create(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice={"type": "any"}, max_tokens=40
+    )
+    assert m.stop_reason == "tool_use"
+    assert [b.type for b in m.content] == ["tool_use"] and m.content[0].name == "get_weather"
+    with client.messages.stream(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice={"type": "any"}, max_tokens=40
+    ) as stream:
+        final = stream.get_final_message()
+    uses = [b for b in final.content if b.type == "tool_use"]
+    assert final.stop_reason == "tool_use" and len(uses) == 1 and uses[0].name == "get_weather"
+
+
+def test_a_forced_tool_use_cut_by_max_tokens_stops_at_max_tokens(served: RunningServer) -> None:
+    client = anthropic_client(served)
+    m = client.messages.create(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice={"type": "any"}, max_tokens=3
+    )
+    assert m.stop_reason == "max_tokens" and not [b for b in m.content if b.type == "tool_use"]
+    with client.messages.stream(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice={"type": "any"}, max_tokens=3
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "max_tokens"
+
+
 def test_tool_input_streams_as_input_json_delta(served: RunningServer) -> None:
     client = anthropic_client(served)
     with client.messages.stream(

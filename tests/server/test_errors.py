@@ -35,6 +35,18 @@ OK_CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max
 OK_MESSAGES = {**OK_CHAT}
 
 
+def _schema(**changes: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": {"city": {"type": "string"}}, **changes}
+
+
+def _openai_tool(name: str = "get_weather", **changes: Any) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "parameters": _schema(**changes)}}
+
+
+def _anthropic_tool(name: str = "get_weather", **changes: Any) -> dict[str, Any]:
+    return {"name": name, "input_schema": _schema(**changes)}
+
+
 def _send(
     server: RunningServer, path: str, content: bytes | str | dict[str, Any], key: str | None = KEY
 ) -> httpx.Response:
@@ -96,6 +108,17 @@ def still_up(local_server: RunningServer) -> Iterator[RunningServer]:
         ({**OK_CHAT, "tools": [{"type": "function", "function": {}}]}, "tools[0].function.name", "required"),
         ({**OK_CHAT, "tool_choice": "required"}, "tool_choice", "needs tools"),
         (
+            {**OK_CHAT, "tools": [_openai_tool(properties={"city": {"type": "nonsense"}})]},
+            "tools[0].function.parameters",
+            "properties.city.type: 'nonsense' is not a JSON Schema type",
+        ),
+        (
+            {**OK_CHAT, "tools": [_openai_tool(required=["city", "country"])]},
+            "tools[0].function.parameters",
+            "'country' is required but not declared",
+        ),
+        ({**OK_CHAT, "tools": [_openai_tool("get weather")]}, "tools[0].function.name", "not allowed"),
+        (
             {
                 "model": MODEL,
                 "messages": [
@@ -128,6 +151,15 @@ def test_a_bad_chat_request_is_a_400_naming_the_field(
             "messages[0].content[0].type: 'document' blocks are not supported",
         ),
         ({**OK_MESSAGES, "tools": [{"name": "t"}]}, "tools[0].input_schema: field required"),
+        (
+            {**OK_MESSAGES, "tools": [_anthropic_tool(properties={"city": {"type": "nonsense"}})]},
+            "tools[0].input_schema: invalid schema at properties.city.type",
+        ),
+        (
+            {**OK_MESSAGES, "tools": [_anthropic_tool(required=["city", "country"])]},
+            "tools[0].input_schema: invalid schema at required: 'country' is required",
+        ),
+        ({**OK_MESSAGES, "tools": [_anthropic_tool("get.weather")]}, "tools[0].name: 'get.weather' is not"),
         ({**OK_MESSAGES, "tool_choice": {"type": "tool", "name": "nope"}}, "tool_choice"),
     ],
 )

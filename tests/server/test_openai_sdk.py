@@ -142,6 +142,38 @@ def test_a_streamed_tool_call_in_the_delta_format(served: RunningServer) -> None
     assert len(done) == 1 and done[0].name == "get_weather"
 
 
+def test_a_required_tool_choice_gives_a_call_plain_and_streamed(served: RunningServer) -> None:
+    client = openai_client(served)
+    r = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice="required", max_tokens=40
+    )
+    assert r.choices[0].finish_reason == "tool_calls" and not r.choices[0].message.content
+    calls = r.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "get_weather"
+    with client.chat.completions.stream(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice="required", max_tokens=40
+    ) as stream:
+        final = stream.get_final_completion()
+    calls = final.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "get_weather"
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+def test_a_forced_call_cut_by_max_tokens_ends_with_length(served: RunningServer) -> None:
+    client = openai_client(served)
+    r = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice="required", max_tokens=3
+    )
+    assert r.choices[0].finish_reason == "length" and not r.choices[0].message.tool_calls
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=QUESTION, tools=[WEATHER], tool_choice="required", max_tokens=3, stream=True
+        )
+    )
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+
+
 def test_structured_output_with_a_json_schema(served: RunningServer) -> None:
     client = openai_client(served)
     r = client.chat.completions.parse(

@@ -38,7 +38,8 @@ from abstractcore.features.structured import (
     reask_messages,
     structured_tool,
 )
-from abstractcore.features.tools.prompted import call_schema, prompted_messages
+from abstractcore.features.tools.forced import ForcedKind, cut_call_error, forced_kind, no_call_error
+from abstractcore.features.tools.prompted import TOOL_CALL_OUTPUT, call_schema, prompted_messages
 from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_specs
 from abstractcore.features.tools.text_calls import TextCallStream, parse_text_calls
 
@@ -93,6 +94,10 @@ class AsyncProvider(abc.ABC):
     #: Construction options this provider accepts (api_key, base_url, ...).
     options: ClassVar[frozenset[str]] = frozenset()
     capabilities: Capabilities = Capabilities()
+    #: The forced tool choices this provider's native tools honour ("required": some tool must be
+    #: called; "named": that tool). One it does not honour gets prompted tools, the call under the
+    #: provider's grammar; so does one the server is seen to ignore (an answer without a call).
+    forced_choices: ClassVar[frozenset[ForcedKind]] = frozenset({"required", "named"})
 
     def __init__(self, model: str | None = None, **config: Any) -> None:
         params = self._params = GENERATION_PARAMS | self.extra_params
@@ -110,6 +115,8 @@ class AsyncProvider(abc.ABC):
         self.timeout: Timeout = Timeout.of(config.pop("timeout")) if "timeout" in config else Timeout()
         self.defaults: dict[str, Any] = {k: config.pop(k) for k in list(config) if k in params}
         self._live_capabilities: Capabilities | None = None
+        #: Forced choices the server was seen to ignore (learned per instance, see ``_generate``).
+        self._ignored_choices: set[ForcedKind] = set()
         self._configure(config)
 
     def _configure(self, options: dict[str, Any]) -> None:
@@ -465,6 +472,9 @@ class AsyncProvider(abc.ABC):
     async def _tools_prompted(self, request: Request) -> bool:
         if not request.tools or request.tool_choice == "none":
             return False
+        kind = forced_kind(request.tool_choice)
+        if kind is not None and (kind not in self.forced_choices or kind in self._ignored_choices):
+            return True
         return (await self.acapabilities()).tools is False
 
     def _prompted_request(self, request: Request) -> Request:
@@ -478,7 +488,7 @@ class AsyncProvider(abc.ABC):
             modes = [m for m in self._structured_modes(out) if m in ("native", "grammar")]
             if modes:
                 out = replace(
-                    out, output=OutputSpec.from_schema(schema, "tool_call"), structured_mode=modes[0]
+                    out, output=OutputSpec.from_schema(schema, TOOL_CALL_OUTPUT), structured_mode=modes[0]
                 )
         return out
 
@@ -486,40 +496,102 @@ class AsyncProvider(abc.ABC):
     def _strategy(request: Request) -> str:
         if not request.prompted_tools:
             return "native"
-        return "prompted+grammar" if request.output is not None else "prompted"
+        return "prompted+grammar" if request.structured_mode in ("native", "grammar") else "prompted"
 
-    async def _generate(self, request: Request) -> GenerateResponse:
-        """``_complete``, with tools prompted and parsed back for a model that ignores them."""
+    async def _generate(self, request: Request, *, enforce: bool = True) -> GenerateResponse:
+        """``_complete``, with tools prompted and parsed back for a model that ignores them.
+
+        A forced choice answered natively without a call (the server ignored it) is asked again
+        with prompted tools and the call under the grammar, and that strategy is kept for later
+        calls. With ``enforce``, a forced choice that still has no whole call raises
+        (``features.tools.forced``): a cut call, or prose, is never returned as the answer.
+        """
         if not request.tools:
             return await self._complete(request)
+        kind = forced_kind(request.tool_choice)
+        ignored: GenerateResponse | None = None
         if not await self._tools_prompted(request):
             response = await self._complete(request)
             response.tool_strategy = "native"
-            return response
+            if kind is None or response.tool_calls:
+                return self._forced_kept(request, response, constrained=True) if enforce else response
+            self._ignored_choices.add(kind)  # prose to a forced choice: this server ignores it
+            ignored = response
         prompted = self._prompted_request(request)
         response = await self._complete(prompted)
         prose, calls = parse_text_calls(response.content)
         if calls:
             response.content, response.tool_calls, response.finish_reason = prose.strip(), calls, "tool_calls"
         response.tool_strategy = self._strategy(prompted)
+        if ignored is not None and ignored.usage and response.usage:
+            response.usage = ignored.usage + response.usage
+        if not enforce:
+            return response
+        return self._forced_kept(request, response, constrained=response.tool_strategy == "prompted+grammar")
+
+    def _forced_kept(
+        self, request: Request, response: GenerateResponse, *, constrained: bool
+    ) -> GenerateResponse:
+        """``response``, or the typed error when it breaks the promise of a forced choice."""
+        if forced_kind(request.tool_choice) is None:
+            return response
+        if response.finish_reason == "length":
+            text = response.content + "".join(c.arguments_json() for c in response.tool_calls)
+            raise cut_call_error(request.tool_choice, text, response.usage)
+        if not response.tool_calls:
+            raise no_call_error(
+                self.name,
+                self.model,
+                request.tool_choice,
+                response.content,
+                response.finish_reason,
+                constrained,
+            )
         return response
 
-    async def _tool_stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        """``_stream`` with tools; prompted ones stream their prose and hand each call over whole."""
-        prompted = self._prompted_request(request) if await self._tools_prompted(request) else None
-        chunks = self._stream(prompted or request)
-        parser = TextCallStream()
+    async def _tool_stream(self, request: Request, *, enforce: bool = True) -> AsyncIterator[StreamChunk]:
+        """``_stream`` with tools; prompted ones stream their prose and hand each call over whole.
+
+        A forced choice streamed natively holds its text back until a call shows (a server that
+        ignores the choice is then asked again prompted, as in ``_generate``); with ``enforce``,
+        a forced choice that ends without a whole call raises after the last text.
+        """
+        if await self._tools_prompted(request):
+            chunks = self._prompted_stream(request, enforce=enforce)
+        elif forced_kind(request.tool_choice) is not None:
+            chunks = self._forced_stream(request, enforce=enforce)
+        else:
+            chunks = self._stream(request)
         try:
             async for chunk in chunks:
-                if prompted is None:
-                    yield chunk
-                elif chunk.finish_reason is not None:
+                yield chunk
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _prompted_stream(self, request: Request, *, enforce: bool) -> AsyncIterator[StreamChunk]:
+        prompted = self._prompted_request(request)
+        chunks = self._stream(prompted)
+        parser = TextCallStream()
+        written: list[str] = []
+        try:
+            async for chunk in chunks:
+                written.append(chunk.content)
+                if chunk.finish_reason is not None:
                     tail = parser.finish()
                     if tail:
                         yield StreamChunk(content=tail, model=chunk.model)
                     chunk.tool_calls = parser.take()
                     if chunk.tool_calls:
                         chunk.finish_reason = "tool_calls"
+                    elif enforce:  # the text of the answer was handed on: now say what it lacks
+                        answer = GenerateResponse(
+                            content="".join(written), finish_reason=chunk.finish_reason, usage=chunk.usage
+                        )
+                        self._forced_kept(
+                            request, answer, constrained=self._strategy(prompted) == "prompted+grammar"
+                        )
                     yield chunk
                 elif chunk.content:
                     text = parser.feed(chunk.content)
@@ -528,6 +600,42 @@ class AsyncProvider(abc.ABC):
                         yield chunk
         finally:
             aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _forced_stream(self, request: Request, *, enforce: bool) -> AsyncIterator[StreamChunk]:
+        held: list[StreamChunk] = []
+        called = False
+        arguments: list[str] = []
+        chunks = self._stream(request)
+        try:
+            async for chunk in chunks:
+                arguments += [d.arguments_fragment for d in chunk.tool_call_deltas]
+                called = called or bool(chunk.tool_call_deltas or chunk.tool_calls)
+                if not called:
+                    held.append(chunk)
+                    continue
+                for earlier in held:
+                    yield earlier
+                held.clear()
+                if enforce and chunk.finish_reason == "length":
+                    raise cut_call_error(request.tool_choice, "".join(arguments), chunk.usage)
+                yield chunk
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if called:
+            return
+        kind = forced_kind(request.tool_choice)
+        assert kind is not None
+        self._ignored_choices.add(kind)  # prose to a forced choice: this server ignores it
+        again = self._prompted_stream(request, enforce=enforce)
+        try:
+            async for chunk in again:
+                yield chunk
+        finally:
+            aclose = getattr(again, "aclose", None)
             if aclose is not None:
                 await aclose()
 
@@ -565,8 +673,12 @@ class AsyncProvider(abc.ABC):
         usage = Usage()
         messages = request.messages
         response = GenerateResponse()
+        tool_mode = request.structured_mode == "tool"  # a forced call: prompted where tools are ignored
         for _ in range(retries + 1):
-            response = await self._complete(replace(request, messages=messages))
+            attempt = replace(request, messages=messages)
+            response = await (
+                self._generate(attempt, enforce=False) if tool_mode else self._complete(attempt)
+            )
             usage = usage + response.usage if response.usage else usage
             answer = _answer_text(response)
             answers.append(answer)
@@ -585,7 +697,11 @@ class AsyncProvider(abc.ABC):
         last: Any = None
         finish: str | None = None
         usage: Usage | None = None
-        chunks = self._stream(request)
+        chunks = (
+            self._tool_stream(request, enforce=False)
+            if request.structured_mode == "tool"
+            else self._stream(request)
+        )
         tool_index: int | None = None  # "tool" mode: the answer streams as the call's arguments
         try:
             async for chunk in chunks:

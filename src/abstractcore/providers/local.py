@@ -55,6 +55,8 @@ from abstractcore.features.openai_chat import (
 )
 from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
+from abstractcore.features.tools.forced import ForcedKind, cut_call_error
+from abstractcore.features.tools.prompted import TOOL_CALL_OUTPUT
 from abstractcore.providers.base import AsyncProvider, Request
 from abstractcore.transport.worker import Emit, ModelWorker, StreamClosed
 
@@ -84,9 +86,16 @@ def _integer(value: Any) -> int | None:
 
 
 def _calls(outcome: Outcome) -> list[ToolCall]:
-    """The engine's tool calls (Chat Completions dicts, whole or streamed fragments) as ``ToolCall``s."""
+    """The engine's tool calls (Chat Completions dicts, whole or streamed fragments) as ``ToolCall``s.
+
+    A forced call the engine generated whole but ``max_tokens`` cut raises ``cut_call_error``.
+    """
     if not outcome.tool_calls:
         return []
+    if not outcome.tool_call_fragments and outcome.finish_reason == "length":
+        function = outcome.tool_calls[0].get("function") or {}
+        choice, text = str(function.get("name")), str(function.get("arguments") or "")
+        raise cut_call_error(choice, text, outcome.usage)
     if not outcome.tool_call_fragments:
         return parse_tool_calls(list(outcome.tool_calls))
     accumulator = ToolCallAccumulator()
@@ -125,6 +134,9 @@ class LocalProvider(AsyncProvider):
     capabilities: Capabilities = Capabilities(
         tools=None, structured_output=True, vision=False, stream_usage=True, local=True
     )
+    #: The llama.cpp engines force a named tool under its grammar; llama-cpp-python's chat handler
+    #: ignores "required", which gets prompted tools and the grammar of a call to any of them.
+    forced_choices: ClassVar[frozenset[ForcedKind]] = frozenset({"named"})
 
     def __init__(self, model: str | None = None, **config: Any) -> None:
         self._engine: Engine | None = None
@@ -169,7 +181,14 @@ class LocalProvider(AsyncProvider):
         schema = request.json_schema
         tools = tuple(tools_to_openai(request.tools))
         choice = tool_choice_to_openai(request.tool_choice) if request.tools else None
-        constraint = Grammar.json(schema) if schema is not None else _forced_call_grammar(tools, choice)
+        # a prompted tool call's grammar is lenient, as a forced tool's arguments are: a keyword
+        # the grammar engine cannot enforce in a tool's schema is left to validation
+        lenient = request.output is not None and request.output.name == TOOL_CALL_OUTPUT
+        constraint = (
+            Grammar.json(schema, lenient=lenient)
+            if schema is not None
+            else _forced_call_grammar(tools, choice)
+        )
         return GenerationSpec(
             messages=_chat_messages(request.messages, self.name),
             max_tokens=_integer(params.get("max_tokens")),

@@ -43,6 +43,7 @@ from abstractcore.features.ollama_chat import (
 )
 from abstractcore.features.openai_chat import tools_to_openai
 from abstractcore.features.structured import StructuredMode
+from abstractcore.features.tools.forced import ForcedKind
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
@@ -77,7 +78,8 @@ class OllamaProvider(HttpProvider):
     ``top_k`` (in ``options``) and ``keep_alive`` (how long the server keeps
     the model loaded). ``unload()`` asks the server to free the model now.
     Ollama has no ``tool_choice``: tools are offered and the model decides
-    (``tool_choice="none"`` leaves them out).
+    (``tool_choice="none"`` leaves them out); a forced choice gets prompted
+    tools, the call constrained by ``format``.
     """
 
     name: ClassVar[str] = "ollama"
@@ -88,6 +90,8 @@ class OllamaProvider(HttpProvider):
     # tools and images depend on the model (Ollama answers 400 for a model without them)
     capabilities: Capabilities = Capabilities(structured_output=True, stream_usage=True, local=True)
     error_table: ClassVar[ErrorTable] = OLLAMA_ERRORS
+    #: No tool_choice in Ollama's API: a forced call is prompted, under ``format`` (its grammar).
+    forced_choices: ClassVar[frozenset[ForcedKind]] = frozenset()
     connect_hint: ClassVar[str | None] = (
         "Is Ollama running? Start it with `ollama serve`, or point base_url= / OLLAMA_HOST at "
         "the machine that runs it"

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
@@ -26,8 +26,16 @@ from abstractcore.core.errors import (
     ProviderError,
     ProviderStatusError,
     ResponseFormatError,
+    ToolCallError,
 )
-from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk, ToolCallDelta, Usage
+from abstractcore.core.types import (
+    EmbeddingResponse,
+    GenerateResponse,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from abstractcore.features.openai_chat import (
     message_to_openai,
     parse_tool_calls,
@@ -37,6 +45,7 @@ from abstractcore.features.openai_chat import (
 )
 from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
+from abstractcore.features.tools.forced import cut_call_error
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
@@ -117,6 +126,27 @@ def _usage(data: Any) -> Usage | None:
     return Usage.of(data.get("prompt_tokens"), data.get("completion_tokens"))
 
 
+def _cut(finish: str | None, usage: Usage | None, request: Request) -> bool:
+    """Whether ``max_tokens`` ended the answer: finish "length", or as many tokens as it allows
+    (llama-cpp-python's server says "tool_calls" for a forced call it cut)."""
+    limit = request.params.get("max_tokens")
+    spent = usage.output_tokens if usage is not None else None
+    return finish == "length" or (isinstance(limit, int) and spent is not None and spent >= limit)
+
+
+def _whole_calls(
+    parse: Callable[[], list[ToolCall]], cut: bool, text: Callable[[], str], usage: Usage | None
+) -> list[ToolCall]:
+    """The reply's tool calls; a call whose arguments ``max_tokens`` cut (``cut``, the arguments
+    not JSON) raises ``cut_call_error`` rather than a complaint about its JSON."""
+    try:
+        return parse()
+    except ToolCallError:
+        if not cut:
+            raise
+        raise cut_call_error(None, text(), usage) from None
+
+
 class OpenAICompatibleProvider(HttpProvider):
     """Any server speaking OpenAI's Chat Completions API (``base_url`` required)."""
 
@@ -190,7 +220,14 @@ class OpenAICompatibleProvider(HttpProvider):
             ) from None
         return GenerateResponse(
             content=message.get("content") or "",
-            tool_calls=parse_tool_calls(message.get("tool_calls")),
+            tool_calls=_whole_calls(
+                lambda: parse_tool_calls(message.get("tool_calls")),
+                _cut(choice.get("finish_reason"), _usage(data.get("usage")), request),
+                lambda: "".join(
+                    str((c.get("function") or {}).get("arguments") or "") for c in message["tool_calls"]
+                ),
+                _usage(data.get("usage")),
+            ),
             usage=_usage(data.get("usage")),
             finish_reason=choice.get("finish_reason"),
             model=data.get("model") or request.model,
@@ -210,15 +247,8 @@ class OpenAICompatibleProvider(HttpProvider):
                 timeout=request.timeout,
             )
         except BadRequestError as exc:
-            # A server that rejects OpenAI's json_schema response_format (llama.cpp's) gets
-            # {"type": "json_object", "schema": ...} instead, for this and later calls.
-            if (
-                request.json_schema is None
-                or self._json_mode != "json_schema"
-                or "response_format" not in str(exc.body)
-            ):
+            if not self._refused_json_schema(request, exc):
                 raise
-            self._json_mode = "json_object"
             data = await self._http.request_json(
                 "POST",
                 "chat/completions",
@@ -228,8 +258,41 @@ class OpenAICompatibleProvider(HttpProvider):
             )
         return self._response(data, request)
 
+    def _refused_json_schema(self, request: Request, exc: BadRequestError) -> bool:
+        """True when ``exc`` is a server refusing OpenAI's json_schema ``response_format``
+        (llama-cpp-python's); it then gets ``{"type": "json_object", "schema": ...}`` instead,
+        for this and later calls."""
+        if request.json_schema is None or self._json_mode != "json_schema":
+            return False
+        if "response_format" not in str(exc.body):
+            return False
+        self._json_mode = "json_object"
+        return True
+
     async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        chunks = self._stream_once(request)
+        started = False
+        try:
+            try:
+                async for chunk in chunks:
+                    started = True
+                    yield chunk
+                return
+            except BadRequestError as exc:  # refused before any event: asked again in json_object form
+                if started or not self._refused_json_schema(request, exc):
+                    raise
+        finally:
+            await chunks.aclose()
+        again = self._stream_once(request)
+        try:
+            async for chunk in again:
+                yield chunk
+        finally:
+            await again.aclose()
+
+    async def _stream_once(self, request: Request) -> AsyncGenerator[StreamChunk, None]:
         tools = ToolCallAccumulator()
+        arguments: list[str] = []
         finish_reason: str | None = None
         usage: Usage | None = None
         model = request.model
@@ -269,6 +332,7 @@ class OpenAICompatibleProvider(HttpProvider):
                                 for fragment in fragments:
                                     tools.add(fragment)
                                     text.append(fragment.arguments_fragment)
+                                    arguments.append(fragment.arguments_fragment)
                                 yield StreamChunk(
                                     content=content or "", tool_call_deltas=fragments, model=model, raw=data
                                 )
@@ -290,7 +354,11 @@ class OpenAICompatibleProvider(HttpProvider):
             )
         if usage is None:  # llama-cpp-python's server reports none, even with include_usage
             usage = await self._counted_usage(request, tokens, "".join(text))
-        yield StreamChunk(finish_reason=finish_reason, usage=usage, tool_calls=tools.finish(), model=model)
+        # still none (no way to count): each non-empty fragment took at least one token
+        spent = usage or Usage.of(None, sum(1 for piece in arguments if piece))
+        cut = _cut(finish_reason, spent, request)
+        calls = _whole_calls(tools.finish, cut, lambda: "".join(arguments), usage)
+        yield StreamChunk(finish_reason=finish_reason, usage=usage, tool_calls=calls, model=model)
 
     # -- counting, for servers that report no usage in streams ---------------------------
 

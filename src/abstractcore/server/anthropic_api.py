@@ -27,7 +27,7 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
-from abstractcore.server.call import Call, check_tools
+from abstractcore.server.call import Call, check_tools, checked_tool
 from abstractcore.server.errors import ApiError, anthropic_body
 from abstractcore.server.fields import Fields
 from abstractcore.server.structured import JsonAnswer
@@ -188,13 +188,12 @@ def _tools(body: Fields) -> list[ToolSpec]:
             raise ApiError.bad(tool.path("type"), "only custom tools (name, input_schema) are supported")
         schema = tool.object("input_schema", required=True)
         assert schema is not None
-        specs.append(
-            ToolSpec(
-                name=tool.string("name", required=True, nonempty=True) or "",
-                description=tool.string("description") or "",
-                parameters=dict(schema.data),
-            )
+        spec = ToolSpec(
+            name=tool.string("name", required=True, nonempty=True) or "",
+            description=tool.string("description") or "",
+            parameters=dict(schema.data),
         )
+        specs.append(checked_tool(spec, name_param=tool.path("name"), schema_param=tool.path("input_schema")))
     return specs
 
 

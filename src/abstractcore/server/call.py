@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abstractcore.core.types import Message, ToolSpec
-from abstractcore.features.tools.schema import TOOL_CHOICES, normalise_tool_choice
+from abstractcore.features.tools.schema import TOOL_CHOICES, normalise_tool_choice, tool_definition_problem
 from abstractcore.server.errors import ApiError
 
 if TYPE_CHECKING:
     from abstractcore.server.structured import JsonAnswer
 
-__all__ = ["Call", "check_tools"]
+__all__ = ["Call", "check_tools", "checked_tool"]
 
 
 @dataclass(slots=True)
@@ -41,6 +41,17 @@ class Call:
             if self.tool_choice is not None:
                 kwargs["tool_choice"] = self.tool_choice
         return kwargs
+
+
+def checked_tool(spec: ToolSpec, *, name_param: str, schema_param: str) -> ToolSpec:
+    """``spec``, or a 400 naming the field for what OpenAI and Anthropic refuse in a definition: a
+    name outside ``[a-zA-Z0-9_-]{1,64}``, an unknown JSON Schema type, ``required`` naming an
+    undeclared property (``tool_definition_problem``)."""
+    problem = tool_definition_problem(spec.name, spec.parameters)
+    if problem is None:
+        return spec
+    where, what = problem
+    raise ApiError.bad(name_param if where == "name" else schema_param, what)
 
 
 def check_tools(tools: list[ToolSpec], choice: Any, *, tools_param: str, choice_param: str) -> str | None:

@@ -27,7 +27,7 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
-from abstractcore.server.call import Call, check_tools
+from abstractcore.server.call import Call, check_tools, checked_tool
 from abstractcore.server.errors import ApiError, openai_body
 from abstractcore.server.fields import Fields
 from abstractcore.server.structured import JsonAnswer
@@ -194,12 +194,13 @@ def _tools(body: Fields) -> list[ToolSpec]:
         function = tool.object("function", required=True)
         assert function is not None
         parameters = function.object("parameters")
+        spec = ToolSpec(
+            name=function.string("name", required=True, nonempty=True) or "",
+            description=function.string("description") or "",
+            parameters=dict(parameters.data) if parameters else dict(_EMPTY_SCHEMA),
+        )
         specs.append(
-            ToolSpec(
-                name=function.string("name", required=True, nonempty=True) or "",
-                description=function.string("description") or "",
-                parameters=dict(parameters.data) if parameters else dict(_EMPTY_SCHEMA),
-            )
+            checked_tool(spec, name_param=function.path("name"), schema_param=function.path("parameters"))
         )
     return specs
 

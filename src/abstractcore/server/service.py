@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from abstractcore.core.errors import ConfigurationError
+from abstractcore.core.errors import ConfigurationError, StructuredOutputError
 from abstractcore.core.types import GenerateResponse, StreamChunk
 from abstractcore.server import anthropic_api, openai_api
 from abstractcore.server.backends import Backends
@@ -57,6 +57,20 @@ class _Stream(Protocol):
     def chunk(self, chunk: StreamChunk) -> bytes: ...
     def end(self) -> bytes: ...
     def error(self, error: ApiError) -> bytes: ...
+
+
+async def _cut_as_length(chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[StreamChunk]:
+    """``chunks``, a forced call cut by ``max_tokens`` ending as the APIs end it: finish "length"
+    (the library raises ``StructuredOutputError`` for it after the last text)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except StructuredOutputError as exc:
+        if exc.finish_reason != "length":
+            raise
+        yield StreamChunk(finish_reason="length", usage=exc.usage)
+    finally:
+        await _aclose(chunks)
 
 
 async def _aclose(chunks: AsyncIterator[Any]) -> None:
@@ -226,7 +240,12 @@ class Service:
         answer = call.answer
         if answer is not None:
             answer.apply(call)
-        response = await llm.agenerate(**call.arguments())
+        try:
+            response = await llm.agenerate(**call.arguments())
+        except StructuredOutputError as exc:  # a forced call cut by max_tokens
+            if exc.finish_reason != "length":
+                raise
+            response = GenerateResponse(content=exc.raw or "", usage=exc.usage, finish_reason="length")
         return answer.response(response) if answer is not None and answer.forced else response
 
     async def _stream(self, llm: LLM, call: Call, stream: _Stream) -> Reply:
@@ -235,7 +254,7 @@ class Service:
             answer.apply(call)
         if isinstance(stream, anthropic_api.MessageStream):  # message_start says the input tokens
             stream.input_tokens = await _input_tokens(llm, call)
-        chunks: AsyncIterator[StreamChunk] = llm.astream(**call.arguments())
+        chunks: AsyncIterator[StreamChunk] = _cut_as_length(llm.astream(**call.arguments()))
         if answer is not None and answer.forced:
             chunks = answer.chunks(chunks)
         try:

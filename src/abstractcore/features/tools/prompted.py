@@ -28,7 +28,10 @@ from typing import Any
 
 from abstractcore.core.types import Message, ToolSpec
 
-__all__ = ["call_schema", "prompted_messages", "tools_instruction"]
+__all__ = ["TOOL_CALL_OUTPUT", "call_schema", "prompted_messages", "tools_instruction"]
+
+#: The name of the structured output a forced prompted call is constrained as (``call_schema``).
+TOOL_CALL_OUTPUT = "tool_call"
 
 
 def tools_instruction(tools: Sequence[ToolSpec], choice: str | None) -> str:

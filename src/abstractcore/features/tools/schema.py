@@ -21,6 +21,7 @@ pydantic's errors, which the tool loop hands back to the model.
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -32,9 +33,11 @@ from abstractcore.core.types import ToolSpec
 
 __all__ = [
     "TOOL_CHOICES",
+    "TOOL_NAME",
     "Tool",
     "ToolArgumentsError",
     "normalise_tool_choice",
+    "tool_definition_problem",
     "to_tool",
     "to_tool_spec",
     "to_tool_specs",
@@ -46,6 +49,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: The tool choices every provider understands (besides the name of one tool).
 TOOL_CHOICES = ("auto", "none", "required")
+#: The tool names OpenAI's and Anthropic's APIs accept (they answer 400 to others).
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _ATTRIBUTE = "__abstractcore_tool__"
 _BUILT: weakref.WeakKeyDictionary[Any, Tool] = weakref.WeakKeyDictionary()
 
@@ -174,7 +179,119 @@ def _from_mapping(value: Mapping[str, Any]) -> Tool:
     if not isinstance(name, str) or not name:
         raise ToolCallError(f"A tool dict needs a 'name'; got {dict(value)!r}.")
     parameters = data.get("parameters") or data.get("input_schema") or {"type": "object", "properties": {}}
-    return Tool(ToolSpec(name=name, description=str(data.get("description", "")), parameters=parameters))
+    return Tool(
+        _checked(ToolSpec(name=name, description=str(data.get("description", "")), parameters=parameters))
+    )
+
+
+def _checked(spec: ToolSpec) -> ToolSpec:
+    """``spec``, or ``ConfigurationError`` for a definition the providers' APIs would refuse."""
+    problem = tool_definition_problem(spec.name, spec.parameters)
+    if problem is None:
+        return spec
+    from abstractcore.core.errors import ConfigurationError
+
+    where, what = problem
+    raise ConfigurationError(f"Tool {spec.name!r}: {what}" if where == "parameters" else f"Tool name {what}")
+
+
+#: JSON Schema's type names.
+_JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+#: Keywords whose value is one subschema, a list of them, or a map of names to them.
+_SUB_ONE = ("items", "additionalItems", "additionalProperties", "contains", "not", "if", "then", "else")
+_SUB_LIST = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUB_MAP = ("properties", "patternProperties", "$defs", "definitions")
+#: Keywords beside which ``required`` may name properties declared elsewhere.
+_OPEN_ENDED = ("patternProperties", "allOf", "anyOf", "oneOf", "$ref", "if", "dependentSchemas")
+
+
+def tool_definition_problem(name: Any, parameters: Any) -> tuple[str, str] | None:
+    """What OpenAI's and Anthropic's APIs would refuse in a tool's definition, or None.
+
+    Returns ``("name", why)`` for a name outside ``[a-zA-Z0-9_-]{1,64}``, or
+    ``("parameters", why)`` for a schema with an unknown ``type``, a
+    ``required`` naming a property that is not declared, or a keyword whose
+    value has the wrong shape (``why`` names where in the schema).
+    """
+    if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+        return "name", f"{name!r} is not allowed: use 1 to 64 letters, digits, '_' or '-'."
+    if not isinstance(parameters, Mapping):
+        return "parameters", f"the parameters must be a JSON Schema object; got {type(parameters).__name__}."
+    found = _schema_problem(parameters, "")
+    return None if found is None else ("parameters", found)
+
+
+def _at(path: str) -> str:
+    return f"at {path}" if path else "at the top level"
+
+
+def _schema_problem(schema: Any, path: str) -> str | None:
+    if isinstance(schema, bool):
+        return None
+    if not isinstance(schema, Mapping):
+        return f"invalid schema {_at(path)}: expected an object, got {type(schema).__name__}."
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        bad = [k for k in kinds if k not in _JSON_TYPES]
+        if bad or not kinds:
+            return (
+                f"invalid schema {_at(_join(path, 'type'))}: {bad[0] if bad else kind!r} is not a JSON "
+                f"Schema type; use one of {', '.join(_JSON_TYPES)}."
+            )
+    for key in _SUB_MAP:
+        value = schema.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            return f"invalid schema {_at(_join(path, key))}: expected an object of schemas."
+        for child, sub in value.items():
+            found = _schema_problem(sub, _join(path, key, str(child)))
+            if found:
+                return found
+    for key in _SUB_LIST:
+        value = schema.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not value:
+            return f"invalid schema {_at(_join(path, key))}: expected a non-empty array of schemas."
+        for index, sub in enumerate(value):
+            found = _schema_problem(sub, f"{_join(path, key)}[{index}]")
+            if found:
+                return found
+    for key in _SUB_ONE:
+        value = schema.get(key)
+        if value is None:
+            continue
+        items = value if key == "items" and isinstance(value, list) else [value]  # draft-07 tuples
+        for sub in items:
+            found = _schema_problem(sub, _join(path, key))
+            if found:
+                return found
+    return _required_problem(schema, path)
+
+
+def _required_problem(schema: Mapping[str, Any], path: str) -> str | None:
+    required = schema.get("required")
+    if required is None:
+        return None
+    where = _at(_join(path, "required"))
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        return f"invalid schema {where}: expected an array of property names."
+    if any(key in schema for key in _OPEN_ENDED):
+        return None
+    declared = schema.get("properties") or {}
+    missing = [r for r in required if r not in declared]
+    if missing:
+        return (
+            f"invalid schema {where}: {missing[0]!r} is required but not declared in properties; "
+            "declare it or remove it from required."
+        )
+    return None
+
+
+def _join(path: str, *keys: str) -> str:
+    return ".".join([path, *keys] if path else keys)
 
 
 def _is_model_class(value: Any) -> bool:
@@ -218,7 +335,7 @@ def to_tool(value: Any) -> Tool:
     if isinstance(value, Tool):
         return value
     if isinstance(value, ToolSpec):
-        return Tool(value)
+        return Tool(_checked(value))
     if isinstance(value, Mapping):
         return _from_mapping(value)
     marked = getattr(value, _ATTRIBUTE, None)
