@@ -49,6 +49,7 @@ from typing import Any
 from abstractcore.engines import llamacpp_native
 from abstractcore.engines.base import (
     BatchEngine,
+    ContextSizes,
     EngineClosed,
     GenerationSpec,
     Outcome,
@@ -58,7 +59,7 @@ from abstractcore.engines.base import (
     require,
 )
 from abstractcore.engines.embedding import GGUFEmbedder
-from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool
+from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool, gguf_trained_context
 from abstractcore.transport.worker import EXIT_JOIN_SECONDS, stop_all_workers
 
 __all__ = [
@@ -222,6 +223,8 @@ class _Scheduler:
         self._np = importlib.import_module("numpy")  # a dependency of llama-cpp-python
         #: The most tokens one sequence holds: its context.
         self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self._ctx))
+        #: The context the model was trained for (its GGUF metadata), None when it does not say.
+        self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._model)) or None
         self._batch = llama_cpp.llama_batch_init(_BATCH, 0, 1)
         self._piece = ctypes.create_string_buffer(256)
         self._formatter: Any = None
@@ -640,7 +643,10 @@ class _Scheduler:
             self._active.remove(request)
             self._release(request, keep=error is None)
         if flush and error is None and reason != "cancelled":
-            tail = request.stops.feed(request.decoder.decode(b"", final=True)) + request.stops.flush()
+            # bytes still in the decoder are an incomplete character (cut by max_tokens): dropped,
+            # not decoded to U+FFFD
+            request.decoder.reset()
+            tail = request.stops.flush()
             if tail and not self._emit(request, tail):
                 return
         if request.sampler is not None:
@@ -810,6 +816,13 @@ class LlamaCppBatchEngine(BatchEngine):
         if scheduler is None:
             return {"pending": 0, "active": 0, "kv_tokens": 0, "cached_tokens": 0}
         return scheduler.stats()
+
+    def context_sizes(self) -> ContextSizes:
+        """The GGUF's trained context (its metadata) and ``n_ctx``, what each sequence gets."""
+        scheduler = self._scheduler
+        if scheduler is not None:
+            return ContextSizes(scheduler.n_ctx_train, scheduler.n_ctx_seq)
+        return ContextSizes(gguf_trained_context(self.path), self.n_ctx)
 
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
         """Mean-pooled, normalised vectors from a separate context in embedding mode (``embedding``);

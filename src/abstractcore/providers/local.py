@@ -43,7 +43,7 @@ from abstractcore.core.types import (
     ToolCall,
     Usage,
 )
-from abstractcore.engines.base import Engine, GenerationSpec, Outcome
+from abstractcore.engines.base import ContextSizes, Engine, GenerationSpec, Outcome
 from abstractcore.features.constrain import Grammar
 from abstractcore.features.openai_chat import (
     message_to_openai,
@@ -248,14 +248,31 @@ class LocalProvider(AsyncProvider):
         return self._worker.stream(job)
 
     async def _fetch_capabilities(self) -> Capabilities:
-        """The defaults, with ``tools`` as the engine that runs this model says (no weights loaded).
+        """The defaults, with ``tools`` and the context as the engine that runs this model says
+        (read from the model's files; no weights loaded).
 
         llama.cpp calls tools natively; transformers and MLX do not (tools are
         then prompted, and a forced call is constrained by its grammar).
-        Structured output is constrained by every engine.
+        Structured output is constrained by every engine. ``context_window`` is
+        what a request gets from the engine (llama.cpp: ``n_ctx``, the limit a
+        prompt is checked against, as llama-server's ``/props`` reports it);
+        ``trained_context_window`` what the model's file says it was trained for.
         """
-        engine = await self._worker.run(lambda cancel: self._resolved_engine())
-        return self.capabilities.merged(tools=type(engine).supports_tools, structured_output=True)
+
+        def read(cancel: threading.Event) -> tuple[Engine, ContextSizes]:
+            engine = self._resolved_engine()
+            sizes: ContextSizes = self._guard("reading", engine.context_sizes, load=True)
+            return engine, sizes
+
+        engine, sizes = await self._worker.run(read)
+        known = sizes.engine is not None or sizes.trained is not None
+        return self.capabilities.merged(
+            tools=type(engine).supports_tools,
+            structured_output=True,
+            context_window=sizes.engine,
+            trained_context_window=sizes.trained,
+            source="model file" if known else None,
+        )
 
     async def _embed(
         self, texts: list[str], *, dimensions: int | None, timeout: Timeout
