@@ -366,3 +366,31 @@ def test_an_answer_cut_by_max_tokens_drops_a_split_character(gguf_path: Path, pa
     llm = create_llm("huggingface", model=str(gguf_path), parallel=parallel)
     assert_cut_answers_hold_whole_characters(llm, range(1, 13))
     llm.unload()
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [None, 1])
+def test_the_readme_list_example_returns_a_list(parallel: int | None) -> None:
+    # verbatim the README's call: the embedded model, no max_tokens, no temperature
+    llm = create_llm("huggingface") if parallel is None else create_llm("huggingface", parallel=parallel)
+    people = llm.generate("Ann 31, Bo 4.", response_model=list[Person])
+    assert isinstance(people, list) and people and all(isinstance(p, Person) for p in people)
+    llm.unload()
+
+
+@pytest.mark.slow
+def test_a_structured_answer_that_never_ends_is_cut_at_the_structured_default(gguf_path: Path) -> None:
+    from abstractcore import StructuredOutputError
+    from abstractcore.providers.local import STRUCTURED_MAX_TOKENS
+
+    llm = create_llm("huggingface", model=str(gguf_path))
+    # without the repetition penalty SmolLM2 counts "Bo" 21, 22, 23, ... and never closes the list
+    with pytest.raises(StructuredOutputError, match="cut by max_tokens") as info:
+        llm.generate("Ann 31, Bo 4.", response_model=list[Person], temperature=0, repeat_penalty=1.0)
+    assert info.value.usage is not None and info.value.usage.output_tokens == STRUCTURED_MAX_TOKENS
+    llm.unload()
