@@ -337,8 +337,11 @@ def test_capabilities_give_the_engines_context_and_the_trained_one_from_the_gguf
         llm.generate("word " * 2100, max_tokens=1)
     assert info.value.context_length == caps.context_window
     llm.unload()
-    default = create_llm("huggingface", parallel=parallel).fetch_capabilities()
-    assert (default.context_window, default.trained_context_window) == (4096, trained)
+    default = create_llm("huggingface", parallel=parallel)
+    default.generate("Hi", max_tokens=1)  # asked once loaded: read from the loaded model
+    caps = default.fetch_capabilities()
+    assert (caps.context_window, caps.trained_context_window, caps.source) == (4096, trained, "model file")
+    default.unload()
 
 
 #: SmolLM2 answers this in emoji, so some values of max_tokens cut a character in the middle.

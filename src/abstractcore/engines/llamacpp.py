@@ -300,7 +300,8 @@ class LlamaCppEngine(Engine):
         """The GGUF's trained context (its metadata) and ``n_ctx``, what a request gets here."""
         llama = self._llama
         if llama is not None:
-            return ContextSizes(int(llama.n_ctx_train()) or None, int(llama.n_ctx()))
+            trained = int(_llama_cpp().llama_model_n_ctx_train(llama.model))
+            return ContextSizes(trained or None, int(llama.n_ctx()))
         return ContextSizes(gguf_trained_context(self.path), self.n_ctx)
 
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
