@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/local_models.py                   # ~8 min
     .venv/bin/python benchmarks/local_models.py --tokens 64 --skip-transformers --skip-batching
     .venv/bin/python benchmarks/local_models.py --only-batching --llama-server PATH/llama-server
+    .venv/bin/python benchmarks/local_models.py --only-cold --concurrency 8   # ~1 min
 
 Measured in one process, median of 3 runs, round-robin over the contenders,
 the same prompt and settings everywhere (the SmolLM2-135M Q4_1 GGUF from the
@@ -25,6 +26,11 @@ the same prompt and settings everywhere (the SmolLM2-135M Q4_1 GGUF from the
   "openai-compatible" provider) and against ``parallel=1`` (one generation
   at a time), rounds interleaved (order reversed every other round), ratios
   per round, median of 3. Targets: >= 0.9x llama-server, >= 2.5x parallel=1;
+- the cold burst (``--only-cold``): on a freshly loaded model (``parallel=N``, one 1-token
+  ``generate`` to load it), the FIRST gather of N new prompts against the next gather of N new
+  prompts and N sequential calls, in the same process, median of 3 fresh models. Every prompt
+  begins with the chat template and the default system prompt: the first burst used to decode
+  that in every sequence (1.05x sequential), it is now decoded once and its KV cells copied;
 - greedy determinism: how many of 20 fixed prompts give a different text when
   generated alone and when all 20 run batched (``parallel=8``), and how many
   differ between ``parallel=8`` and ``parallel=1`` (a different attention
@@ -192,6 +198,33 @@ def gathered(llm: Any, n: int, tokens: int) -> tuple[int, float]:
     return asyncio.run(main())
 
 
+def sequential(llm: Any, n: int, tokens: int) -> tuple[int, float]:
+    """(completion tokens, seconds) of ``n`` tagged prompts generated one after the other."""
+    tag = f"[run {next(_runs)}] "
+    start = time.perf_counter()
+    replies = [llm.generate(tag + PROMPTS20[i % 20], max_tokens=tokens, temperature=0) for i in range(n)]
+    return sum(r.usage.output_tokens for r in replies), time.perf_counter() - start
+
+
+def cold_burst(path: Path, n: int, tokens: int) -> None:
+    """The first gather on a freshly loaded model, against a warm gather and sequential calls."""
+    from abstractcore import create_llm
+
+    seconds: dict[str, list[float]] = {"cold gather": [], "warm gather": [], "sequential": []}
+    for _ in range(RUNS):
+        llm = create_llm("huggingface", model=str(path), parallel=n, n_threads=THREADS)
+        llm.generate("Hi", max_tokens=1)  # loaded: one sequence holds the system prompt
+        seconds["cold gather"].append(gathered(llm, n, tokens)[1])
+        seconds["warm gather"].append(gathered(llm, n, tokens)[1])
+        seconds["sequential"].append(sequential(llm, n, tokens)[1])
+        llm.unload()
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"\nfirst burst after load, {n} new prompts x {tokens} tokens, {THREADS} thread(s), ", end="")
+    print(f"median of {RUNS}")
+    for name, value in median.items():
+        print(f"  {name:12} {value:6.2f} s   sequential / this: {median['sequential'] / value:.2f}x")
+
+
 def mlx_batching(n: int, tokens: int) -> None:
     """MLX: ``n`` gathered requests with ``parallel=n`` against ``parallel=1``, one round each."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -353,6 +386,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-batching", action="store_true", help="skip continuous batching")
     parser.add_argument("--only-batching", action="store_true", help="continuous batching only")
+    parser.add_argument("--only-cold", action="store_true", help="the first burst after load only")
     parser.add_argument("--mlx", action="store_true", help="MLX batching only (parallel=4 vs 1)")
     parser.add_argument("--batch-tokens", type=int, default=32, help="max_tokens of each batched request")
     parser.add_argument("--concurrency", default="8,16", help="concurrent requests (and parallel=, -np)")
@@ -364,10 +398,16 @@ def main() -> None:
     if args.mlx:
         mlx_batching(4, 8)
         return
+    if args.only_cold:
+        for n in (int(n) for n in args.concurrency.split(",")):
+            cold_burst(path, n, args.batch_tokens)
+        return
     if not args.only_batching:
         single(path, args)
     if not args.skip_batching:
         batching(path, [int(n) for n in args.concurrency.split(",")], args.batch_tokens, args.llama_server)
+        for n in (int(n) for n in args.concurrency.split(",")):
+            cold_burst(path, n, args.batch_tokens)
         determinism(path, args.batch_tokens)
         worst, p99 = batch_loop_lag(path, args.batch_tokens)
         print(f"\n{'event loop, 8 streams batched (parallel=8)':44} worst {worst:.2f} ms, p99 {p99:.2f} ms")

@@ -143,6 +143,34 @@ def test_masks_apply_to_numpy_torch_and_mlx_logits(tiny: Tiny) -> None:
     assert int(mx.isinf(logits).sum()) == 0  # a new array
 
 
+def test_a_repeat_penalty_lowers_only_the_answers_own_recent_tokens(tiny: Tiny) -> None:
+    import torch
+
+    grammar = Grammar.regex("[ab]+")
+    a, b = tiny.ids["a"], tiny.ids["b"]
+
+    def fresh(penalty: float | None) -> Constraint:
+        constraint = grammar(tiny, eos_ids={0}, repeat_penalty=penalty)
+        constraint.advance(a)  # the answer so far: "a"
+        return constraint
+
+    flat = np.ones(257, dtype=np.float32)
+    flat[a] = 2.0
+    assert fresh(2.0)(flat) is flat  # in place
+    assert (flat[a], flat[b]) == (1.0, 1.0)  # a positive logit is divided by the penalty
+    negative = torch.full((1, 257), -1.0)
+    assert fresh(2.0)(negative) is negative
+    assert (float(negative[0, a]), float(negative[0, b])) == (-2.0, -1.0)  # a negative one multiplied
+    untouched = np.ones(257, dtype=np.float32)
+    fresh(None)(untouched)
+    assert untouched[a] == untouched[b] == 1.0
+
+    mx = pytest.importorskip("mlx.core")
+    row = mx.ones((1, 257))
+    penalised = fresh(2.0)(row)
+    assert (float(penalised[0, a]), float(penalised[0, b])) == (0.5, 1.0)
+
+
 def test_strict_schema_closes_objects_without_breaking_combinations() -> None:
     s = strict_schema(
         {

@@ -8,6 +8,7 @@ import sys
 import time
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -17,6 +18,7 @@ from abstractcore import (
     LLM,
     BackendNotInstalledError,
     ConfigurationError,
+    ContextLengthExceededError,
     GenerateResponse,
     ModelNotFoundError,
     StreamChunk,
@@ -305,3 +307,94 @@ def test_an_explicit_timeout_stops_a_long_generation_and_the_model_stays_usable(
         llm.generate(LONG, max_tokens=2000, timeout=0.3)
     assert time.perf_counter() - start < 3
     assert_answer(llm.generate("Say hi."), 16)  # no timeout by default for local models
+
+
+def gguf_context_length(path: Path) -> int:
+    """``<architecture>.context_length`` of a GGUF, read with the ``gguf`` package (not llama.cpp)."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(path).fields
+
+    def value(name: str) -> object:
+        field = fields[name]
+        return field.parts[field.data[0]]
+
+    arch = bytes(value("general.architecture")).decode()  # type: ignore[call-overload]
+    return int(value(f"{arch}.context_length")[0])  # type: ignore[index]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_capabilities_give_the_engines_context_and_the_trained_one_from_the_gguf(
+    gguf_path: Path, parallel: int
+) -> None:
+    trained = gguf_context_length(gguf_path)  # 8192 for SmolLM2-135M
+    llm = create_llm("huggingface", model=str(gguf_path), n_ctx=2048, parallel=parallel)
+    caps = llm.fetch_capabilities()
+    assert not llm.provider.loaded  # read from the file, no weights loaded
+    assert (caps.context_window, caps.trained_context_window, caps.source) == (2048, trained, "model file")
+    # the window is the limit the engine enforces on a prompt
+    with pytest.raises(ContextLengthExceededError) as info:
+        llm.generate("word " * 2100, max_tokens=1)
+    assert info.value.context_length == caps.context_window
+    llm.unload()
+    default = create_llm("huggingface", parallel=parallel)
+    default.generate("Hi", max_tokens=1)  # asked once loaded: read from the loaded model
+    caps = default.fetch_capabilities()
+    assert (caps.context_window, caps.trained_context_window, caps.source) == (4096, trained, "model file")
+    default.unload()
+
+
+#: SmolLM2 answers this in emoji, so some values of max_tokens cut a character in the middle.
+CUT_PROMPT = "Repeat exactly: 😀🎉 日本語で答えて 🐱🔥"
+
+
+def assert_cut_answers_hold_whole_characters(
+    llm: LLM, counts: range | tuple[int, ...], **params: Any
+) -> None:
+    """For each ``max_tokens`` in ``counts``: no U+FFFD from a cut character, generated or streamed."""
+    answers = []
+    for n in counts:
+        r = llm.generate(CUT_PROMPT, max_tokens=n, temperature=0, seed=1, **params)
+        chunks = llm.stream(CUT_PROMPT, max_tokens=n, temperature=0, seed=1, **params)
+        streamed = "".join(c.content for c in chunks)
+        assert "\ufffd" not in r.content, (n, r.content)
+        assert streamed == r.content, n
+        answers.append(r.content)
+    assert any(len(a.encode()) > len(a) for a in answers)  # the answers do hold multi-byte characters
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_an_answer_cut_by_max_tokens_drops_a_split_character(gguf_path: Path, parallel: int) -> None:
+    llm = create_llm("huggingface", model=str(gguf_path), parallel=parallel)
+    assert_cut_answers_hold_whole_characters(llm, range(1, 13))
+    llm.unload()
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [None, 1])
+def test_the_readme_list_example_returns_a_list(parallel: int | None) -> None:
+    # verbatim the README's call: the embedded model, no max_tokens, no temperature
+    llm = create_llm("huggingface") if parallel is None else create_llm("huggingface", parallel=parallel)
+    people = llm.generate("Ann 31, Bo 4.", response_model=list[Person])
+    assert isinstance(people, list) and people and all(isinstance(p, Person) for p in people)
+    llm.unload()
+
+
+@pytest.mark.slow
+def test_a_structured_answer_that_never_ends_is_cut_at_the_structured_default(gguf_path: Path) -> None:
+    from abstractcore import StructuredOutputError
+    from abstractcore.providers.local import STRUCTURED_MAX_TOKENS
+
+    llm = create_llm("huggingface", model=str(gguf_path))
+    # without the repetition penalty SmolLM2 counts "Bo" 21, 22, 23, ... and never closes the list
+    with pytest.raises(StructuredOutputError, match="cut by max_tokens") as info:
+        llm.generate("Ann 31, Bo 4.", response_model=list[Person], temperature=0, repeat_penalty=1.0)
+    assert info.value.usage is not None and info.value.usage.output_tokens == STRUCTURED_MAX_TOKENS
+    llm.unload()

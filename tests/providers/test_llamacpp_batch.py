@@ -35,6 +35,7 @@ from abstractcore import (
 from abstractcore.engines.llamacpp import LlamaCppEngine
 from abstractcore.engines.llamacpp_batch import (
     DEFAULT_PARALLEL,
+    MIN_SHARED_COPY,
     LlamaCppBatchEngine,
     auto_parallel,
     kv_bytes_per_token,
@@ -495,3 +496,31 @@ def test_constrained_decoding_raises_no_warning_per_token(batch: LLM) -> None:
     assert isinstance(person, Person)
     assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]
     fresh.unload()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_the_first_burst_decodes_the_prompts_shared_beginning_once(
+    gguf_path: Path, alone: dict[str, str]
+) -> None:
+    # a one-shot script: load, gather once; every prompt starts with the chat template and
+    # SmolLM2's default system prompt, which each of the eight sequences decoded for itself
+    llm = create_llm(
+        "huggingface", model=str(gguf_path), parallel=8, n_ctx=N_CTX, max_tokens=4, temperature=0
+    )
+    replies: dict[str, GenerateResponse] = {}
+
+    async def one(prompt: str) -> None:
+        replies[prompt] = await llm.agenerate(prompt)
+
+    async with anyio.create_task_group() as tg:
+        for prompt in PROMPTS:
+            tg.start_soon(one, prompt)
+    stats = engine_of(llm).stats()
+    prompt_tokens = sum(r.usage.input_tokens for r in replies.values() if r.usage is not None)
+    # decoded once, copied (KV cells) into the seven other sequences
+    assert stats["prompt_tokens_copied"] >= 7 * MIN_SHARED_COPY
+    assert stats["prompt_tokens_decoded"] + stats["prompt_tokens_copied"] == prompt_tokens
+    for prompt, reply in replies.items():  # the same greedy answers as alone
+        assert alone[prompt].startswith(reply.content)
+    llm.unload()

@@ -6,6 +6,7 @@ a Linux CPU makes 2-3 tokens/s with this model, so generations stay short.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -198,3 +199,20 @@ def test_no_crash_at_exit_while_a_request_runs(hf_dir: Path, parallel: int) -> N
     )
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.strip() == "exiting"
+
+
+@pytest.mark.slow
+def test_capabilities_give_the_context_of_the_models_config(hf_dir: Path) -> None:
+    llm = create_llm("mlx", model=str(hf_dir))
+    caps = llm.fetch_capabilities()
+    assert not llm.provider.loaded  # config.json alone, no weights
+    stated = json.loads((hf_dir / "config.json").read_text())["max_position_embeddings"]
+    assert (caps.context_window, caps.trained_context_window, caps.source) == (stated, stated, "model file")
+
+
+@pytest.mark.slow
+def test_an_answer_cut_by_max_tokens_drops_a_split_character(mlx: LLM) -> None:
+    from tests.providers.test_llamacpp import assert_cut_answers_hold_whole_characters
+
+    # greedy, the fp16 model says "Repeat exactly: 🐱..." and its 5th token is half of the cat
+    assert_cut_answers_hold_whole_characters(mlx, (5, 6), system_prompt=SYSTEM)

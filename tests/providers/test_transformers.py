@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 from contextlib import aclosing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -237,3 +238,26 @@ def test_a_streamed_response_model_grows_then_validates(tf: LLM) -> None:
     names = [p.name for p in partials if getattr(p, "name", None) is not None]
     assert names and all(a == b[: len(a)] for a, b in itertools.pairwise(names))  # strings only grow
     assert any(getattr(p, "age", None) is None for p in partials)  # fields appear as they arrive
+
+
+@pytest.mark.slow
+def test_capabilities_give_the_context_of_the_models_config(gguf_path: Path, hf_dir: Path) -> None:
+    from tests.providers.test_llamacpp import gguf_context_length
+
+    stated = json.loads((hf_dir / "config.json").read_text())["max_position_embeddings"]
+    assert stated == gguf_context_length(gguf_path)
+    directory = create_llm("huggingface", model=str(hf_dir))
+    dequantised = create_llm("huggingface", model=str(gguf_path), backend="transformers")
+    for llm in (directory, dequantised):
+        caps = llm.fetch_capabilities()
+        assert not llm.provider.loaded  # the config alone, no weights
+        # transformers refuses a prompt beyond max_position_embeddings: trained = what a request gets
+        found = (caps.context_window, caps.trained_context_window, caps.source)
+        assert found == (stated, stated, "model file")
+
+
+@pytest.mark.slow
+def test_an_answer_cut_by_max_tokens_drops_a_split_character(tf: LLM) -> None:
+    from tests.providers.test_llamacpp import assert_cut_answers_hold_whole_characters
+
+    assert_cut_answers_hold_whole_characters(tf, range(1, 9))

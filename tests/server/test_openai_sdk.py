@@ -309,3 +309,29 @@ def test_embeddings_from_a_chat_only_back_end_say_so() -> None:
     with running_server({"chat": chat_only}) as server, pytest.raises(openai.BadRequestError) as caught:
         openai_client(server).embeddings.create(model="chat", input="hi")
     assert "no embeddings API" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_an_answer_cut_by_max_tokens_reaches_the_sdk_without_a_split_character(
+    local_server: RunningServer,
+) -> None:
+    from tests.providers.test_llamacpp import CUT_PROMPT
+
+    client = openai_client(local_server)
+    messages = [{"role": "user", "content": CUT_PROMPT}]
+    answers = []
+    for n in range(1, 7):
+        r = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=n, seed=1)  # type: ignore[arg-type]
+        text = r.choices[0].message.content or ""
+        assert r.choices[0].finish_reason == "length" and "\ufffd" not in text, (n, text)
+        stream = client.chat.completions.create(
+            model=MODEL,
+            messages=messages,
+            max_tokens=n,
+            seed=1,
+            stream=True,  # type: ignore[arg-type]
+        )
+        streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert streamed == text, n
+        answers.append(text)
+    assert any(len(a.encode()) > len(a) for a in answers)  # the answers do hold multi-byte characters

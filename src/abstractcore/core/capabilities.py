@@ -6,7 +6,7 @@ Every field is true only where this provider really does it for the model:
 defaults, a table of hosted models); ``await llm.acapabilities()`` asks the
 server where it says (Ollama ``/api/show``, llama.cpp's ``/props``, LM
 Studio ``/api/v0/models``, vLLM's ``max_model_len``, OpenRouter ``/models``,
-the engine that runs the model in process), once per model.
+the engine that runs the model in process: the GGUF's metadata or the model's config), once per model.
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ class Capabilities:
     embeddings: bool | None = None
     #: The last chunk of a stream carries token usage.
     stream_usage: bool | None = None
-    #: Tokens of prompt plus answer the model takes.
+    #: Tokens of prompt plus answer one request may use (for a model run in process: the
+    #: context the engine was loaded with, ``n_ctx``; a longer prompt is refused).
     context_window: int | None = None
+    #: Tokens the model was trained for, as its own files say (GGUF ``context_length``,
+    #: ``max_position_embeddings``); may exceed ``context_window`` when loaded smaller.
+    trained_context_window: int | None = None
     #: Most tokens one answer may have.
     max_output_tokens: int | None = None
     #: The model runs on this machine.

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from abstractcore.core.errors import BackendNotInstalledError, ContextLengthExceededError
 from abstractcore.core.types import Usage
@@ -28,6 +28,7 @@ from abstractcore.core.types import Usage
 __all__ = [
     "BatchEngine",
     "BatchHandle",
+    "ContextSizes",
     "Engine",
     "EngineClosed",
     "FollowingProcessor",
@@ -95,6 +96,15 @@ class Outcome:
         return Usage.of(self.input_tokens, self.output_tokens)
 
 
+class ContextSizes(NamedTuple):
+    """A model's context, in tokens (``None``: not known)."""
+
+    #: What the model was trained for, as its files say (GGUF metadata, ``config.json``).
+    trained: int | None
+    #: What one request gets from this engine (prompt plus answer): a longer prompt is refused.
+    engine: int | None
+
+
 class Engine(abc.ABC):
     """One in-process back end. All methods are blocking and run in the worker thread."""
 
@@ -122,6 +132,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def unload(self) -> None:
         """Drop the weights and close native handles; ``load`` may be called again."""
+
+    def context_sizes(self) -> ContextSizes:
+        """The model's trained context and the one this engine gives a request, read from the
+        model's files when the weights are not loaded (never loads them)."""
+        return ContextSizes(None, None)
 
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
         """(one L2-normalised vector per text, tokens read); loads what it needs.

@@ -23,6 +23,7 @@ from typing import Any
 from abstractcore.core.errors import ContextLengthExceededError
 from abstractcore.engines import llamacpp_native
 from abstractcore.engines.base import (
+    ContextSizes,
     Engine,
     FollowingProcessor,
     GenerationSpec,
@@ -132,6 +133,15 @@ def _counting_llama(llama_cpp: Any) -> Any:
 
 def _llama_cpp() -> Any:
     return require("llama_cpp", "llamacpp", "Running GGUF models")
+
+
+def gguf_trained_context(path: Path) -> int | None:
+    """The context the GGUF at ``path`` was trained for (None when llama.cpp is not installed)."""
+    try:
+        llama_cpp = _llama_cpp()
+    except ImportError:
+        return None
+    return llamacpp_native.trained_context(llama_cpp, str(path))
 
 
 def forced_tool(spec: GenerationSpec) -> dict[str, Any] | None:
@@ -319,6 +329,14 @@ class LlamaCppEngine(Engine):
             if close is not None:
                 close()
         return finish, tuple(fragments)
+
+    def context_sizes(self) -> ContextSizes:
+        """The GGUF's trained context (its metadata) and ``n_ctx``, what a request gets here."""
+        llama = self._llama
+        if llama is not None:
+            trained = int(_llama_cpp().llama_model_n_ctx_train(llama.model))
+            return ContextSizes(trained or None, int(llama.n_ctx()))
+        return ContextSizes(gguf_trained_context(self.path), self.n_ctx)
 
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
         """Mean-pooled, normalised vectors from a second context in embedding mode (see ``embedding``)."""

@@ -37,7 +37,16 @@ from typing import Any
 
 from abstractcore.core.errors import ModelLoadError
 
-__all__ = ["LOGGER_NAME", "build_features", "cpu_flags", "prepare", "repack_is_safe", "use_extra_buffers"]
+__all__ = [
+    "LOGGER_NAME",
+    "build_features",
+    "cpu_flags",
+    "eog_ids",
+    "prepare",
+    "repack_is_safe",
+    "trained_context",
+    "use_extra_buffers",
+]
 
 LOGGER_NAME = "abstractcore.llamacpp"
 logger = logging.getLogger(LOGGER_NAME)
@@ -231,3 +240,27 @@ def eog_ids(llama_cpp: Any, vocab: Any) -> frozenset[int]:
     count = int(llama_cpp.llama_vocab_n_tokens(vocab))
     is_eog = llama_cpp.llama_vocab_is_eog
     return frozenset(token for token in range(count) if is_eog(vocab, token))
+
+
+def trained_context(llama_cpp: Any, path: str) -> int | None:
+    """The context length the GGUF at ``path`` was trained for (its ``<arch>.context_length``),
+    read by llama.cpp itself with ``vocab_only`` (the metadata and the vocabulary, no weights;
+    ~0.2 s for SmolLM2's 49k tokens)."""
+    prepare(llama_cpp)
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(path.encode(), params)
+    if not model:
+        return None
+    try:  # with vocab_only the hyperparameters are not read (n_ctx_train is 0): the metadata is
+        arch = _meta(llama_cpp, model, "general.architecture")
+        found = _meta(llama_cpp, model, f"{arch}.context_length") if arch else None
+    finally:
+        llama_cpp.llama_model_free(model)
+    return int(found) if found and found.isdigit() and int(found) > 0 else None
+
+
+def _meta(llama_cpp: Any, model: Any, key: str) -> str | None:
+    buffer = ctypes.create_string_buffer(256)
+    n = int(llama_cpp.llama_model_meta_val_str(model, key.encode(), buffer, len(buffer)))
+    return buffer.value.decode("utf-8", errors="replace") if n >= 0 else None

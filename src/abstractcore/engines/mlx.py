@@ -10,6 +10,7 @@ constrained output is complete.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import weakref
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from abstractcore.engines.base import (
+    ContextSizes,
     Engine,
     FollowingProcessor,
     GenerationSpec,
@@ -33,6 +35,24 @@ from abstractcore.transport.worker import stop_all_workers
 __all__ = ["MLXEngine"]
 
 _WHAT = "Running MLX models"
+#: The context assumed for a model whose config does not state one.
+FALLBACK_CONTEXT = 4096
+
+
+def config_context(directory: Path) -> int:
+    """``max_position_embeddings`` of the model directory's ``config.json`` (its text model's for a
+    multimodal one); 0 when it states none."""
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    for source in (config, config.get("text_config") or {}):
+        found = source.get("max_position_embeddings") if isinstance(source, dict) else None
+        if isinstance(found, int) and found > 0:
+            return found
+    return 0
+
+
 _LIVE: weakref.WeakSet[MLXEngine] = weakref.WeakSet()
 
 
@@ -78,7 +98,16 @@ class MLXEngine(Engine):
 
     def _context(self) -> int:
         args = getattr(self._model, "args", None)
-        return int(getattr(args, "max_position_embeddings", 0) or 4096)
+        return int(getattr(args, "max_position_embeddings", 0) or FALLBACK_CONTEXT)
+
+    def context_sizes(self) -> ContextSizes:
+        """``max_position_embeddings`` of the model (its ``config.json`` when not loaded): what it
+        was trained for, and what a request gets here."""
+        if self._model is not None:
+            trained = int(getattr(getattr(self._model, "args", None), "max_position_embeddings", 0) or 0)
+        else:
+            trained = config_context(self.path)
+        return ContextSizes(trained or None, trained or FALLBACK_CONTEXT)
 
     def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
         """Stream tokens from ``mlx_lm.stream_generate``."""
@@ -105,8 +134,11 @@ class MLXEngine(Engine):
                 produced -= 1
             else:
                 ids.append(int(response.token))
-            sent.append(response.text)
-            text = stopper.feed(response.text)
+            piece = response.text
+            if response.finish_reason:  # mlx-lm's last segment decodes a cut character to U+FFFD
+                piece = piece.rstrip("\ufffd")
+            sent.append(piece)
+            text = stopper.feed(piece)
             if text:
                 emit(text)
             if stopper.hit:

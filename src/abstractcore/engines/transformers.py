@@ -21,6 +21,7 @@ from typing import Any
 
 from abstractcore.core.errors import BackendNotInstalledError, ConfigurationError
 from abstractcore.engines.base import (
+    ContextSizes,
     Engine,
     GenerationSpec,
     Outcome,
@@ -38,6 +39,18 @@ _DTYPES = ("auto", "float32", "float16", "bfloat16")
 #: Prompt tokens evaluated per forward pass; the cancel flag is checked between passes.
 PREFILL_CHUNK = 256
 _DEVICES = ("auto", "cpu", "cuda", "mps")
+#: The context assumed for a model whose config does not state one.
+FALLBACK_CONTEXT = 4096
+
+
+def trained_context(config: Any) -> int | None:
+    """The context a transformers config says the model was trained for (``max_position_embeddings``,
+    also under ``text_config`` for a multimodal model), None when it says none."""
+    for source in (config, getattr(config, "text_config", None)):
+        found = getattr(source, "max_position_embeddings", None)
+        if isinstance(found, int) and found > 0:
+            return found
+    return None
 
 
 def check_device(device: Any) -> str:
@@ -249,7 +262,7 @@ class TransformersEngine(Engine):
         with torch.inference_mode():
             prompt = self._prompt_ids(torch, spec.messages)
             n_prompt = int(prompt.shape[1])
-            context = int(getattr(model.config, "max_position_embeddings", 0) or 4096)
+            context = trained_context(model.config) or FALLBACK_CONTEXT
             check_context(n_prompt, context, engine="transformers")
             limit = min(spec.max_tokens or context, context - n_prompt)
             sampler = _Sampler(torch, spec, getattr(model, "generation_config", None), self.device)
@@ -311,6 +324,20 @@ class TransformersEngine(Engine):
         width = getattr(self._model.config, "vocab_size", None)
         return spec.constraint(self._tokenizer, eos_ids=frozenset(self._eos), vocab_size=width)
 
+    def context_sizes(self) -> ContextSizes:
+        """``max_position_embeddings`` of the model's config (read without the weights when not
+        loaded): what it was trained for, and what a request gets here."""
+        if self._model is not None:
+            config = self._model.config
+        else:
+            transformers = require("transformers", "transformers", "Running Hugging Face models")
+            kwargs: dict[str, Any] = {"local_files_only": True}
+            if self.gguf_file:
+                kwargs["gguf_file"] = self.gguf_file
+            config = transformers.AutoConfig.from_pretrained(str(self.path), **kwargs)
+        trained = trained_context(config)
+        return ContextSizes(trained, trained or FALLBACK_CONTEXT)
+
     def embed(self, texts: Sequence[str], cancel: threading.Event) -> tuple[list[list[float]], int]:
         """The mean of the last hidden states over each text's tokens, L2-normalised.
 
@@ -321,7 +348,7 @@ class TransformersEngine(Engine):
         if self._model is None:
             self.load()
         model, tokenizer = self._model, self._tokenizer
-        context = int(getattr(model.config, "max_position_embeddings", 0) or 4096)
+        context = trained_context(model.config) or FALLBACK_CONTEXT
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 

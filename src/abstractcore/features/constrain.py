@@ -44,7 +44,7 @@ import json
 import sys
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -234,6 +234,7 @@ class Grammar:
         *,
         eos_ids: Collection[int] = (),
         vocab_size: int | None = None,
+        repeat_penalty: float | None = None,
     ) -> Constraint:
         """A fresh ``Constraint`` for one generation (compiled once per tokenizer, then copied).
 
@@ -241,9 +242,11 @@ class Grammar:
         ``TokenizerWrapper``, a ``llama_cpp.Llama`` or any object whose
         ``llama_vocab`` is llama.cpp's vocabulary pointer; ``eos_ids``: every
         token id that ends a generation; ``vocab_size``: the width of the
-        model's logits when it differs from the tokenizer's vocabulary.
+        model's logits when it differs from the tokenizer's vocabulary; ``repeat_penalty``: see
+        ``Constraint`` (bind it with ``functools.partial`` to hand an engine the factory).
         """
-        return tokenizer_for(tokenizer, eos_ids=eos_ids, vocab_size=vocab_size).constraint(self)
+        vocabulary = tokenizer_for(tokenizer, eos_ids=eos_ids, vocab_size=vocab_size)
+        return vocabulary.constraint(self, repeat_penalty=repeat_penalty)
 
 
 @functools.lru_cache(maxsize=256)
@@ -319,9 +322,9 @@ class Vocabulary:
                 self._compiled.popitem(last=False)
         return matcher
 
-    def constraint(self, grammar: Grammar) -> Constraint:
+    def constraint(self, grammar: Grammar, *, repeat_penalty: float | None = None) -> Constraint:
         """A fresh per-generation ``Constraint`` for ``grammar``."""
-        return Constraint(self.compiled(grammar).deep_copy(), self)
+        return Constraint(self.compiled(grammar).deep_copy(), self, repeat_penalty=repeat_penalty)
 
 
 _VOCABULARIES: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Vocabulary]] = weakref.WeakKeyDictionary()
@@ -420,13 +423,22 @@ def _make_vocabulary(tokenizer: Any, eos: tuple[int, ...], vocab_size: int | Non
 # -- the per-generation processor ----------------------------------------------------------------
 
 
+#: How many of the answer's last tokens ``repeat_penalty`` looks at (llama.cpp's ``repeat_last_n``).
+REPEAT_LAST_N = 64
+
+
 class Constraint:
     """One generation's grammar state: masks logits, advances on each sampled token.
+
+    With ``repeat_penalty`` it also lowers the logits of the tokens the answer itself holds
+    among its last ``REPEAT_LAST_N`` (llama.cpp's penalty: a positive logit is divided by it, a
+    negative one multiplied), the same on every engine; the prompt's tokens are not counted, so
+    a value copied from the prompt is not pushed away.
 
     Not thread-safe; one per generation (``Grammar.__call__`` makes them).
     """
 
-    def __init__(self, matcher: Any, vocabulary: Vocabulary) -> None:
+    def __init__(self, matcher: Any, vocabulary: Vocabulary, *, repeat_penalty: float | None = None) -> None:
         import numpy as np
 
         self._np = np
@@ -437,6 +449,8 @@ class Constraint:
         self._words = (vocabulary.vocab_size + 31) // 32
         self._mask = np.zeros((self._words,), dtype=np.int32)
         self._mx_inf: Any = None
+        self.repeat_penalty = repeat_penalty if repeat_penalty and repeat_penalty != 1.0 else None
+        self._recent: deque[int] = deque(maxlen=REPEAT_LAST_N)
 
     # -- per step
 
@@ -469,7 +483,10 @@ class Constraint:
         """
         np = self._np
         module = type(logits).__module__
-        banned = self.banned(int(logits.shape[-1]))
+        width = int(logits.shape[-1])
+        if self.repeat_penalty is not None and self._recent:
+            logits = self._penalise(logits, module, width)
+        banned = self.banned(width)
         if module.startswith("mlx"):
             mx = sys.modules["mlx.core"]
             if self._mx_inf is None or self._mx_inf.dtype != logits.dtype:
@@ -496,12 +513,37 @@ class Constraint:
             array[..., banned] = -np.inf
         return array
 
+    def _penalise(self, logits: Any, module: str, width: int) -> Any:
+        """``logits`` with the answer's recent tokens penalised (in place but for ``mx.array``)."""
+        np = self._np
+        penalty = float(self.repeat_penalty or 1.0)
+        ids = np.fromiter(set(self._recent), dtype=np.int64)
+        ids = ids[ids < width]
+        if module.startswith("mlx"):
+            mx = sys.modules["mlx.core"]
+            scale = np.ones(width, dtype=np.float32)
+            scale[ids] = penalty
+            factor = mx.array(scale).astype(logits.dtype)
+            return mx.where(logits > 0, logits / factor, logits * factor)
+        if module.startswith("torch"):
+            torch = sys.modules["torch"]
+            index = torch.from_numpy(ids).to(logits.device)
+            values = logits[..., index]
+            logits[..., index] = torch.where(values > 0, values / penalty, values * penalty)
+            return logits
+        array = np.asarray(logits)
+        values = array[..., ids]
+        array[..., ids] = np.where(values > 0, values / penalty, values * penalty)
+        return array
+
     def advance(self, token: int) -> None:
         """Consume the sampled ``token`` (not EOS: stop instead). ``ConstraintError`` if refused."""
         if not self._matcher.consume_token(int(token)):
             raise ConstraintError(
                 f"The grammar refused token {int(token)}: {self._matcher.get_error() or 'not allowed'}"
             )
+        if self.repeat_penalty is not None:
+            self._recent.append(int(token))
 
     @property
     def is_finished(self) -> bool:

@@ -18,6 +18,7 @@ in their decode loops.
 from __future__ import annotations
 
 import abc
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
@@ -44,7 +45,7 @@ from abstractcore.core.types import (
     ToolCall,
     Usage,
 )
-from abstractcore.engines.base import Engine, GenerationSpec, Outcome
+from abstractcore.engines.base import ContextSizes, Engine, GenerationSpec, Outcome
 from abstractcore.features.constrain import Grammar
 from abstractcore.features.openai_chat import (
     message_to_openai,
@@ -64,6 +65,19 @@ __all__ = ["LOCAL_PARAMS", "LocalProvider"]
 
 #: Generation parameters in-process providers accept beyond the common ones.
 LOCAL_PARAMS = frozenset({"top_k", "min_p", "repeat_penalty"})
+#: ``max_tokens`` of a grammar-constrained answer (``response_model``, a forced tool call) when the
+#: call gives none: without it a model that loops (a list it never closes) runs to the end of
+#: its context, minutes on a CPU, only to be refused as cut.
+STRUCTURED_MAX_TOKENS = 1024
+#: The repetition penalty of a grammar-constrained answer when the call gives no ``repeat_penalty``
+#: (llama-cpp-python's server's default), applied by the constraint to the answer's own recent
+#: tokens (``Constraint``), alike on every engine. The grammar always allows a list to close
+#: (``]``), but a small model that has begun a pattern keeps choosing ``,``: SmolLM2-135M wrote
+#: ``{"name":"Bo","age":21},{"name":"Bo","age":22},...`` to the end of its context, giving ``]``
+#: 2-7% at each item. The penalty on what it has just written lets it close the list; a token
+#: the grammar forces is chosen whatever its penalty. Not the prompt's tokens: a value copied
+#: from the prompt (transformers' own penalty counts the whole prompt) is not pushed away.
+STRUCTURED_REPEAT_PENALTY = 1.1
 
 
 def _chat_messages(messages: Sequence[Message], provider: str) -> list[dict[str, Any]]:
@@ -184,11 +198,17 @@ class LocalProvider(AsyncProvider):
         # a prompted tool call's grammar is lenient, as a forced tool's arguments are: a keyword
         # the grammar engine cannot enforce in a tool's schema is left to validation
         lenient = request.output is not None and request.output.name == TOOL_CALL_OUTPUT
-        constraint = (
+        grammar = (
             Grammar.json(schema, lenient=lenient)
             if schema is not None
             else _forced_call_grammar(tools, choice)
         )
+        constraint: Callable[..., Any] | None = grammar
+        if grammar is not None:  # bounded, and able to end a list (see STRUCTURED_REPEAT_PENALTY)
+            if params.get("max_tokens") is None:
+                params = {**params, "max_tokens": STRUCTURED_MAX_TOKENS}
+            if params.get("repeat_penalty") is None:  # asked for: the engine's own penalty instead
+                constraint = functools.partial(grammar, repeat_penalty=STRUCTURED_REPEAT_PENALTY)
         return GenerationSpec(
             messages=_chat_messages(request.messages, self.name),
             max_tokens=_integer(params.get("max_tokens")),
@@ -280,14 +300,31 @@ class LocalProvider(AsyncProvider):
         return await self._worker.run(job)
 
     async def _fetch_capabilities(self) -> Capabilities:
-        """The defaults, with ``tools`` as the engine that runs this model says (no weights loaded).
+        """The defaults, with ``tools`` and the context as the engine that runs this model says
+        (read from the model's files; no weights loaded).
 
         llama.cpp calls tools natively; transformers and MLX do not (tools are
         then prompted, and a forced call is constrained by its grammar).
-        Structured output is constrained by every engine.
+        Structured output is constrained by every engine. ``context_window`` is
+        what a request gets from the engine (llama.cpp: ``n_ctx``, the limit a
+        prompt is checked against, as llama-server's ``/props`` reports it);
+        ``trained_context_window`` what the model's file says it was trained for.
         """
-        engine = await self._worker.run(lambda cancel: self._resolved_engine())
-        return self.capabilities.merged(tools=type(engine).supports_tools, structured_output=True)
+
+        def read(cancel: threading.Event) -> tuple[Engine, ContextSizes]:
+            engine = self._resolved_engine()
+            sizes: ContextSizes = self._guard("reading", engine.context_sizes, load=True)
+            return engine, sizes
+
+        engine, sizes = await self._worker.run(read)
+        known = sizes.engine is not None or sizes.trained is not None
+        return self.capabilities.merged(
+            tools=type(engine).supports_tools,
+            structured_output=True,
+            context_window=sizes.engine,
+            trained_context_window=sizes.trained,
+            source="model file" if known else None,
+        )
 
     async def _embed(
         self, texts: list[str], *, dimensions: int | None, timeout: Timeout
