@@ -25,6 +25,7 @@ import pytest
 
 from tests.servers.openai_fake import KEY, FakeOpenAI, Fault
 from tests.support.llama_server import free_port
+from tests.support.signals import as_from_a_terminal
 
 #: Time for the child to import, load the model and start answering.
 START_SECONDS = 120.0
@@ -53,7 +54,9 @@ def interrupt(
     """Run ``python args``; once ``started`` is on its stdout (or ``ready()`` is true), send SIGINT
     (then, with ``again``, every ``BURST_GAP`` s until it exits); return its status and stderr."""
     with tempfile.TemporaryFile() as stderr:  # a file: the child never blocks on it
-        proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=stderr)
+        proc = subprocess.Popen(
+            [sys.executable, *args], stdout=subprocess.PIPE, stderr=stderr, preexec_fn=as_from_a_terminal
+        )
         assert proc.stdout is not None
         try:
             if ready is None:

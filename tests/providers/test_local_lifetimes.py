@@ -21,6 +21,7 @@ import pytest
 
 from abstractcore import LLM, ContextLengthExceededError, ProviderTimeoutError, create_llm
 from tests.support.local_models import wait_until
+from tests.support.signals import as_from_a_terminal
 
 pytestmark = pytest.mark.slow  # the real model or a server process throughout
 
@@ -178,6 +179,7 @@ def test_ctrl_c_in_the_command_exits_cleanly() -> None:
         [sys.executable, "-m", "abstractcore.cli", "--max-tokens", "500", LONG],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=as_from_a_terminal,
     )
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), True)

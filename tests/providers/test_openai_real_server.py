@@ -87,7 +87,7 @@ def test_count_tokens_is_the_input_tokens_the_call_reports(
         {"role": "user", "content": "Hi \u00e9t\u00e9 \U0001f31e"},
     ]
     for kwargs in ({}, {"tools": [WEATHER], "tool_choice": "get_weather"}):
-        reply = llm.generate(messages=messages, max_tokens=30, **kwargs)  # type: ignore[call-overload]
+        reply = llm.generate(messages=messages, max_tokens=200, **kwargs)  # type: ignore[call-overload]
         assert reply.usage is not None
         assert llm.count_tokens(messages=messages, **kwargs) == reply.usage.input_tokens
 

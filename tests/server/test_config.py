@@ -22,6 +22,7 @@ from tests.server.support import KEY, MODEL, RunningServer, running_server
 from tests.servers.openai_fake import KEY as FAKE_KEY
 from tests.servers.openai_fake import FakeOpenAI
 from tests.support.llama_server import free_port
+from tests.support.signals import as_from_a_terminal
 
 
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -31,6 +32,7 @@ def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[st
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=as_from_a_terminal,
     )
 
 
