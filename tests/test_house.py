@@ -36,7 +36,6 @@ MODULE_LAYERS = {
     "abstractcore.transport.http": "transport",
     "abstractcore.transport.httpx_transport": "transport",
     "abstractcore.transport.ndjson": "transport",
-    "abstractcore.transport.portal": "transport",
     "abstractcore.transport.sse": "transport",
     "abstractcore.transport.worker": "transport",
     # engines

@@ -179,7 +179,7 @@ def test_a_ctrl_c_while_the_exit_hook_waits_does_not_cut_it_short(slow_stream: s
     # wait quietly ("Exception ignored in atexit callback ... KeyboardInterrupt" before).
     body = """
         import os, signal, threading, time
-        from abstractcore.transport import portal
+        from abstractcore import _portal as portal
         stream = llm.stream("Hi")
         next(stream)  # open, and held at exit
         portal._loop.call_soon_threadsafe(time.sleep, 1.5)  # the loop is busy when the hook runs

@@ -7,7 +7,7 @@ import inspect
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,31 +50,39 @@ def test_generated_file_is_fresh() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_check_fails_when_generated_file_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location("gen_sync", ROOT / "scripts" / "gen_sync.py")
-    assert spec and spec.loader
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    stale = tmp_path / "_sync.py"
-    stale.write_text(gen.render().replace("def generate(", "def generate_old(", 1))
-    monkeypatch.setattr(gen, "TARGET", stale)
-    monkeypatch.setattr(sys, "argv", ["gen_sync.py", "--check"])
-    assert gen.main() == 1
-    stale.write_text(gen.render() + "\n# extra line\n")
-    assert gen.main() == 1
-    stale.write_text(gen.render())
-    assert gen.main() == 0
-
-
 def _generator() -> Any:
     spec = importlib.util.spec_from_file_location("gen_sync", ROOT / "scripts" / "gen_sync.py")
     assert spec and spec.loader
     gen = importlib.util.module_from_spec(spec)
+    sys.modules["gen_sync"] = gen  # its dataclasses look their module up
     spec.loader.exec_module(gen)
     return gen
 
 
-def _async_methods(cls: type) -> dict[str, Any]:
+def test_check_fails_when_a_generated_file_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _generator()
+    texts = gen.render()
+    assert set(texts) == {"_sync.py", "_sync_session.py"}
+    monkeypatch.setattr(gen, "OUT", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["gen_sync.py", "--check"])
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+    assert gen.main() == 0
+    for name, old, new in (
+        ("_sync.py", "def generate(", "def generate_old("),
+        ("_sync_session.py", "def send(", "def sent("),
+    ):
+        (tmp_path / name).write_text(texts[name].replace(old, new, 1))
+        assert gen.main() == 1, f"a renamed twin in {name} passed the check"
+        (tmp_path / name).write_text(texts[name] + "\n# extra line\n")
+        assert gen.main() == 1, f"an extra line in {name} passed the check"
+        (tmp_path / name).unlink()
+        assert gen.main() == 1, f"a missing {name} passed the check"
+        (tmp_path / name).write_text(texts[name])
+    assert gen.main() == 0
+
+
+def _source_methods(cls: type) -> dict[str, Any]:
     """The public ``a…`` methods of ``cls``: coroutine functions, and methods returning an async iterator."""
     found = {}
     for name in dir(cls):
@@ -93,40 +101,72 @@ def _async_methods(cls: type) -> dict[str, Any]:
     return found
 
 
-def missing_twins(async_classes: list[type], sync_class: type, twin_name: Callable[[str], str]) -> list[str]:
-    """What is wrong with the blocking twins on ``sync_class`` of the async methods of ``async_classes``."""
+def _blocking(signature: inspect.Signature) -> list[tuple[str, Any, Any, Any]]:
+    """A signature as its blocking twin must have it (``AsyncIterator[X]`` -> ``Iterator[X]``)."""
+
+    def sync(annotation: Any) -> Any:
+        return annotation.replace("AsyncIterator", "Iterator") if isinstance(annotation, str) else annotation
+
+    params = [(p.name, p.kind, p.default, sync(p.annotation)) for p in signature.parameters.values()]
+    return [*params, ("return", None, None, sync(signature.return_annotation))]
+
+
+def twin_problems(async_classes: list[type], sync_class: type, *, exact: bool = True) -> list[str]:
+    """What is wrong with the blocking twins on ``sync_class`` of the async methods of ``async_classes``:
+    a twin missing, not blocking, or (``exact``) with another signature or docstring than its method."""
+    gen = _generator()
     problems = []
+    names = {name for cls in async_classes for name in _source_methods(cls)}
     for cls in async_classes:
-        for name, method in _async_methods(cls).items():
-            twin = getattr(sync_class, twin_name(name), None)
-            where = f"{cls.__name__}.{name} -> {sync_class.__name__}.{twin_name(name)}"
+        for name, method in _source_methods(cls).items():
+            twin = getattr(sync_class, gen._twin_name(name), None)
+            where = f"{cls.__name__}.{name} -> {sync_class.__name__}.{gen._twin_name(name)}"
             if twin is None or not callable(twin):
                 problems.append(f"{where}: missing")
                 continue
             if inspect.iscoroutinefunction(twin) or inspect.isasyncgenfunction(twin):
                 problems.append(f"{where}: not blocking")
-            if not twin.__doc__:
-                problems.append(f"{where}: no docstring")
-            asked = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
-            given = [(p.name, p.kind) for p in inspect.signature(twin).parameters.values()]
-            if asked != given:
+            asked, given = inspect.signature(method), inspect.signature(twin)
+            if exact and _blocking(asked) != _blocking(given):
+                problems.append(f"{where}: signature {given} differs from {asked}")
+            elif [(p.name, p.kind) for p in asked.parameters.values()] != [
+                (p.name, p.kind) for p in given.parameters.values()
+            ]:
                 problems.append(f"{where}: parameters {given} differ from {asked}")
+            doc = inspect.getdoc(method)
+            if not doc or not twin.__doc__:
+                problems.append(f"{where}: no docstring")
+            elif exact and inspect.getdoc(twin) != gen._sync_doc(doc, names):
+                problems.append(f"{where}: docstring differs from the async method's")
     return problems
 
 
-def test_every_async_method_has_a_blocking_twin() -> None:
-    """Derived from the async classes: a new ``a…`` method of the providers (any registered one,
-    the router included), of the hand-written LLM part or of ``Session`` fails here without a twin."""
+def _generated_pairs() -> list[tuple[list[type], type]]:
+    """(the async classes the generator reads, the class it writes), for every generated module."""
+    import abstractcore
     from abstractcore._llm_base import LLMBase
     from abstractcore.providers.base import AsyncProvider
-    from abstractcore.registry import PROVIDERS, provider_class
-    from abstractcore.session import Session
+    from abstractcore.session import AsyncSession
 
-    twin_name = _generator()._twin_name
-    providers = [AsyncProvider, *(provider_class(name) for name in PROVIDERS)]
-    assert missing_twins([*providers, LLMBase], LLM, twin_name) == []
-    assert missing_twins([Session], Session, twin_name) == []
-    seen = {name for cls in [*providers, LLMBase, Session] for name in _async_methods(cls)}
+    pairs = [([AsyncProvider, LLMBase], LLM), ([AsyncSession], abstractcore.Session)]
+    read = {(s.cls, f.cls) for f in _generator().FACES for s in f.sources}
+    assert read == {(a.__name__, c.__name__) for classes, c in pairs for a in classes}
+    return pairs
+
+
+def test_every_async_method_has_a_blocking_twin_with_its_signature_and_docstring() -> None:
+    """Derived from the async classes: a new ``a…`` method of ``AsyncProvider``, of the apps on
+    ``LLMBase`` or of ``AsyncSession`` fails here without a twin, and so does a twin that drifted."""
+    pairs = _generated_pairs()
+    for async_classes, sync_class in pairs:
+        assert twin_problems(async_classes, sync_class) == []
+    from abstractcore.providers.base import AsyncProvider
+
+    for name, method in _source_methods(AsyncProvider).items():
+        delegate = getattr(LLM, name)
+        assert inspect.signature(delegate) == inspect.signature(method), name
+        assert inspect.getdoc(delegate) == inspect.getdoc(method), name
+    seen = {name for classes, _ in pairs for cls in classes for name in _source_methods(cls)}
     assert {
         "agenerate",
         "astream",
@@ -139,8 +179,17 @@ def test_every_async_method_has_a_blocking_twin() -> None:
     } <= seen
 
 
-def test_the_twin_check_fails_for_an_async_method_without_a_twin() -> None:
+def test_every_registered_provider_s_async_methods_have_twins_on_llm() -> None:
+    """A provider (the router included) adding an ``a…`` method of its own fails without a twin."""
+    from abstractcore.registry import PROVIDERS, provider_class
+
+    providers = [provider_class(name) for name in PROVIDERS]
+    assert twin_problems(providers, LLM, exact=False) == []
+
+
+def test_the_twin_check_fails_for_a_missing_or_drifted_twin() -> None:
     from abstractcore.providers.base import AsyncProvider
+    from abstractcore.session import AsyncSession
 
     class WithANewMethod(AsyncProvider):
         async def asummarise(self, text: str) -> str:
@@ -151,11 +200,31 @@ def test_the_twin_check_fails_for_an_async_method_without_a_twin() -> None:
             """An async iterator too."""
             raise NotImplementedError
 
-    problems = missing_twins([WithANewMethod], LLM, _generator()._twin_name)
-    assert sorted(problems) == [
+    assert sorted(twin_problems([WithANewMethod], LLM)) == [
         "WithANewMethod.astream_words -> LLM.stream_words: missing",
         "WithANewMethod.asummarise -> LLM.summarise: missing",
     ]
+
+    class Drifted(AsyncSession):
+        def send(self, prompt: str, *, temperature: float = 0.0) -> Any:
+            """Send."""
+
+    problems = twin_problems([AsyncSession], Drifted)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("AsyncSession.asend -> Drifted.send: signature")
+    assert problems[1] == "AsyncSession.asend -> Drifted.send: docstring differs from the async method's"
+
+
+def test_session_send_is_the_generated_blocking_twin(fake: FakeOpenAI) -> None:
+    import abstractcore
+    from abstractcore.session import AsyncSession
+
+    llm = make(fake)
+    chat = llm.session(system_prompt="Be brief.")
+    assert type(chat) is abstractcore.Session and isinstance(chat, AsyncSession)
+    assert type(chat).send.__module__ == "abstractcore._sync_session"
+    assert chat.send("hi").content == "".join(WORDS)
+    assert [m.role for m in chat.messages] == ["user", "assistant"]
 
 
 def test_plain_script_generate_and_errors_keep_their_type(fake: FakeOpenAI) -> None:
@@ -231,7 +300,7 @@ def test_context_managers_close(fake: FakeOpenAI) -> None:
 
 
 def test_sync_call_from_the_portal_thread_raises_instead_of_deadlocking(fake: FakeOpenAI) -> None:
-    from abstractcore.transport import portal as _portal
+    from abstractcore import _portal
 
     llm = make(fake)
     llm.generate("hi")

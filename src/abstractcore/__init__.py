@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any as _Any
 
 from abstractcore._sync import LLM
+from abstractcore._sync_session import Session
 from abstractcore._version import __version__ as __version__
 from abstractcore.batch import BatchError
 from abstractcore.core.capabilities import Capabilities
@@ -56,7 +57,6 @@ from abstractcore.registry import PROVIDERS
 from abstractcore.registry import create_provider as _create_provider
 from abstractcore.router import Deployment, NoDeploymentAvailableError, RouteAttempt
 from abstractcore.run import RunEvent, RunResult
-from abstractcore.session import Session
 
 __all__ = [
     "LLM",

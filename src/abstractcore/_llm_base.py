@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from abstractcore import batch as _batch
 from abstractcore import run as _run
+from abstractcore._sync_session import Session
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.run import Approve, RunEvent, RunResult
-from abstractcore.session import Session
 
 __all__ = ["LLMBase"]
 

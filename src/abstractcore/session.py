@@ -14,23 +14,22 @@ prompt, not an exact count.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import ImagePart, Message, TextPart, Usage
 from abstractcore.run import RunResult, arun, as_text
-from abstractcore.transport import portal as _portal
 
-__all__ = ["SESSION_VERSION", "Session"]
+__all__ = ["SESSION_VERSION", "AsyncSession"]
 
 #: Version of the JSON that ``save`` writes; ``load`` refuses newer ones.
 SESSION_VERSION = 1
 _CHARS_PER_TOKEN = 4
+_S = TypeVar("_S", bound="AsyncSession")
 
 
 def _message_json(message: Message) -> dict[str, Any]:
@@ -69,8 +68,13 @@ def _tokens(message: Message) -> int:
     return size // _CHARS_PER_TOKEN + 4
 
 
-class Session:
-    """A conversation with one model; see the module docstring."""
+class AsyncSession:
+    """A conversation with one model; see the module docstring.
+
+    The async part, written by hand: ``abstractcore.Session`` (generated in
+    ``_sync_session.py`` by ``scripts/gen_sync.py``) adds a blocking twin of
+    every public ``a…`` method (``asend`` -> ``send``).
+    """
 
     def __init__(
         self,
@@ -138,10 +142,6 @@ class Session:
             self.usage = self.usage + usage
         return answer
 
-    def send(self, prompt: str, **params: Any) -> RunResult | Any:
-        """Blocking twin of ``asend`` (runs on abstractcore's background loop, like ``LLM.generate``)."""
-        return _portal.call(functools.partial(self.asend, prompt, **params))
-
     def clear(self) -> None:
         """Forget the conversation (the system prompt and tools stay)."""
         self.messages = []
@@ -184,8 +184,13 @@ class Session:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], llm: Any, *, tools: Sequence[Any] | None = None, **params: Any
-    ) -> Session:
+        cls: type[_S],
+        path: str | os.PathLike[str],
+        llm: Any,
+        *,
+        tools: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> _S:
         """A session continuing the conversation saved at ``path``, with ``llm`` (and ``tools``)."""
         try:
             data = json.loads(Path(path).read_text())

@@ -10,7 +10,7 @@ from contextlib import aclosing
 import anyio
 import pytest
 
-from abstractcore.transport import portal as _portal
+from abstractcore import _portal
 from abstractcore.transport.worker import Emit, ModelWorker, StreamClosed
 from tests.support.local_models import wait_until
 
