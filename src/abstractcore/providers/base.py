@@ -10,25 +10,25 @@ generated from this file by ``scripts/gen_sync.py`` into ``_sync.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Literal, TypeVar, overload
+
+from typing_extensions import Unpack
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import GENERATION_PARAMS, Timeout, validate_params
 from abstractcore.core.errors import ConfigurationError, ProviderError, StructuredOutputError
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
-    ContentPart,
     EmbeddingResponse,
     GenerateResponse,
     Message,
     StreamChunk,
-    TextPart,
-    ToolSpec,
     Usage,
 )
 from abstractcore.features.cost import PRICED_PROVIDERS, cost_of
+from abstractcore.features.request import CallKwargs, Request, build_request
 from abstractcore.features.structured import (
     STRUCTURED_MODES,
     STRUCTURED_TOOL,
@@ -40,7 +40,6 @@ from abstractcore.features.structured import (
 )
 from abstractcore.features.tools.forced import ForcedKind, cut_call_error, forced_kind, no_call_error
 from abstractcore.features.tools.prompted import TOOL_CALL_OUTPUT, call_schema, prompted_messages
-from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_specs
 from abstractcore.features.tools.text_calls import TextCallStream, parse_text_calls
 
 __all__ = ["AsyncProvider", "Request"]
@@ -49,37 +48,6 @@ T = TypeVar("T")
 
 #: Options every provider accepts at construction (besides generation parameters).
 BASE_OPTIONS = frozenset({"retry_config"})
-
-
-@dataclass(slots=True)
-class Request:
-    """A normalised request, as the provider hooks receive it."""
-
-    model: str
-    messages: list[Message]
-    params: dict[str, Any] = field(default_factory=dict)
-    timeout: Timeout = field(default_factory=Timeout)
-    tools: list[ToolSpec] = field(default_factory=list)
-    #: "auto", "none", "required" or the name of the tool to call (validated against ``tools``).
-    tool_choice: str | None = None
-    #: Tools offered in the prompt (the model has no native tools); their calls are parsed from text.
-    prompted_tools: list[ToolSpec] = field(default_factory=list)
-    #: The structured output asked for (``response_model``), and how it is applied.
-    output: OutputSpec[Any] | None = None
-    structured_mode: StructuredMode | None = None
-
-    @property
-    def json_schema(self) -> dict[str, Any] | None:
-        """The schema to constrain the answer with: set in "native" and "grammar" modes only."""
-        if self.output is None or self.structured_mode not in ("native", "grammar"):
-            return None
-        return self.output.schema
-
-    @property
-    def system(self) -> str | None:
-        """The system prompt (all system messages joined), or None."""
-        texts = [m.text for m in self.messages if m.role == "system"]
-        return "\n\n".join(texts) if texts else None
 
 
 class AsyncProvider(abc.ABC):
@@ -132,16 +100,9 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[False] = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> GenerateResponse: ...
 
     @overload
@@ -149,16 +110,9 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[False] = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> T: ...
 
     @overload
@@ -166,16 +120,9 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[True],
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[StreamChunk]: ...
 
     @overload
@@ -183,32 +130,18 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any: ...
 
     async def agenerate(
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any:
         """Generate an answer.
 
@@ -216,7 +149,9 @@ class AsyncProvider(abc.ABC):
         ``system_prompt``, ``media`` (image paths, bytes or URLs) and ``tools``
         (functions, dicts or ``ToolSpec``). Parameters such as
         ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed`` and
-        ``timeout`` override the defaults given to ``create_llm`` for this call.
+        ``timeout`` override the defaults given to ``create_llm`` for this call;
+        ``extra_body``, ``extra_headers`` and ``extra_query`` reach the server
+        as they are (``CallKwargs`` lists every keyword).
 
         ``response_model`` (a pydantic model, dataclass, TypedDict,
         ``list[Model]``, ``Literal``/``Enum`` or a primitive type) returns a
@@ -235,45 +170,16 @@ class AsyncProvider(abc.ABC):
                     "response_model with stream=True: use astream(..., response_model=...) "
                     "for partial objects as the JSON arrives."
                 )
-            if max_retries is not None:
-                raise ConfigurationError("max_retries applies to response_model, not to streams.")
-            return self.astream(
-                prompt,
-                messages=messages,
-                system_prompt=system_prompt,
-                tools=tools,
-                tool_choice=tool_choice,
-                media=media,
-                **params,
-            )
-        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
-        if response_model is None:
-            if structured_mode is not None or max_retries is not None:
-                raise ConfigurationError("structured_mode and max_retries need a response_model.")
-            response = await self._generate(request)
-            if self.name in PRICED_PROVIDERS:
-                response.cost = cost_of(self.name, response.model or request.model, response.usage)
-            return response
-        retries = 2 if max_retries is None else max_retries
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigurationError(f"max_retries must be an integer >= 0; got {max_retries!r}.")
-        output = OutputSpec.of(response_model)
-        request = self._structured_request(request, output, structured_mode)
-        return await self._structured_answer(request, output, retries)
+            return self._send_stream(build_request(prompt, stream=True, **kwargs))
+        return await self._send(build_request(prompt, response_model=response_model, **kwargs))
 
     @overload
     def astream(
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[StreamChunk]: ...
 
     @overload
@@ -281,14 +187,8 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[T]: ...
 
     @overload
@@ -296,28 +196,16 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[Any]: ...
 
     def astream(
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[Any]:
         """Stream an answer as ``StreamChunk``s (text deltas; usage on the last chunk).
 
@@ -328,16 +216,60 @@ class AsyncProvider(abc.ABC):
         (strings grow, list items appear one by one; fields not received yet
         are None) and, last, the fully validated value.
         """
-        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
-        if response_model is None:
-            if structured_mode is not None:
-                raise ConfigurationError("structured_mode needs a response_model.")
+        return self._send_stream(build_request(prompt, response_model=response_model, stream=True, **kwargs))
+
+    # -- the pipeline: every call, built once, enters here --------------------------------------
+
+    async def _send(self, request: Request) -> Any:
+        """Answer ``request``: a ``GenerateResponse``, or the validated value of its ``output``.
+
+        The one entry point below the public methods: the router, the tool loop, sessions,
+        batches and the server hand their built ``Request`` here."""
+        request = self._bind(request)
+        output = request.output
+        if output is None:
+            response = await self._generate(request)
+            if self.name in PRICED_PROVIDERS:
+                response.cost = cost_of(self.name, response.model or request.model, response.usage)
+            return response
+        request = self._structured_request(request, output, request.structured_mode)
+        return await self._structured_answer(request, output, request.max_retries)
+
+    def _send_stream(self, request: Request) -> AsyncIterator[Any]:
+        """Stream ``request`` (partial values of its ``output`` when it has one); bad arguments
+        raise here, before the iterator is returned."""
+        request = self._bind(request)
+        output = request.output
+        if output is None:
             chunks = self._tool_stream(request) if request.tools else self._stream(request)
             if self.name in PRICED_PROVIDERS:
-                return self._priced(chunks, request.model)
+                return self._priced(chunks, request.model or self.model)
             return chunks
-        output = OutputSpec.of(response_model)
-        return self._structured_stream(self._structured_request(request, output, structured_mode), output)
+        return self._structured_stream(
+            self._structured_request(request, output, request.structured_mode), output
+        )
+
+    def _bind(self, request: Request) -> Request:
+        """``request`` for this provider: its model, the call's parameters checked against the
+        ones it accepts and merged over its defaults, the timeout resolved. A bound request is
+        returned as it is."""
+        if request.bound:
+            return request
+        params = request.params
+        if params:
+            validate_params(params, self._params, where=f"{self.name}.generate()")
+            merged = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
+        else:
+            merged = dict(self.defaults)
+        merged.pop("timeout", None)
+        # an explicit timeout=None on the call means "no limit", not "the default"
+        timeout = Timeout.of(params["timeout"]) if "timeout" in params else self.timeout
+        self._check_extras(request)
+        return replace(request, model=self.model, params=merged, timeout=timeout)
+
+    def _check_extras(self, request: Request) -> None:
+        """Refuse ``extra_body``/``extra_headers``/``extra_query`` this provider cannot send
+        (default: all are sent as they are)."""
 
     async def _priced(self, chunks: AsyncIterator[StreamChunk], model: str) -> AsyncIterator[StreamChunk]:
         """``chunks`` with the answer's cost on the last one."""
@@ -383,17 +315,7 @@ class AsyncProvider(abc.ABC):
             "openai-compatible server with /v1/embeddings, or huggingface (in process)."
         )
 
-    async def acount_tokens(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        media: Sequence[Any] | None = None,
-        **params: Any,
-    ) -> int:
+    async def acount_tokens(self, prompt: str | None = None, **kwargs: Unpack[CallKwargs]) -> int:
         """The input tokens this call would take, counted by the back end itself (its chat
         template and tokenizer): the ``input_tokens`` the same call reports.
 
@@ -401,7 +323,7 @@ class AsyncProvider(abc.ABC):
         prompted to it. ``ConfigurationError`` when this back end cannot count without
         answering (its API has no tokenizer).
         """
-        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
+        request = self._bind(build_request(prompt, **kwargs))
         if await self._tools_prompted(request):
             request = self._prompted_request(request)
         count = await self._count_tokens(request)
@@ -736,40 +658,6 @@ class AsyncProvider(abc.ABC):
                 raise _structured_error(output, [answer], failure.errors, finish, usage) from None
         raise _structured_error(output, [answer], [], finish, usage)
 
-    # -- normalisation ----------------------------------------------------------
-
-    def _build_request(
-        self,
-        prompt: str | None,
-        messages: Sequence[Message | dict[str, Any]] | None,
-        system_prompt: str | None,
-        tools: Sequence[Any] | None,
-        tool_choice: str | dict[str, Any] | None,
-        media: Sequence[Any] | None,
-        params: dict[str, Any],
-    ) -> Request:
-        if params:
-            validate_params(params, self._params, where=f"{self.name}.generate()")
-            merged = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
-        else:
-            merged = dict(self.defaults)
-        merged.pop("timeout", None)
-        # an explicit timeout=None on the call means "no limit", not "the default"
-        timeout = Timeout.of(params["timeout"]) if "timeout" in params else self.timeout
-        built = _messages(prompt, messages, system_prompt, media)
-        specs = to_tool_specs(tools) if tools else []
-        return Request(
-            model=self.model,
-            messages=built,
-            params=merged,
-            timeout=timeout,
-            tools=specs,
-            tool_choice=normalise_tool_choice(tool_choice, specs),
-        )
-
-
-_MESSAGE_SHAPE = "a list of messages such as [{'role': 'user', 'content': 'Hi'}] (dicts or Message objects)"
-
 
 def _texts(texts: Any) -> list[str]:
     if isinstance(texts, str):
@@ -777,60 +665,6 @@ def _texts(texts: Any) -> list[str]:
     if not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) for t in texts):
         raise ConfigurationError(f"embed() takes a string or a non-empty list of strings; got {texts!r}.")
     return list(texts)
-
-
-def _message_list(messages: Any) -> list[Message]:
-    if messages is None:
-        return []
-    if isinstance(messages, (str, bytes, Mapping, Message)) or not isinstance(messages, Sequence):
-        raise ConfigurationError(
-            f"messages must be {_MESSAGE_SHAPE}; got {type(messages).__name__}"
-            + (" (pass a prompt string as the first argument instead)" if isinstance(messages, str) else "")
-            + "."
-        )
-    built: list[Message] = []
-    for index, item in enumerate(messages):
-        if isinstance(item, Message):
-            built.append(item)
-        elif isinstance(item, Mapping):
-            built.append(Message.from_dict(item, where=f"messages[{index}]"))
-        else:
-            raise ConfigurationError(
-                f"messages[{index}] is a {type(item).__name__}; messages must be {_MESSAGE_SHAPE}."
-            )
-    return built
-
-
-def _messages(
-    prompt: str | None,
-    messages: Sequence[Message | dict[str, Any]] | None,
-    system_prompt: str | None,
-    media: Sequence[Any] | None,
-) -> list[Message]:
-    if prompt is not None and not isinstance(prompt, str):
-        raise ConfigurationError(f"prompt must be a string; got {type(prompt).__name__}.")
-    built = _message_list(messages)
-    if system_prompt:
-        built.insert(0, Message("system", system_prompt))
-    if prompt is not None:
-        built.append(Message("user", prompt))
-    if not any(m.role != "system" for m in built):
-        raise ConfigurationError("Nothing to answer: give a prompt or messages with a user turn.")
-    if media:
-        from abstractcore.features.media import load_media
-
-        images = load_media(media)
-        for index in range(len(built) - 1, -1, -1):
-            if built[index].role == "user":
-                message = built[index]
-                parts: list[ContentPart] = (
-                    [TextPart(message.content)] if isinstance(message.content, str) else list(message.content)
-                )
-                built[index] = replace(message, content=[*parts, *images])
-                break
-        else:
-            raise ConfigurationError("media needs a user message to attach to.")
-    return built
 
 
 def _answer_text(response: GenerateResponse) -> str:
