@@ -61,6 +61,8 @@ MODULE_LAYERS = {
     "abstractcore.features.openai_chat": "features",
     "abstractcore.features.reasoning": "features",
     "abstractcore.features.request": "features",
+    "abstractcore.features.hooks": "features",
+    "abstractcore.features.structured_strategy": "features",
     "abstractcore.features.structured": "features",
     "abstractcore.features.tools": "features",
     "abstractcore.features.tools.accumulator": "features",

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from typing_extensions import Unpack
+
 from abstractcore import batch as _batch
 from abstractcore import run as _run
 from abstractcore._sync_session import Session
+from abstractcore.features.request import CallKwargs
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.run import Approve, RunEvent, RunResult
 
@@ -70,19 +73,16 @@ class LLMBase:
         self,
         prompt: str | Sequence[Any] | None = None,
         *,
-        tools: Sequence[Any],
-        messages: Sequence[Any] | None = None,
-        system_prompt: str | None = None,
-        tool_choice: Any = None,
         max_turns: int = 10,
         approve: Approve | None = None,
         response_model: Any = None,
         tool_timeout: float | None = None,
         run_timeout: float | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> RunResult:
         """Run the tool loop: call the model, run the tools it asks for, repeat until it answers.
 
+        Takes ``agenerate``'s keyword arguments (``CallKwargs``; ``tools`` required).
         ``tools`` are functions (sync or async), pydantic models, dicts or
         ``ToolSpec``s; the model's arguments are validated by pydantic before
         a function runs. Parallel calls run concurrently. A tool that raises,
@@ -99,48 +99,36 @@ class LLMBase:
         return await _run.arun(
             self,
             prompt,
-            tools=tools,
-            messages=messages,
-            system_prompt=system_prompt,
-            tool_choice=tool_choice,
             max_turns=max_turns,
             approve=approve,
             response_model=response_model,
             tool_timeout=tool_timeout,
             run_timeout=run_timeout,
-            **params,
+            **kwargs,
         )
 
     def astream_run(
         self,
         prompt: str | Sequence[Any] | None = None,
         *,
-        tools: Sequence[Any],
-        messages: Sequence[Any] | None = None,
-        system_prompt: str | None = None,
-        tool_choice: Any = None,
         max_turns: int = 10,
         approve: Approve | None = None,
         response_model: Any = None,
         tool_timeout: float | None = None,
         run_timeout: float | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[RunEvent]:
         """The tool loop as it happens: ``RunEvent``s for text deltas, each call, each result, then
         one "done" event holding the ``RunResult``. Takes the arguments of ``arun``."""
         return _run.astream_run(
             self,
             prompt,
-            tools=tools,
-            messages=messages,
-            system_prompt=system_prompt,
-            tool_choice=tool_choice,
             max_turns=max_turns,
             approve=approve,
             response_model=response_model,
             tool_timeout=tool_timeout,
             run_timeout=run_timeout,
-            **params,
+            **kwargs,
         )
 
     async def abatch(
@@ -150,12 +138,12 @@ class LLMBase:
         concurrency: int = 8,
         return_exceptions: bool = True,
         progress: bool | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> list[Any]:
         """Generate for many items at once: prompts, or dicts of ``generate`` arguments.
 
         At most ``concurrency`` calls run at once; ``params`` are defaults for
-        every item. Results come back in input order. With
+        every item (``CallKwargs``). Results come back in input order. With
         ``return_exceptions=True`` a failed item holds its exception in its
         slot; with False the first failure stops the batch and raises
         ``BatchError`` carrying the finished results (``.results``). A
@@ -168,7 +156,7 @@ class LLMBase:
             concurrency=concurrency,
             return_exceptions=return_exceptions,
             progress=progress,
-            **params,
+            **kwargs,
         )
 
     def session(

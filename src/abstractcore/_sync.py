@@ -10,11 +10,13 @@ import functools
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
+from typing_extensions import Unpack
+
 from abstractcore import _portal
 from abstractcore._llm_base import LLMBase
 from abstractcore.core.capabilities import Capabilities
-from abstractcore.core.types import EmbeddingResponse, GenerateResponse, Message, StreamChunk
-from abstractcore.features.structured import StructuredMode
+from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
+from abstractcore.features.request import CallKwargs
 from abstractcore.run import Approve, RunEvent, RunResult
 
 __all__ = ["LLM"]
@@ -40,16 +42,9 @@ class LLM(LLMBase):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[False] = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> GenerateResponse: ...
 
     @overload
@@ -57,16 +52,9 @@ class LLM(LLMBase):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[False] = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> T: ...
 
     @overload
@@ -74,16 +62,9 @@ class LLM(LLMBase):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[True],
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[StreamChunk]: ...
 
     @overload
@@ -91,32 +72,18 @@ class LLM(LLMBase):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any: ...
 
     async def agenerate(
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any:
         """Generate an answer.
 
@@ -124,7 +91,9 @@ class LLM(LLMBase):
         ``system_prompt``, ``media`` (image paths, bytes or URLs) and ``tools``
         (functions, dicts or ``ToolSpec``). Parameters such as
         ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed`` and
-        ``timeout`` override the defaults given to ``create_llm`` for this call.
+        ``timeout`` override the defaults given to ``create_llm`` for this call;
+        ``extra_body``, ``extra_headers`` and ``extra_query`` reach the server
+        as they are (``CallKwargs`` lists every keyword).
 
         ``response_model`` (a pydantic model, dataclass, TypedDict,
         ``list[Model]``, ``Literal``/``Enum`` or a primitive type) returns a
@@ -137,77 +106,25 @@ class LLM(LLMBase):
         Returns a ``GenerateResponse``; a value of ``response_model`` when one
         is given; an async iterator of ``StreamChunk`` when ``stream=True``.
         """
-        return await self._provider.agenerate(
-            prompt,
-            messages=messages,
-            system_prompt=system_prompt,
-            tools=tools,
-            tool_choice=tool_choice,
-            response_model=response_model,
-            media=media,
-            structured_mode=structured_mode,
-            max_retries=max_retries,
-            stream=stream,
-            **params,
-        )
+        return await self._provider.agenerate(prompt, response_model=response_model, stream=stream, **kwargs)
 
     @overload
     def astream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        self, prompt: str | None = None, *, response_model: None = None, **kwargs: Unpack[CallKwargs]
     ) -> AsyncIterator[StreamChunk]: ...
 
     @overload
     def astream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        response_model: type[T],
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        self, prompt: str | None = None, *, response_model: type[T], **kwargs: Unpack[CallKwargs]
     ) -> AsyncIterator[T]: ...
 
     @overload
     def astream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        self, prompt: str | None = None, *, response_model: Any = None, **kwargs: Unpack[CallKwargs]
     ) -> AsyncIterator[Any]: ...
 
     def astream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        self, prompt: str | None = None, *, response_model: Any = None, **kwargs: Unpack[CallKwargs]
     ) -> AsyncIterator[Any]:
         """Stream an answer as ``StreamChunk``s (text deltas; usage on the last chunk).
 
@@ -218,17 +135,7 @@ class LLM(LLMBase):
         (strings grow, list items appear one by one; fields not received yet
         are None) and, last, the fully validated value.
         """
-        return self._provider.astream(
-            prompt,
-            messages=messages,
-            system_prompt=system_prompt,
-            tools=tools,
-            tool_choice=tool_choice,
-            response_model=response_model,
-            media=media,
-            structured_mode=structured_mode,
-            **params,
-        )
+        return self._provider.astream(prompt, response_model=response_model, **kwargs)
 
     async def aembed(
         self, texts: str | Sequence[str], *, dimensions: int | None = None, **params: Any
@@ -242,17 +149,7 @@ class LLM(LLMBase):
         """
         return await self._provider.aembed(texts, dimensions=dimensions, **params)
 
-    async def acount_tokens(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        media: Sequence[Any] | None = None,
-        **params: Any,
-    ) -> int:
+    async def acount_tokens(self, prompt: str | None = None, **kwargs: Unpack[CallKwargs]) -> int:
         """The input tokens this call would take, counted by the back end itself (its chat
         template and tokenizer): the ``input_tokens`` the same call reports.
 
@@ -260,15 +157,7 @@ class LLM(LLMBase):
         prompted to it. ``ConfigurationError`` when this back end cannot count without
         answering (its API has no tokenizer).
         """
-        return await self._provider.acount_tokens(
-            prompt,
-            messages=messages,
-            system_prompt=system_prompt,
-            tools=tools,
-            tool_choice=tool_choice,
-            media=media,
-            **params,
-        )
+        return await self._provider.acount_tokens(prompt, **kwargs)
 
     async def acapabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.
@@ -308,16 +197,9 @@ class LLM(LLMBase):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[False] = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> GenerateResponse: ...
 
     @overload
@@ -325,16 +207,9 @@ class LLM(LLMBase):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[False] = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> T: ...
 
     @overload
@@ -342,16 +217,9 @@ class LLM(LLMBase):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[True],
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Iterator[StreamChunk]: ...
 
     @overload
@@ -359,32 +227,18 @@ class LLM(LLMBase):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any: ...
 
     def generate(
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any:
         """Generate an answer.
 
@@ -392,7 +246,9 @@ class LLM(LLMBase):
         ``system_prompt``, ``media`` (image paths, bytes or URLs) and ``tools``
         (functions, dicts or ``ToolSpec``). Parameters such as
         ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed`` and
-        ``timeout`` override the defaults given to ``create_llm`` for this call.
+        ``timeout`` override the defaults given to ``create_llm`` for this call;
+        ``extra_body``, ``extra_headers`` and ``extra_query`` reach the server
+        as they are (``CallKwargs`` lists every keyword).
 
         ``response_model`` (a pydantic model, dataclass, TypedDict,
         ``list[Model]``, ``Literal``/``Enum`` or a primitive type) returns a
@@ -407,78 +263,27 @@ class LLM(LLMBase):
         """
         return _portal.call(
             functools.partial(
-                self._provider.agenerate,
-                prompt,
-                messages=messages,
-                system_prompt=system_prompt,
-                tools=tools,
-                tool_choice=tool_choice,
-                response_model=response_model,
-                media=media,
-                structured_mode=structured_mode,
-                max_retries=max_retries,
-                stream=stream,
-                **params,
+                self._provider.agenerate, prompt, response_model=response_model, stream=stream, **kwargs
             )
         )
 
     @overload
     def stream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        self, prompt: str | None = None, *, response_model: None = None, **kwargs: Unpack[CallKwargs]
     ) -> Iterator[StreamChunk]: ...
 
     @overload
     def stream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        response_model: type[T],
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        self, prompt: str | None = None, *, response_model: type[T], **kwargs: Unpack[CallKwargs]
     ) -> Iterator[T]: ...
 
     @overload
     def stream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        self, prompt: str | None = None, *, response_model: Any = None, **kwargs: Unpack[CallKwargs]
     ) -> Iterator[Any]: ...
 
     def stream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        self, prompt: str | None = None, *, response_model: Any = None, **kwargs: Unpack[CallKwargs]
     ) -> Iterator[Any]:
         """Stream an answer as ``StreamChunk``s (text deltas; usage on the last chunk).
 
@@ -489,19 +294,7 @@ class LLM(LLMBase):
         (strings grow, list items appear one by one; fields not received yet
         are None) and, last, the fully validated value.
         """
-        return _portal.iterate(
-            self._provider.astream(
-                prompt,
-                messages=messages,
-                system_prompt=system_prompt,
-                tools=tools,
-                tool_choice=tool_choice,
-                response_model=response_model,
-                media=media,
-                structured_mode=structured_mode,
-                **params,
-            )
-        )
+        return _portal.iterate(self._provider.astream(prompt, response_model=response_model, **kwargs))
 
     def embed(
         self, texts: str | Sequence[str], *, dimensions: int | None = None, **params: Any
@@ -515,17 +308,7 @@ class LLM(LLMBase):
         """
         return _portal.call(functools.partial(self._provider.aembed, texts, dimensions=dimensions, **params))
 
-    def count_tokens(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        media: Sequence[Any] | None = None,
-        **params: Any,
-    ) -> int:
+    def count_tokens(self, prompt: str | None = None, **kwargs: Unpack[CallKwargs]) -> int:
         """The input tokens this call would take, counted by the back end itself (its chat
         template and tokenizer): the ``input_tokens`` the same call reports.
 
@@ -533,18 +316,7 @@ class LLM(LLMBase):
         prompted to it. ``ConfigurationError`` when this back end cannot count without
         answering (its API has no tokenizer).
         """
-        return _portal.call(
-            functools.partial(
-                self._provider.acount_tokens,
-                prompt,
-                messages=messages,
-                system_prompt=system_prompt,
-                tools=tools,
-                tool_choice=tool_choice,
-                media=media,
-                **params,
-            )
-        )
+        return _portal.call(functools.partial(self._provider.acount_tokens, prompt, **kwargs))
 
     def fetch_capabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.
@@ -581,19 +353,16 @@ class LLM(LLMBase):
         self,
         prompt: str | Sequence[Any] | None = None,
         *,
-        tools: Sequence[Any],
-        messages: Sequence[Any] | None = None,
-        system_prompt: str | None = None,
-        tool_choice: Any = None,
         max_turns: int = 10,
         approve: Approve | None = None,
         response_model: Any = None,
         tool_timeout: float | None = None,
         run_timeout: float | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> RunResult:
         """Run the tool loop: call the model, run the tools it asks for, repeat until it answers.
 
+        Takes ``generate``'s keyword arguments (``CallKwargs``; ``tools`` required).
         ``tools`` are functions (sync or async), pydantic models, dicts or
         ``ToolSpec``s; the model's arguments are validated by pydantic before
         a function runs. Parallel calls run concurrently. A tool that raises,
@@ -611,16 +380,12 @@ class LLM(LLMBase):
             functools.partial(
                 self.arun,
                 prompt,
-                tools=tools,
-                messages=messages,
-                system_prompt=system_prompt,
-                tool_choice=tool_choice,
                 max_turns=max_turns,
                 approve=approve,
                 response_model=response_model,
                 tool_timeout=tool_timeout,
                 run_timeout=run_timeout,
-                **params,
+                **kwargs,
             )
         )
 
@@ -628,16 +393,12 @@ class LLM(LLMBase):
         self,
         prompt: str | Sequence[Any] | None = None,
         *,
-        tools: Sequence[Any],
-        messages: Sequence[Any] | None = None,
-        system_prompt: str | None = None,
-        tool_choice: Any = None,
         max_turns: int = 10,
         approve: Approve | None = None,
         response_model: Any = None,
         tool_timeout: float | None = None,
         run_timeout: float | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Iterator[RunEvent]:
         """The tool loop as it happens: ``RunEvent``s for text deltas, each call, each result, then
         one "done" event holding the ``RunResult``. Takes the arguments of ``run``.
@@ -645,16 +406,12 @@ class LLM(LLMBase):
         return _portal.iterate(
             self.astream_run(
                 prompt,
-                tools=tools,
-                messages=messages,
-                system_prompt=system_prompt,
-                tool_choice=tool_choice,
                 max_turns=max_turns,
                 approve=approve,
                 response_model=response_model,
                 tool_timeout=tool_timeout,
                 run_timeout=run_timeout,
-                **params,
+                **kwargs,
             )
         )
 
@@ -665,12 +422,12 @@ class LLM(LLMBase):
         concurrency: int = 8,
         return_exceptions: bool = True,
         progress: bool | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> list[Any]:
         """Generate for many items at once: prompts, or dicts of ``generate`` arguments.
 
         At most ``concurrency`` calls run at once; ``params`` are defaults for
-        every item. Results come back in input order. With
+        every item (``CallKwargs``). Results come back in input order. With
         ``return_exceptions=True`` a failed item holds its exception in its
         slot; with False the first failure stops the batch and raises
         ``BatchError`` carrying the finished results (``.results``). A
@@ -684,6 +441,6 @@ class LLM(LLMBase):
                 concurrency=concurrency,
                 return_exceptions=return_exceptions,
                 progress=progress,
-                **params,
+                **kwargs,
             )
         )

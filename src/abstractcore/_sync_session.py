@@ -9,7 +9,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from typing_extensions import Unpack
+
 from abstractcore import _portal
+from abstractcore.features.request import CallKwargs
 from abstractcore.run import RunResult
 from abstractcore.session import AsyncSession
 
@@ -27,11 +30,13 @@ class Session(AsyncSession):
 
     # -- blocking twins (run on the background loop) --
 
-    def send(self, prompt: str, **params: Any) -> RunResult | Any:
+    def send(
+        self, prompt: str, *, response_model: Any = None, **kwargs: Unpack[CallKwargs]
+    ) -> RunResult | Any:
         """Add ``prompt`` as the user's turn, get the answer, keep both; returns the answer.
 
         With tools the tool loop runs and a ``RunResult`` is returned; without,
-        the ``GenerateResponse`` (or the ``response_model`` value). ``params``
-        override the session's generation parameters for this turn.
+        the ``GenerateResponse`` (or the ``response_model`` value). The keyword
+        arguments (``CallKwargs``) override the session's for this turn.
         """
-        return _portal.call(functools.partial(self.asend, prompt, **params))
+        return _portal.call(functools.partial(self.asend, prompt, response_model=response_model, **kwargs))

@@ -50,6 +50,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
+from typing_extensions import Unpack
+
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.errors import (
     AbstractCoreError,
@@ -80,6 +82,7 @@ from abstractcore.core.types import (
     Usage,
 )
 from abstractcore.features.cost import PRICED_PROVIDERS, cost_of
+from abstractcore.features.request import CallKwargs
 from abstractcore.providers.base import AsyncProvider, Request
 
 __all__ = [
@@ -1074,16 +1077,9 @@ class Router(AsyncProvider):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: Any = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any:
         """Generate an answer on the first deployment that can; see ``AsyncProvider.agenerate``.
 
@@ -1092,6 +1088,14 @@ class Router(AsyncProvider):
         served it). A failure that does not move is raised at once; when no
         deployment is left, the last failure is raised, ``attempts`` on it.
         """
+        params: dict[str, Any] = dict(kwargs)
+        messages = params.pop("messages", None)
+        system_prompt = params.pop("system_prompt", None)
+        tools = params.pop("tools", None)
+        tool_choice = params.pop("tool_choice", None)
+        media = params.pop("media", None)
+        structured_mode = params.pop("structured_mode", None)
+        max_retries = params.pop("max_retries", None)
         if stream:
             if response_model is not None:
                 raise ConfigurationError(
@@ -1135,14 +1139,8 @@ class Router(AsyncProvider):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: Any = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[Any]:
         """Stream from the first deployment that can; see ``AsyncProvider.astream``.
 
@@ -1151,9 +1149,16 @@ class Router(AsyncProvider):
         (``attempts`` on it). The last chunk carries ``attempts``. Bad
         arguments raise here, before anything is sent.
         """
+        params: dict[str, Any] = dict(kwargs)
+        messages = params.pop("messages", None)
+        system_prompt = params.pop("system_prompt", None)
+        tools = params.pop("tools", None)
+        tool_choice = params.pop("tool_choice", None)
+        media = params.pop("media", None)
+        structured_mode = params.pop("structured_mode", None)
         if self.defaults:
             params = {**self.defaults, **params}
-        kwargs: dict[str, Any] = {
+        call: dict[str, Any] = {
             "messages": messages,
             "system_prompt": system_prompt,
             "tools": tools,
@@ -1164,9 +1169,9 @@ class Router(AsyncProvider):
             **params,
         }
         # checked the way the first deployment checks them (its stream is dropped unstarted)
-        self._deployments[0].provider.astream(prompt, **kwargs)
+        self._deployments[0].provider.astream(prompt, **call)
         needs = _needs(prompt, messages, system_prompt, tools, tool_choice, media, response_model, params)
-        return self._routed_stream(prompt, kwargs, needs)
+        return self._routed_stream(prompt, call, needs)
 
     async def _routed_stream(
         self, prompt: str | None, kwargs: dict[str, Any], needs: _Needs

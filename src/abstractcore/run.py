@@ -32,11 +32,12 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, cast
 
 from abstractcore.core.errors import ConfigurationError, RunTimeoutError, ToolCallError, ToolLoopError
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, Usage
+from abstractcore.features.request import Request, build_request
 from abstractcore.features.tools.schema import Tool, to_tools
 
 __all__ = [
@@ -49,14 +50,27 @@ __all__ = [
     "arun",
     "as_text",
     "astream_run",
+    "pipeline_of",
 ]
 
 #: ``approve(call)``: True to run the call, False to refuse it (the model is told).
 Approve = Callable[[ToolCall], "bool | Awaitable[bool]"]
 
 
-class _Model(Protocol):
-    async def agenerate(self, prompt: str | None = None, **kwargs: Any) -> Any: ...
+class _Pipeline(Protocol):
+    """The request-level entry points of a provider (``AsyncProvider._send``), a router included."""
+
+    async def _send(self, request: Request) -> Any: ...
+
+    def _send_stream(self, request: Request) -> AsyncIterator[Any]: ...
+
+
+def pipeline_of(llm: Any) -> _Pipeline:
+    """The provider behind ``llm`` (an ``LLM``, or an ``AsyncProvider`` itself)."""
+    provider = getattr(llm, "provider", llm)
+    if not callable(getattr(provider, "_send", None)):
+        raise ConfigurationError(f"run() needs an LLM made by create_llm(...); got {type(llm).__name__}.")
+    return cast(_Pipeline, provider)
 
     def astream(self, prompt: str | None = None, **kwargs: Any) -> AsyncIterator[Any]: ...
 
@@ -239,21 +253,20 @@ def _start(
 
 
 async def _final_output(
-    llm: _Model,
-    response: GenerateResponse,
-    transcript: list[Message],
-    response_model: Any,
-    params: dict[str, Any],
-) -> tuple[Any, Usage | None]:
-    if response_model is None:
-        return response.content, None
-    from abstractcore.features.structured import OutputSpec, ValidationFailure
+    llm: _Pipeline, response: GenerateResponse, transcript: list[Message], request: Request
+) -> Any:
+    """The run's output: the answer's text, or the ``response_model`` value (the final text when
+    it validates, else one structured call over the transcript, without the tools)."""
+    output = request.output
+    if output is None:
+        return response.content
+    from abstractcore.features.structured import ValidationFailure
 
     try:
-        return OutputSpec.of(response_model).parse(response.content), None
+        return output.parse(response.content)
     except ValidationFailure:
-        value = await llm.agenerate(messages=transcript, response_model=response_model, **params)
-        return value, None
+        final = replace(request, messages=list(transcript), tools=[], tool_choice=None)
+        return await llm._send(final)
 
 
 def _check_seconds(name: str, value: float | None) -> float | None:
@@ -266,7 +279,7 @@ def _check_seconds(name: str, value: float | None) -> float | None:
     return float(value)
 
 
-def _check(tools: Sequence[Any], max_turns: int) -> dict[str, Tool]:
+def _check(tools: Sequence[Any] | None, max_turns: int) -> dict[str, Tool]:
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
         raise ConfigurationError(f"max_turns must be an integer >= 1; got {max_turns!r}.")
     if not tools:
@@ -279,23 +292,36 @@ class _Loop:
 
     def __init__(
         self,
-        tools: Sequence[Any],
+        tools: Sequence[Any] | None,
         max_turns: int,
         prompt: str | Sequence[Any] | None,
         messages: Sequence[Any] | None,
         system_prompt: str | None,
         tool_choice: Any,
-        tool_timeout: float | None = None,
-        run_timeout: float | None = None,
+        tool_timeout: float | None,
+        run_timeout: float | None,
+        response_model: Any,
+        params: dict[str, Any],
     ) -> None:
         self.tool_timeout = _check_seconds("tool_timeout", tool_timeout)
         self.run_timeout = _check_seconds("run_timeout", run_timeout)
         self.by_name = _check(tools, max_turns)
         self.transcript = _start(prompt, messages, system_prompt)
+        #: The call, built once (tools as specs, parameters checked); each turn changes its messages.
+        self.request = build_request(
+            messages=self.transcript,
+            tools=tools,
+            tool_choice=tool_choice,
+            response_model=response_model,
+            **params,
+        )
         self.steps: list[RunStep] = []
         self.usage = Usage()
-        self.choice = tool_choice
         self.max_turns = max_turns
+
+    def turn(self) -> Request:
+        """The request of the next model call: the transcript so far, the tools, no output spec."""
+        return replace(self.request, messages=list(self.transcript), output=None, structured_mode=None)
 
     def record(self, response: GenerateResponse) -> RunStep:
         """Keep the model's answer (usage, transcript); the step it opens."""
@@ -312,14 +338,11 @@ class _Loop:
             step.response.tool_calls, self.by_name, approve, self.tool_timeout
         )
         self.transcript.extend(e.as_message() for e in step.executions)
-        choice = self.choice
-        if (isinstance(choice, str) and choice not in ("auto", "none")) or isinstance(choice, dict):
-            self.choice = "auto"  # a forced first call must not force every turn
+        if self.request.tool_choice not in (None, "auto", "none"):
+            self.request = replace(self.request, tool_choice="auto")  # a forced first call: once
 
-    async def result(
-        self, llm: _Model, response: GenerateResponse, response_model: Any, params: dict[str, Any]
-    ) -> RunResult:
-        output, _ = await _final_output(llm, response, self.transcript, response_model, params)
+    async def result(self, llm: _Pipeline, response: GenerateResponse) -> RunResult:
+        output = await _final_output(llm, response, self.transcript, self.request)
         return RunResult(output, response, self.transcript, self.steps, self.usage)
 
     def deadline(self) -> float:
@@ -348,10 +371,10 @@ class _Loop:
 
 
 async def arun(
-    llm: _Model,
+    llm: Any,
     prompt: str | Sequence[Any] | None = None,
     *,
-    tools: Sequence[Any],
+    tools: Sequence[Any] | None = None,
     messages: Sequence[Any] | None = None,
     system_prompt: str | None = None,
     tool_choice: Any = None,
@@ -365,25 +388,35 @@ async def arun(
     """Run the tool loop until the model answers without calls; see the module docstring."""
     import anyio
 
-    loop = _Loop(tools, max_turns, prompt, messages, system_prompt, tool_choice, tool_timeout, run_timeout)
+    pipeline = pipeline_of(llm)
+    loop = _Loop(
+        tools,
+        max_turns,
+        prompt,
+        messages,
+        system_prompt,
+        tool_choice,
+        tool_timeout,
+        run_timeout,
+        response_model,
+        params,
+    )
     with anyio.CancelScope(deadline=loop.deadline()):
         for _ in range(max_turns):
-            response = await llm.agenerate(
-                messages=loop.transcript, tools=tools, tool_choice=loop.choice, **params
-            )
+            response = await pipeline._send(loop.turn())
             step = loop.record(response)
             if not response.tool_calls:
-                return await loop.result(llm, response, response_model, params)
+                return await loop.result(pipeline, response)
             await loop.execute(step, approve)
         raise loop.exhausted()
     raise loop.timed_out()  # reached only when the deadline cut the run short
 
 
 async def astream_run(
-    llm: _Model,
+    llm: Any,
     prompt: str | Sequence[Any] | None = None,
     *,
-    tools: Sequence[Any],
+    tools: Sequence[Any] | None = None,
     messages: Sequence[Any] | None = None,
     system_prompt: str | None = None,
     tool_choice: Any = None,
@@ -397,14 +430,26 @@ async def astream_run(
     """The tool loop as it happens: text deltas, each call, each result, then the ``RunResult``."""
     import anyio
 
-    loop = _Loop(tools, max_turns, prompt, messages, system_prompt, tool_choice, tool_timeout, run_timeout)
+    pipeline = pipeline_of(llm)
+    loop = _Loop(
+        tools,
+        max_turns,
+        prompt,
+        messages,
+        system_prompt,
+        tool_choice,
+        tool_timeout,
+        run_timeout,
+        response_model,
+        params,
+    )
     deadline = loop.deadline()
     # A cancel scope must not span a ``yield``: each await gets its own scope, all with the run's deadline.
     for _ in range(max_turns):
         response = GenerateResponse()
         texts: list[str] = []
         calls: list[ToolCall] = []
-        stream = llm.astream(messages=loop.transcript, tools=tools, tool_choice=loop.choice, **params)
+        stream = pipeline._send_stream(loop.turn())
         try:
             while True:
                 with anyio.CancelScope(deadline=deadline) as scope:
@@ -434,7 +479,7 @@ async def astream_run(
         step = loop.record(response)
         if not response.tool_calls:
             with anyio.CancelScope(deadline=deadline) as scope:
-                result = await loop.result(llm, response, response_model, params)
+                result = await loop.result(pipeline, response)
             if scope.cancelled_caught:
                 raise loop.timed_out()
             yield RunEvent("done", result=result)

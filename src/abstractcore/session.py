@@ -20,9 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from typing_extensions import Unpack
+
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import ImagePart, Message, TextPart, Usage
-from abstractcore.run import RunResult, arun, as_text
+from abstractcore.features.request import CallKwargs, build_request
+from abstractcore.run import RunResult, arun, as_text, pipeline_of
 
 __all__ = ["SESSION_VERSION", "AsyncSession"]
 
@@ -108,17 +111,19 @@ class AsyncSession:
 
     # -- talking ----------------------------------------------------------------------------
 
-    async def asend(self, prompt: str, **params: Any) -> RunResult | Any:
+    async def asend(
+        self, prompt: str, *, response_model: Any = None, **kwargs: Unpack[CallKwargs]
+    ) -> RunResult | Any:
         """Add ``prompt`` as the user's turn, get the answer, keep both; returns the answer.
 
         With tools the tool loop runs and a ``RunResult`` is returned; without,
-        the ``GenerateResponse`` (or the ``response_model`` value). ``params``
-        override the session's generation parameters for this turn.
+        the ``GenerateResponse`` (or the ``response_model`` value). The keyword
+        arguments (``CallKwargs``) override the session's for this turn.
         """
         if not isinstance(prompt, str) or not prompt.strip():
             raise ConfigurationError(f"send() needs a non-empty prompt string; got {prompt!r}.")
         history = [*self.messages, Message("user", prompt)]
-        merged = {**self.params, **params}
+        merged: dict[str, Any] = {**self.params, **kwargs}
         sent = self._fitted(history)
         if self.tools:
             result = await arun(
@@ -127,13 +132,17 @@ class AsyncSession:
                 tools=self.tools,
                 system_prompt=self.system_prompt,
                 max_turns=self.max_turns,
+                response_model=response_model,
                 **merged,
             )
             new = result.messages[len(sent) + (1 if self.system_prompt else 0) :]
             self.messages = [*history, *new]
             self.usage = self.usage + result.usage
             return result
-        answer = await self.llm.agenerate(messages=sent, system_prompt=self.system_prompt, **merged)
+        request = build_request(
+            messages=sent, system_prompt=self.system_prompt, response_model=response_model, **merged
+        )
+        answer = await pipeline_of(self.llm)._send(request)
         text = answer.content if hasattr(answer, "content") else as_text(answer)
         calls = list(getattr(answer, "tool_calls", []) or [])
         self.messages = [*history, Message("assistant", text, tool_calls=calls)]

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import pytest
 
-from abstractcore import LLM, GenerateResponse, StreamChunk, create_llm
+from abstractcore import LLM, GenerateResponse, StreamChunk, StructuredOutputError, create_llm
 from abstractcore.core.types import Usage
 
 pytestmark = pytest.mark.slow  # the real model or a server process throughout
@@ -87,9 +87,12 @@ def test_count_tokens_is_the_input_tokens_the_call_reports(
         {"role": "user", "content": "Hi \u00e9t\u00e9 \U0001f31e"},
     ]
     for kwargs in ({}, {"tools": [WEATHER], "tool_choice": "get_weather"}):
-        reply = llm.generate(messages=messages, max_tokens=200, **kwargs)  # type: ignore[call-overload]
-        assert reply.usage is not None
-        assert llm.count_tokens(messages=messages, **kwargs) == reply.usage.input_tokens
+        try:
+            usage = llm.generate(messages=messages, max_tokens=30, **kwargs).usage  # type: ignore[call-overload]
+        except StructuredOutputError as cut:  # SmolLM2 may loop in a forced call's arguments: cut
+            usage = cut.usage
+        assert usage is not None
+        assert llm.count_tokens(messages=messages, **kwargs) == usage.input_tokens
 
 
 @pytest.fixture

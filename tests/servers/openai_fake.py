@@ -66,7 +66,7 @@ class FakeOpenAI:
             return web.json_response(
                 _error("We could not parse the JSON body.", "invalid_request_error", None), status=400
             )
-        self.requests.append({"headers": dict(request.headers), "body": body})
+        self.requests.append({"headers": dict(request.headers), "body": body, "query": dict(request.query)})
         if self.require_key and request.headers.get("Authorization") != f"Bearer {KEY}":
             return web.json_response(
                 _error(

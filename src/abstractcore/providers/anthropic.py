@@ -194,6 +194,7 @@ class AnthropicProvider(HttpProvider):
             self._body(request, stream=False),
             model=request.model,
             timeout=request.timeout,
+            extras=self._extras(request),
             headers=self._request_headers(request),
         )
         return self._response(data, request)
@@ -205,6 +206,7 @@ class AnthropicProvider(HttpProvider):
             self._body(request, stream=True),
             model=request.model,
             timeout=request.timeout,
+            extras=self._extras(request),
             is_error=is_error_event,
             is_last=is_message_stop,
             end_name="the message_stop event",

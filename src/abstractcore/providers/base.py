@@ -10,38 +10,29 @@ generated from this file by ``scripts/gen_sync.py`` into ``_sync.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Literal, TypeVar, overload
+
+from typing_extensions import Unpack
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import GENERATION_PARAMS, Timeout, validate_params
-from abstractcore.core.errors import ConfigurationError, ProviderError, StructuredOutputError
+from abstractcore.core.errors import ConfigurationError, ProviderError
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import (
-    ContentPart,
     EmbeddingResponse,
     GenerateResponse,
-    Message,
     StreamChunk,
-    TextPart,
-    ToolSpec,
-    Usage,
 )
 from abstractcore.features.cost import PRICED_PROVIDERS, cost_of
+from abstractcore.features.request import CallKwargs, Request, build_request
 from abstractcore.features.structured import (
-    STRUCTURED_MODES,
-    STRUCTURED_TOOL,
-    OutputSpec,
     StructuredMode,
-    ValidationFailure,
-    reask_messages,
-    structured_tool,
 )
-from abstractcore.features.tools.forced import ForcedKind, cut_call_error, forced_kind, no_call_error
-from abstractcore.features.tools.prompted import TOOL_CALL_OUTPUT, call_schema, prompted_messages
-from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_specs
-from abstractcore.features.tools.text_calls import TextCallStream, parse_text_calls
+from abstractcore.features.structured_strategy import structured_answer, structured_request, structured_stream
+from abstractcore.features.tools.forced import ForcedKind
+from abstractcore.features.tools.strategy import generate, prompted_request, tool_stream, tools_prompted
 
 __all__ = ["AsyncProvider", "Request"]
 
@@ -49,37 +40,6 @@ T = TypeVar("T")
 
 #: Options every provider accepts at construction (besides generation parameters).
 BASE_OPTIONS = frozenset({"retry_config"})
-
-
-@dataclass(slots=True)
-class Request:
-    """A normalised request, as the provider hooks receive it."""
-
-    model: str
-    messages: list[Message]
-    params: dict[str, Any] = field(default_factory=dict)
-    timeout: Timeout = field(default_factory=Timeout)
-    tools: list[ToolSpec] = field(default_factory=list)
-    #: "auto", "none", "required" or the name of the tool to call (validated against ``tools``).
-    tool_choice: str | None = None
-    #: Tools offered in the prompt (the model has no native tools); their calls are parsed from text.
-    prompted_tools: list[ToolSpec] = field(default_factory=list)
-    #: The structured output asked for (``response_model``), and how it is applied.
-    output: OutputSpec[Any] | None = None
-    structured_mode: StructuredMode | None = None
-
-    @property
-    def json_schema(self) -> dict[str, Any] | None:
-        """The schema to constrain the answer with: set in "native" and "grammar" modes only."""
-        if self.output is None or self.structured_mode not in ("native", "grammar"):
-            return None
-        return self.output.schema
-
-    @property
-    def system(self) -> str | None:
-        """The system prompt (all system messages joined), or None."""
-        texts = [m.text for m in self.messages if m.role == "system"]
-        return "\n\n".join(texts) if texts else None
 
 
 class AsyncProvider(abc.ABC):
@@ -132,16 +92,9 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[False] = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> GenerateResponse: ...
 
     @overload
@@ -149,16 +102,9 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[False] = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> T: ...
 
     @overload
@@ -166,16 +112,9 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: Literal[True],
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[StreamChunk]: ...
 
     @overload
@@ -183,32 +122,18 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any: ...
 
     async def agenerate(
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        max_retries: int | None = None,
         stream: bool = False,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> Any:
         """Generate an answer.
 
@@ -216,7 +141,9 @@ class AsyncProvider(abc.ABC):
         ``system_prompt``, ``media`` (image paths, bytes or URLs) and ``tools``
         (functions, dicts or ``ToolSpec``). Parameters such as
         ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed`` and
-        ``timeout`` override the defaults given to ``create_llm`` for this call.
+        ``timeout`` override the defaults given to ``create_llm`` for this call;
+        ``extra_body``, ``extra_headers`` and ``extra_query`` reach the server
+        as they are (``CallKwargs`` lists every keyword).
 
         ``response_model`` (a pydantic model, dataclass, TypedDict,
         ``list[Model]``, ``Literal``/``Enum`` or a primitive type) returns a
@@ -235,45 +162,16 @@ class AsyncProvider(abc.ABC):
                     "response_model with stream=True: use astream(..., response_model=...) "
                     "for partial objects as the JSON arrives."
                 )
-            if max_retries is not None:
-                raise ConfigurationError("max_retries applies to response_model, not to streams.")
-            return self.astream(
-                prompt,
-                messages=messages,
-                system_prompt=system_prompt,
-                tools=tools,
-                tool_choice=tool_choice,
-                media=media,
-                **params,
-            )
-        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
-        if response_model is None:
-            if structured_mode is not None or max_retries is not None:
-                raise ConfigurationError("structured_mode and max_retries need a response_model.")
-            response = await self._generate(request)
-            if self.name in PRICED_PROVIDERS:
-                response.cost = cost_of(self.name, response.model or request.model, response.usage)
-            return response
-        retries = 2 if max_retries is None else max_retries
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigurationError(f"max_retries must be an integer >= 0; got {max_retries!r}.")
-        output = OutputSpec.of(response_model)
-        request = self._structured_request(request, output, structured_mode)
-        return await self._structured_answer(request, output, retries)
+            return self._send_stream(build_request(prompt, stream=True, **kwargs))
+        return await self._send(build_request(prompt, response_model=response_model, **kwargs))
 
     @overload
     def astream(
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: None = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[StreamChunk]: ...
 
     @overload
@@ -281,14 +179,8 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: type[T],
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[T]: ...
 
     @overload
@@ -296,28 +188,16 @@ class AsyncProvider(abc.ABC):
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[Any]: ...
 
     def astream(
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         response_model: Any = None,
-        media: Sequence[Any] | None = None,
-        structured_mode: StructuredMode | None = None,
-        **params: Any,
+        **kwargs: Unpack[CallKwargs],
     ) -> AsyncIterator[Any]:
         """Stream an answer as ``StreamChunk``s (text deltas; usage on the last chunk).
 
@@ -328,16 +208,59 @@ class AsyncProvider(abc.ABC):
         (strings grow, list items appear one by one; fields not received yet
         are None) and, last, the fully validated value.
         """
-        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
-        if response_model is None:
-            if structured_mode is not None:
-                raise ConfigurationError("structured_mode needs a response_model.")
-            chunks = self._tool_stream(request) if request.tools else self._stream(request)
+        return self._send_stream(build_request(prompt, response_model=response_model, stream=True, **kwargs))
+
+    # -- the pipeline: every call, built once, enters here --------------------------------------
+
+    async def _send(self, request: Request) -> Any:
+        """Answer ``request``: a ``GenerateResponse``, or the validated value of its ``output``.
+
+        The one entry point below the public methods: the router, the tool loop, sessions,
+        batches and the server hand their built ``Request`` here."""
+        request = self._bind(request)
+        output = request.output
+        if output is None:
+            response = await generate(self, request)
             if self.name in PRICED_PROVIDERS:
-                return self._priced(chunks, request.model)
+                response.cost = cost_of(self.name, response.model or request.model, response.usage)
+            return response
+        request = structured_request(self, request, output, request.structured_mode)
+        return await structured_answer(self, request, output, request.max_retries)
+
+    def _send_stream(self, request: Request) -> AsyncIterator[Any]:
+        """Stream ``request`` (partial values of its ``output`` when it has one); bad arguments
+        raise here, before the iterator is returned."""
+        request = self._bind(request)
+        output = request.output
+        if output is None:
+            chunks = tool_stream(self, request) if request.tools else self._stream(request)
+            if self.name in PRICED_PROVIDERS:
+                return self._priced(chunks, request.model or self.model)
             return chunks
-        output = OutputSpec.of(response_model)
-        return self._structured_stream(self._structured_request(request, output, structured_mode), output)
+        constrained = structured_request(self, request, output, request.structured_mode)
+        return structured_stream(self, constrained, output)
+
+    def _bind(self, request: Request) -> Request:
+        """``request`` for this provider: its model, the call's parameters checked against the
+        ones it accepts and merged over its defaults, the timeout resolved. A bound request is
+        returned as it is."""
+        if request.bound:
+            return request
+        params = request.params
+        if params:
+            validate_params(params, self._params, where=f"{self.name}.generate()")
+            merged = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
+        else:
+            merged = dict(self.defaults)
+        merged.pop("timeout", None)
+        # an explicit timeout=None on the call means "no limit", not "the default"
+        timeout = Timeout.of(params["timeout"]) if "timeout" in params else self.timeout
+        self._check_extras(request)
+        return replace(request, model=self.model, params=merged, timeout=timeout)
+
+    def _check_extras(self, request: Request) -> None:
+        """Refuse ``extra_body``/``extra_headers``/``extra_query`` this provider cannot send
+        (default: all are sent as they are)."""
 
     async def _priced(self, chunks: AsyncIterator[StreamChunk], model: str) -> AsyncIterator[StreamChunk]:
         """``chunks`` with the answer's cost on the last one."""
@@ -383,17 +306,7 @@ class AsyncProvider(abc.ABC):
             "openai-compatible server with /v1/embeddings, or huggingface (in process)."
         )
 
-    async def acount_tokens(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message | dict[str, Any]] | None = None,
-        system_prompt: str | None = None,
-        tools: Sequence[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        media: Sequence[Any] | None = None,
-        **params: Any,
-    ) -> int:
+    async def acount_tokens(self, prompt: str | None = None, **kwargs: Unpack[CallKwargs]) -> int:
         """The input tokens this call would take, counted by the back end itself (its chat
         template and tokenizer): the ``input_tokens`` the same call reports.
 
@@ -401,9 +314,9 @@ class AsyncProvider(abc.ABC):
         prompted to it. ``ConfigurationError`` when this back end cannot count without
         answering (its API has no tokenizer).
         """
-        request = self._build_request(prompt, messages, system_prompt, tools, tool_choice, media, params)
-        if await self._tools_prompted(request):
-            request = self._prompted_request(request)
+        request = self._bind(build_request(prompt, **kwargs))
+        if await tools_prompted(self, request):
+            request = prompted_request(self, request)
         count = await self._count_tokens(request)
         if count is None:
             raise ConfigurationError(
@@ -467,308 +380,9 @@ class AsyncProvider(abc.ABC):
         """Ask the server what the model can do (the provider's defaults when it cannot say)."""
         return self.capabilities
 
-    # -- tools: native, or prompted for models that ignore them ------------------------------
-
-    async def _tools_prompted(self, request: Request) -> bool:
-        if not request.tools or request.tool_choice == "none":
-            return False
-        kind = forced_kind(request.tool_choice)
-        if kind is not None and (kind not in self.forced_choices or kind in self._ignored_choices):
-            return True
-        return (await self.acapabilities()).tools is False
-
-    def _prompted_request(self, request: Request) -> Request:
-        """The request rewritten for prompted tools (the forced call constrained where possible)."""
-        messages = prompted_messages(request.messages, request.tools, request.tool_choice)
-        out = replace(
-            request, messages=messages, tools=[], tool_choice=None, prompted_tools=list(request.tools)
-        )
-        schema = call_schema(request.tools, request.tool_choice)
-        if schema is not None:
-            modes = [m for m in self._structured_modes(out) if m in ("native", "grammar")]
-            if modes:
-                out = replace(
-                    out, output=OutputSpec.from_schema(schema, TOOL_CALL_OUTPUT), structured_mode=modes[0]
-                )
-        return out
-
-    @staticmethod
-    def _strategy(request: Request) -> str:
-        if not request.prompted_tools:
-            return "native"
-        return "prompted+grammar" if request.structured_mode in ("native", "grammar") else "prompted"
-
-    async def _generate(self, request: Request, *, enforce: bool = True) -> GenerateResponse:
-        """``_complete``, with tools prompted and parsed back for a model that ignores them.
-
-        A forced choice answered natively without a call (the server ignored it) is asked again
-        with prompted tools and the call under the grammar, and that strategy is kept for later
-        calls. With ``enforce``, a forced choice that still has no whole call raises
-        (``features.tools.forced``): a cut call, or prose, is never returned as the answer.
-        """
-        if not request.tools:
-            return await self._complete(request)
-        kind = forced_kind(request.tool_choice)
-        ignored: GenerateResponse | None = None
-        if not await self._tools_prompted(request):
-            response = await self._complete(request)
-            response.tool_strategy = "native"
-            if kind is None or response.tool_calls:
-                return self._forced_kept(request, response, constrained=True) if enforce else response
-            self._ignored_choices.add(kind)  # prose to a forced choice: this server ignores it
-            ignored = response
-        prompted = self._prompted_request(request)
-        response = await self._complete(prompted)
-        prose, calls = parse_text_calls(response.content)
-        if calls:
-            response.content, response.tool_calls, response.finish_reason = prose.strip(), calls, "tool_calls"
-        response.tool_strategy = self._strategy(prompted)
-        if ignored is not None and ignored.usage and response.usage:
-            response.usage = ignored.usage + response.usage
-        if not enforce:
-            return response
-        return self._forced_kept(request, response, constrained=response.tool_strategy == "prompted+grammar")
-
-    def _forced_kept(
-        self, request: Request, response: GenerateResponse, *, constrained: bool
-    ) -> GenerateResponse:
-        """``response``, or the typed error when it breaks the promise of a forced choice."""
-        if forced_kind(request.tool_choice) is None:
-            return response
-        if response.finish_reason == "length":
-            text = response.content + "".join(c.arguments_json() for c in response.tool_calls)
-            raise cut_call_error(request.tool_choice, text, response.usage)
-        if not response.tool_calls:
-            raise no_call_error(
-                self.name,
-                self.model,
-                request.tool_choice,
-                response.content,
-                response.finish_reason,
-                constrained,
-            )
-        return response
-
-    async def _tool_stream(self, request: Request, *, enforce: bool = True) -> AsyncIterator[StreamChunk]:
-        """``_stream`` with tools; prompted ones stream their prose and hand each call over whole.
-
-        A forced choice streamed natively holds its text back until a call shows (a server that
-        ignores the choice is then asked again prompted, as in ``_generate``); with ``enforce``,
-        a forced choice that ends without a whole call raises after the last text.
-        """
-        if await self._tools_prompted(request):
-            chunks = self._prompted_stream(request, enforce=enforce)
-        elif forced_kind(request.tool_choice) is not None:
-            chunks = self._forced_stream(request, enforce=enforce)
-        else:
-            chunks = self._stream(request)
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    async def _prompted_stream(self, request: Request, *, enforce: bool) -> AsyncIterator[StreamChunk]:
-        prompted = self._prompted_request(request)
-        chunks = self._stream(prompted)
-        parser = TextCallStream()
-        written: list[str] = []
-        try:
-            async for chunk in chunks:
-                written.append(chunk.content)
-                if chunk.finish_reason is not None:
-                    tail = parser.finish()
-                    if tail:
-                        yield StreamChunk(content=tail, model=chunk.model)
-                    chunk.tool_calls = parser.take()
-                    if chunk.tool_calls:
-                        chunk.finish_reason = "tool_calls"
-                    elif enforce:  # the text of the answer was handed on: now say what it lacks
-                        answer = GenerateResponse(
-                            content="".join(written), finish_reason=chunk.finish_reason, usage=chunk.usage
-                        )
-                        self._forced_kept(
-                            request, answer, constrained=self._strategy(prompted) == "prompted+grammar"
-                        )
-                    yield chunk
-                elif chunk.content:
-                    text = parser.feed(chunk.content)
-                    if text:
-                        chunk.content = text
-                        yield chunk
-        finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    async def _forced_stream(self, request: Request, *, enforce: bool) -> AsyncIterator[StreamChunk]:
-        held: list[StreamChunk] = []
-        called = False
-        arguments: list[str] = []
-        chunks = self._stream(request)
-        try:
-            async for chunk in chunks:
-                arguments += [d.arguments_fragment for d in chunk.tool_call_deltas]
-                called = called or bool(chunk.tool_call_deltas or chunk.tool_calls)
-                if not called:
-                    held.append(chunk)
-                    continue
-                for earlier in held:
-                    yield earlier
-                held.clear()
-                if enforce and chunk.finish_reason == "length":
-                    raise cut_call_error(request.tool_choice, "".join(arguments), chunk.usage)
-                yield chunk
-        finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if called:
-            return
-        kind = forced_kind(request.tool_choice)
-        assert kind is not None
-        self._ignored_choices.add(kind)  # prose to a forced choice: this server ignores it
-        again = self._prompted_stream(request, enforce=enforce)
-        try:
-            async for chunk in again:
-                yield chunk
-        finally:
-            aclose = getattr(again, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
     def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
         """The structured-output modes this provider can apply, the default first."""
         return ("prompt",)
-
-    # -- structured output --------------------------------------------------------
-
-    def _structured_request(
-        self, request: Request, output: OutputSpec[Any], mode: StructuredMode | None
-    ) -> Request:
-        supported = self._structured_modes(request)
-        if mode is None:
-            mode = supported[0]
-        elif mode not in STRUCTURED_MODES:
-            raise ConfigurationError(
-                f"structured_mode must be one of {', '.join(STRUCTURED_MODES)}; got {mode!r}."
-            )
-        elif mode not in supported:
-            raise ConfigurationError(
-                f"{self.name} (model {self.model!r}) cannot apply structured_mode={mode!r}; "
-                f"it can: {', '.join(supported)}."
-            )
-        if mode == "tool":  # the answer comes as the arguments of a forced tool call
-            tools = [*request.tools, structured_tool(output)]
-            choice = STRUCTURED_TOOL if not request.tools else "required"
-            return replace(request, tools=tools, tool_choice=choice, output=output, structured_mode=mode)
-        messages = [Message("system", output.instruction), *request.messages]
-        return replace(request, messages=messages, output=output, structured_mode=mode)
-
-    async def _structured_answer(self, request: Request, output: OutputSpec[T], retries: int) -> T:
-        answers: list[str] = []
-        errors: list[Any] = []
-        usage = Usage()
-        messages = request.messages
-        response = GenerateResponse()
-        tool_mode = request.structured_mode == "tool"  # a forced call: prompted where tools are ignored
-        for _ in range(retries + 1):
-            attempt = replace(request, messages=messages)
-            response = await (
-                self._generate(attempt, enforce=False) if tool_mode else self._complete(attempt)
-            )
-            usage = usage + response.usage if response.usage else usage
-            answer = _answer_text(response)
-            answers.append(answer)
-            if response.finish_reason == "length":
-                break  # a cut answer: asking again with the same max_tokens cuts it again
-            try:
-                return output.parse(answer)
-            except ValidationFailure as failure:
-                errors = failure.errors
-                reask = reask_messages(answer, failure.errors, cut=False)
-                messages = [*messages, *(Message.from_dict(m) for m in reask)]
-        raise _structured_error(output, answers, errors, response.finish_reason, usage)
-
-    async def _structured_stream(self, request: Request, output: OutputSpec[T]) -> AsyncIterator[T]:
-        text: list[str] = []
-        last: Any = None
-        finish: str | None = None
-        usage: Usage | None = None
-        chunks = (
-            self._tool_stream(request, enforce=False)
-            if request.structured_mode == "tool"
-            else self._stream(request)
-        )
-        tool_index: int | None = None  # "tool" mode: the answer streams as the call's arguments
-        try:
-            async for chunk in chunks:
-                piece = chunk.content
-                for delta in chunk.tool_call_deltas:
-                    if delta.name == STRUCTURED_TOOL:
-                        tool_index = delta.index
-                    if delta.index == tool_index:
-                        piece += delta.arguments_fragment
-                if not chunk.tool_call_deltas:
-                    for call in chunk.tool_calls:  # delivered whole (no fragments were streamed)
-                        if call.name == STRUCTURED_TOOL and not text:
-                            piece += call.arguments_json()
-                if piece:
-                    text.append(piece)
-                    value = output.partial("".join(text))
-                    if value is not None and value != last:
-                        last = value
-                        yield value
-                finish = chunk.finish_reason or finish
-                usage = chunk.usage or usage
-        finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        answer = "".join(text)
-        if finish != "length":
-            try:
-                yield output.parse(answer)
-                return
-            except ValidationFailure as failure:
-                raise _structured_error(output, [answer], failure.errors, finish, usage) from None
-        raise _structured_error(output, [answer], [], finish, usage)
-
-    # -- normalisation ----------------------------------------------------------
-
-    def _build_request(
-        self,
-        prompt: str | None,
-        messages: Sequence[Message | dict[str, Any]] | None,
-        system_prompt: str | None,
-        tools: Sequence[Any] | None,
-        tool_choice: str | dict[str, Any] | None,
-        media: Sequence[Any] | None,
-        params: dict[str, Any],
-    ) -> Request:
-        if params:
-            validate_params(params, self._params, where=f"{self.name}.generate()")
-            merged = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
-        else:
-            merged = dict(self.defaults)
-        merged.pop("timeout", None)
-        # an explicit timeout=None on the call means "no limit", not "the default"
-        timeout = Timeout.of(params["timeout"]) if "timeout" in params else self.timeout
-        built = _messages(prompt, messages, system_prompt, media)
-        specs = to_tool_specs(tools) if tools else []
-        return Request(
-            model=self.model,
-            messages=built,
-            params=merged,
-            timeout=timeout,
-            tools=specs,
-            tool_choice=normalise_tool_choice(tool_choice, specs),
-        )
-
-
-_MESSAGE_SHAPE = "a list of messages such as [{'role': 'user', 'content': 'Hi'}] (dicts or Message objects)"
 
 
 def _texts(texts: Any) -> list[str]:
@@ -777,90 +391,3 @@ def _texts(texts: Any) -> list[str]:
     if not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) for t in texts):
         raise ConfigurationError(f"embed() takes a string or a non-empty list of strings; got {texts!r}.")
     return list(texts)
-
-
-def _message_list(messages: Any) -> list[Message]:
-    if messages is None:
-        return []
-    if isinstance(messages, (str, bytes, Mapping, Message)) or not isinstance(messages, Sequence):
-        raise ConfigurationError(
-            f"messages must be {_MESSAGE_SHAPE}; got {type(messages).__name__}"
-            + (" (pass a prompt string as the first argument instead)" if isinstance(messages, str) else "")
-            + "."
-        )
-    built: list[Message] = []
-    for index, item in enumerate(messages):
-        if isinstance(item, Message):
-            built.append(item)
-        elif isinstance(item, Mapping):
-            built.append(Message.from_dict(item, where=f"messages[{index}]"))
-        else:
-            raise ConfigurationError(
-                f"messages[{index}] is a {type(item).__name__}; messages must be {_MESSAGE_SHAPE}."
-            )
-    return built
-
-
-def _messages(
-    prompt: str | None,
-    messages: Sequence[Message | dict[str, Any]] | None,
-    system_prompt: str | None,
-    media: Sequence[Any] | None,
-) -> list[Message]:
-    if prompt is not None and not isinstance(prompt, str):
-        raise ConfigurationError(f"prompt must be a string; got {type(prompt).__name__}.")
-    built = _message_list(messages)
-    if system_prompt:
-        built.insert(0, Message("system", system_prompt))
-    if prompt is not None:
-        built.append(Message("user", prompt))
-    if not any(m.role != "system" for m in built):
-        raise ConfigurationError("Nothing to answer: give a prompt or messages with a user turn.")
-    if media:
-        from abstractcore.features.media import load_media
-
-        images = load_media(media)
-        for index in range(len(built) - 1, -1, -1):
-            if built[index].role == "user":
-                message = built[index]
-                parts: list[ContentPart] = (
-                    [TextPart(message.content)] if isinstance(message.content, str) else list(message.content)
-                )
-                built[index] = replace(message, content=[*parts, *images])
-                break
-        else:
-            raise ConfigurationError("media needs a user message to attach to.")
-    return built
-
-
-def _answer_text(response: GenerateResponse) -> str:
-    """The answer to validate: the text, or the arguments of the structured-output tool call."""
-    for call in response.tool_calls:
-        if call.name == STRUCTURED_TOOL:
-            return call.arguments_json()
-    return response.content
-
-
-def _structured_error(
-    output: OutputSpec[Any], answers: list[str], errors: list[Any], finish: str | None, usage: Usage | None
-) -> StructuredOutputError:
-    cut = finish == "length"
-    if cut:
-        message = (
-            f"The model's answer was cut by max_tokens before the {output.name} was complete "
-            f"({len(answers[-1]) if answers else 0} characters); raise max_tokens."
-        )
-    else:
-        tries = f" after {len(answers)} attempts" if len(answers) > 1 else ""
-        message = (
-            f"The model's answer is not a valid {output.name}{tries}: {errors[:3]!r}. Try a larger "
-            "model, a lower temperature, a clearer prompt or a larger max_retries."
-        )
-    return StructuredOutputError(
-        message,
-        raw=answers[-1] if answers else None,
-        attempts=answers,
-        validation_errors=errors,
-        finish_reason=finish,
-        usage=usage,
-    )

@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 from abstractcore.core.config import check_base_url
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.secrets import Secret
+from abstractcore.features.request import Request
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.transport.error_mapping import ErrorMapper, ErrorTable
-from abstractcore.transport.http import HttpClient
+from abstractcore.transport.http import HttpClient, RequestExtras
 
 __all__ = ["HttpProvider"]
 
@@ -130,6 +131,13 @@ class HttpProvider(AsyncProvider):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+    @staticmethod
+    def _extras(request: Request) -> RequestExtras | None:
+        """The call's ``extra_body``/``extra_headers``/``extra_query``, for the transport to merge."""
+        if not (request.extra_body or request.extra_headers or request.extra_query):
+            return None
+        return RequestExtras(request.extra_body, request.extra_headers, request.extra_query)
 
     async def aclose(self) -> None:
         """Close the pooled connections opened on the running event loop."""

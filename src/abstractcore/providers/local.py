@@ -183,6 +183,21 @@ class LocalProvider(AsyncProvider):
         """A grammar built from the schema constrains decoding in process (or the prompt only)."""
         return ("grammar", "prompt")
 
+    def _check_extras(self, request: Request) -> None:
+        """In process there is no wire: ``extra_headers``/``extra_query`` are refused, and so is an
+        ``extra_body`` field (the engines take no option beyond the generation parameters)."""
+        for name in ("extra_headers", "extra_query"):
+            if getattr(request, name):
+                raise ConfigurationError(
+                    f"{name} is for HTTP providers; {self.name} runs the model in process."
+                )
+        if request.extra_body:
+            raise ConfigurationError(
+                f"{self.name} runs the model in process, and its engine knows no extra_body field "
+                f"({', '.join(sorted(request.extra_body))}); pass generation parameters by name "
+                f"({', '.join(sorted(self._params - {'timeout'}))})."
+            )
+
     def _spec(self, request: Request) -> GenerationSpec:
         if request.tools and self.capabilities.tools is False:
             raise ConfigurationError(

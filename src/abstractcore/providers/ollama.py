@@ -144,6 +144,7 @@ class OllamaProvider(HttpProvider):
             self._body(request, stream=False),
             model=request.model,
             timeout=request.timeout,
+            extras=self._extras(request),
         )
         if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
             raise ResponseFormatError(
@@ -161,6 +162,7 @@ class OllamaProvider(HttpProvider):
             self._body(request, stream=True),
             model=request.model,
             timeout=request.timeout,
+            extras=self._extras(request),
             framing="ndjson",
             is_error=is_error_line,
             is_last=is_done_line,

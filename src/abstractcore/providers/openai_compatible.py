@@ -245,6 +245,7 @@ class OpenAICompatibleProvider(HttpProvider):
                 self._body(request, stream=False),
                 model=request.model,
                 timeout=request.timeout,
+                extras=self._extras(request),
             )
         except BadRequestError as exc:
             if not self._refused_json_schema(request, exc):
@@ -255,6 +256,7 @@ class OpenAICompatibleProvider(HttpProvider):
                 self._body(request, stream=False),
                 model=request.model,
                 timeout=request.timeout,
+                extras=self._extras(request),
             )
         return self._response(data, request)
 
@@ -304,6 +306,7 @@ class OpenAICompatibleProvider(HttpProvider):
             self._body(request, stream=True),
             model=request.model,
             timeout=request.timeout,
+            extras=self._extras(request),
             done_marker="[DONE]",
             require_end=False,
         )
@@ -472,6 +475,7 @@ class OpenAICompatibleProvider(HttpProvider):
                 self._body(request, stream=False),
                 model=request.model,
                 timeout=request.timeout,
+                extras=self._extras(request),
             )
         except Exception as exc:  # the typed error the server gives the plain request
             return exc

@@ -23,7 +23,9 @@ import logging
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
 
 import anyio
 import sniffio
@@ -55,7 +57,18 @@ from abstractcore.transport.sse import SSEDecoder
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["HttpClient", "close_clients_of_running_loop"]
+__all__ = ["HttpClient", "RequestExtras", "close_clients_of_running_loop"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestExtras:
+    """A call's escape hatch (``extra_body``, ``extra_headers``, ``extra_query``): merged into the
+    JSON body's top level, the headers and the URL's query, after everything else."""
+
+    body: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, Any] = field(default_factory=dict)
+
 
 logger = logging.getLogger("abstractcore.http")
 
@@ -198,9 +211,22 @@ class HttpClient:
     # -- requests ---------------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, body: Any, timeout: Timeout | None, headers: Mapping[str, str] | None
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        timeout: Timeout | None,
+        headers: Mapping[str, str] | None,
+        extras: RequestExtras | None = None,
     ) -> HttpRequest:
         url = path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
+        if extras is not None:
+            if extras.body and isinstance(body, dict):
+                body = {**body, **extras.body}  # top-level fields, as the OpenAI SDK merges them
+            if extras.headers:
+                headers = {**(headers or {}), **extras.headers}
+            if extras.query:
+                url += ("&" if "?" in url else "?") + urlencode(extras.query, doseq=True)
         content = None if body is None else _ENCODER.encode(body).encode()
         all_headers = {**self._headers, **headers} if headers else self._headers
         return HttpRequest(method, url, all_headers, content, timeout or self.timeout)
@@ -281,9 +307,12 @@ class HttpClient:
         model: str | None = None,
         timeout: Timeout | None = None,
         headers: Mapping[str, str] | None = None,
+        extras: RequestExtras | None = None,
     ) -> Any:
-        """Send a request and return its JSON reply (``ResponseFormatError`` if it is not JSON)."""
-        request = self._request(method, path, body, timeout, headers)
+        """Send a request and return its JSON reply (``ResponseFormatError`` if it is not JSON).
+
+        ``extras`` (a call's ``extra_body``/``extra_headers``/``extra_query``) are merged in last."""
+        request = self._request(method, path, body, timeout, headers, extras)
         response = await self._send(request, stream=False, model=model)
         raw = await response.read()
         try:
@@ -311,6 +340,7 @@ class HttpClient:
         end_name: str = "its end",
         headers: Mapping[str, str] | None = None,
         method: str = "POST",
+        extras: RequestExtras | None = None,
     ) -> AsyncGenerator[list[Any], None]:
         """POST ``body`` and yield the stream's decoded JSON events, in batches (one per network read).
 
@@ -321,7 +351,7 @@ class HttpClient:
         that ends before the end (when ``require_end``) raises
         ``ProviderConnectionError``. Retried only before the first event.
         """
-        request = self._request(method, path, body, timeout, headers)
+        request = self._request(method, path, body, timeout, headers, extras)
         response = await self._send(request, stream=True, model=model)
         ended = False
         try:
