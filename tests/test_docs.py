@@ -40,8 +40,8 @@ _UP_PATH = re.compile(r"(?<![\w./-])\.\./[\w./-]*\w")
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _BARE_MD = re.compile(r"(?<![\w./-])([\w-]+\.md)\b")
 _PACKAGE_PATH = re.compile(
-    r"`((?:core|transport|engines|features|providers|server|wire)/[\w/]*\.py|_sync\.py|_llm_base\.py"
-    r"|registry\.py|router\.py|run\.py|session\.py|batch\.py|cli\.py)`(\s*\(planned\))?"
+    r"`((?:core|transport|engines|features|providers|server|wire|router)/[\w/]*\.py|_sync\.py|_llm_base\.py"
+    r"|registry\.py|run\.py|session\.py|batch\.py|cli\.py)`(\s*\(planned\))?"
 )
 _MODULE = re.compile(r"(?<![\w.])(abstract(?:core|llm)(?:\.\w+)+)")
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)

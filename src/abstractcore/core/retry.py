@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from abstractcore.core.errors import ConfigurationError, is_retryable
+
 __all__ = ["RetryConfig"]
 
 
@@ -19,7 +21,8 @@ class RetryConfig:
     """How failed requests are retried.
 
     ``max_attempts`` counts the first try: ``max_attempts=1`` disables retries.
-    Retried: connection errors, timeouts, 408, 409, 429 and 5xx. A
+    Retried: connection errors, timeouts, 408, 409, 429 and 5xx (the errors whose
+    class says ``retryable``, see ``core/errors.py``). A
     ``Retry-After`` / ``retry-after-ms`` header is honoured when it is at most
     ``max_retry_after`` seconds; a longer ``Retry-After`` raises the
     ``RateLimitError`` at once (a router moves to its next model). Otherwise the delay is
@@ -35,8 +38,6 @@ class RetryConfig:
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
-        from abstractcore.core.errors import ConfigurationError
-
         if self.max_attempts < 1:
             raise ConfigurationError(
                 f"RetryConfig.max_attempts must be >= 1 (1 disables retries); got {self.max_attempts}."
@@ -47,6 +48,15 @@ class RetryConfig:
             raise ConfigurationError(
                 f"RetryConfig.exponential_base must be >= 1; got {self.exponential_base}."
             )
+
+    def retries(self, error: BaseException, attempt: int) -> bool:
+        """Whether to send the request again after ``error`` ended try number ``attempt``: a
+        retryable error, tries left, and no ``Retry-After`` longer than ``max_retry_after`` (a
+        retry before the server's time only fails again)."""
+        if attempt >= self.max_attempts or not is_retryable(error):
+            return False
+        retry_after = getattr(error, "retry_after", None)
+        return retry_after is None or retry_after <= self.max_retry_after
 
     def delay(self, retry_number: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry_number`` (1 = first retry)."""

@@ -1,8 +1,9 @@
 """Errors as each API writes them: one ``ApiError`` per failure, two wire shapes, the status for
 every abstractcore error.
 
-``from_exception`` decides the status (400 for a bad request, 404 for an unknown model, the back
-end's own 429 / 5xx passed through, 502 for a back end that failed otherwise); ``openai_body`` and
+``from_exception`` answers with the status the error's class names (``http_status_of``, the table
+in ``core/errors.py``: 400 for a bad request, 404 for an unknown model, the back end's own
+429 / 5xx passed through, 502 for a back end that failed otherwise); ``openai_body`` and
 ``anthropic_body`` write it the way each API does. Messages come from abstractcore's errors, which
 the transport has already scrubbed of the back end's key; nothing else of an exception (its
 traceback, its fields) reaches a client.
@@ -16,15 +17,9 @@ from typing import Any
 from abstractcore.core.errors import (
     AbstractCoreError,
     AuthenticationError,
-    ConfigurationError,
     ContextLengthExceededError,
-    ModelNotFoundError,
     PermissionDeniedError,
-    ProviderConnectionError,
-    ProviderStatusError,
-    ProviderTimeoutError,
-    RateLimitError,
-    ResponseFormatError,
+    http_status_of,
 )
 
 __all__ = ["ApiError", "anthropic_body", "from_exception", "openai_body"]
@@ -93,39 +88,37 @@ def anthropic_body(error: ApiError, request_id: str) -> dict[str, Any]:
     }
 
 
-def _passed_through(exc: ProviderStatusError) -> ApiError:
-    status = exc.status_code or 502
-    if status == 429 or isinstance(exc, RateLimitError):
-        return ApiError(429, exc.message, kind="rate_limit", retry_after=exc.retry_after)
-    if status < 500:
-        status = 502  # a 4xx the back end gave the server, not the client's fault: a bad gateway
-    kind = "overloaded" if status in (503, 529) else "timeout" if status == 504 else "server"
-    return ApiError(status, exc.message, kind=kind, retry_after=exc.retry_after)
+#: The kind of each status abstractcore's errors answer with (any other: "server").
+_STATUS_KINDS = {
+    400: "invalid_request",
+    404: "not_found",
+    429: "rate_limit",
+    503: "overloaded",
+    529: "overloaded",
+    504: "timeout",
+}
 
 
 def from_exception(exc: BaseException) -> ApiError:
-    """The ``ApiError`` for anything a handler raised (unexpected ones are logged, not shown)."""
+    """The ``ApiError`` for anything a handler raised (unexpected ones are logged, not shown).
+
+    The status is the error class's (``http_status_of``: the table in ``core/errors.py``)."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, ConfigurationError):  # an argument the back end refused before sending
-        return ApiError(400, str(exc))
+    if not isinstance(exc, AbstractCoreError):
+        log.error("unexpected error while answering", exc_info=exc)
+        return ApiError(500, "The server failed to answer this request (see its log).", kind="server")
+    status = http_status_of(exc)
     if isinstance(exc, ContextLengthExceededError):
-        return ApiError(400, exc.message, kind="context_length")
-    if isinstance(exc, ModelNotFoundError):
-        return ApiError(404, exc.message, kind="not_found")
+        return ApiError(status, exc.message, kind="context_length")
+    kind = _STATUS_KINDS.get(status, "server")
+    message = exc.message
     if isinstance(exc, (AuthenticationError, PermissionDeniedError)):
-        log.warning("back end refused the server's credentials: %s", exc.message)
-        return ApiError(502, f"The server's back end refused its credentials: {exc.message}", kind="server")
-    if isinstance(exc, ProviderStatusError):
-        if exc.status_code in (400, 413, 422):
-            return ApiError(400, exc.message)
-        return _passed_through(exc)
-    if isinstance(exc, ProviderTimeoutError):
-        return ApiError(504, exc.message, kind="timeout")
-    if isinstance(exc, (ProviderConnectionError, ResponseFormatError)):
-        return ApiError(502, exc.message, kind="server")
-    if isinstance(exc, AbstractCoreError):
-        log.warning("%s: %s", type(exc).__name__, exc.message)
-        return ApiError(500, exc.message, kind="server")
-    log.error("unexpected error while answering", exc_info=exc)
-    return ApiError(500, "The server failed to answer this request (see its log).", kind="server")
+        log.warning("back end refused the server's credentials: %s", message)
+        message = f"The server's back end refused its credentials: {message}"
+    elif exc.http_status == 500:
+        log.warning("%s: %s", type(exc).__name__, message)
+    # the back end's own Retry-After goes with its status, passed through
+    passed = exc.http_status is None and status != 400
+    retry_after = getattr(exc, "retry_after", None) if passed else None
+    return ApiError(status, message, kind=kind, retry_after=retry_after)

@@ -35,11 +35,8 @@ from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
     ProviderConnectionError,
     ProviderError,
-    ProviderStatusError,
     ProviderTimeoutError,
-    RateLimitError,
     ResponseFormatError,
-    ServerError,
 )
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.secrets import Secret
@@ -72,7 +69,6 @@ class RequestExtras:
 
 logger = logging.getLogger("abstractcore.http")
 
-_RETRY_STATUSES = frozenset({408, 409, 429})
 #: Stream events handed on per batch. A network read can hold ~1,400 events; parsing them all
 #: before yielding keeps them alive at once and triggers garbage collections (measured: 0.51x of
 #: bare aiohttp per read, 0.71x with batches of 64).
@@ -90,14 +86,6 @@ def _loop_key() -> tuple[str, object]:
 
         return library, trio.lowlevel.current_trio_token()
     return library, object()
-
-
-def _is_retryable(error: ProviderError) -> bool:
-    if isinstance(error, ProviderConnectionError):
-        return True
-    if isinstance(error, (RateLimitError, ServerError)):
-        return True
-    return isinstance(error, ProviderStatusError) and error.status_code in _RETRY_STATUSES
 
 
 _LIVE: weakref.WeakSet[HttpClient] = weakref.WeakSet()
@@ -258,12 +246,9 @@ class HttpClient:
                 if response.status < 400:
                     return response
                 error = await self._status_error(response, request, model)
-            if attempt >= self.retry.max_attempts or not _is_retryable(error):
+            if not self.retry.retries(error, attempt):
                 raise error
-            retry_after = getattr(error, "retry_after", None)
-            if retry_after is not None and retry_after > self.retry.max_retry_after:
-                raise error  # the server asks for a longer wait than allowed: retrying early only fails again
-            delay = self.retry.delay(attempt, retry_after)
+            delay = self.retry.delay(attempt, getattr(error, "retry_after", None))
             logger.info(
                 "%s %s failed (%s); retry %d of %d in %.2fs",
                 request.method,
