@@ -224,7 +224,8 @@ class LlamaCppEngine(Engine):
             kwargs["n_gpu_layers"] = self.n_gpu_layers
         if self.n_threads is not None:
             kwargs["n_threads"] = self.n_threads
-        with llamacpp_native.model_params(llamacpp_native.use_extra_buffers(llama_cpp, self.repack)):
+        repack = llamacpp_native.use_extra_buffers(llama_cpp, self.repack)
+        with llamacpp_native.model_params(repack), llamacpp_native.default_attention():
             self._llama = _counting_llama(llama_cpp)(**kwargs)
         _LIVE.add(self)
 
