@@ -32,7 +32,7 @@ LAYERS = {
     "__main__": 7,
 }
 #: Provider modules other providers may build on.
-PROVIDER_BASES = {"base", "http", "local", "batching", "openai_compatible"}
+PROVIDER_BASES = {"base", "http", "local", "openai_compatible"}
 
 
 def _part(module: str) -> str:
