@@ -37,11 +37,12 @@ MODULE_LAYERS = {
     "abstractcore.transport.httpx_transport": "transport",
     "abstractcore.transport.ndjson": "transport",
     "abstractcore.transport.sse": "transport",
-    "abstractcore.transport.worker": "transport",
+    "abstractcore.transport.threads": "transport",
     # engines
     "abstractcore.engines": "engines",
     "abstractcore.engines.base": "engines",
     "abstractcore.engines.embedding": "engines",
+    "abstractcore.engines.worker": "engines",
     "abstractcore.engines.host": "engines",
     "abstractcore.engines.llamacpp": "engines",
     "abstractcore.engines.llamacpp_batch": "engines",
@@ -80,7 +81,6 @@ MODULE_LAYERS = {
     "abstractcore.providers": "providers",
     "abstractcore.providers.anthropic": "providers",
     "abstractcore.providers.base": "providers",
-    "abstractcore.providers.batching": "providers",
     "abstractcore.providers.http": "providers",
     "abstractcore.providers.huggingface": "providers",
     "abstractcore.providers.lmstudio": "providers",
@@ -136,7 +136,7 @@ MODULE_LAYERS = {
 PACKAGE_LAYERS: dict[str, str] = {}
 
 #: Provider modules other providers may build on.
-PROVIDER_BASES = {"base", "http", "local", "batching", "openai_compatible"}
+PROVIDER_BASES = {"base", "http", "local", "openai_compatible"}
 TOP_PACKAGES = ("abstractcore", "abstractllm")
 
 

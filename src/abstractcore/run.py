@@ -194,7 +194,7 @@ async def _call_tool(found: Tool, kwargs: dict[str, Any], timeout: float | None)
     ``timeout`` seconds, after which it is cancelled (a blocking one abandoned) and fails."""
     import anyio  # imported on first use: ``import abstractcore`` stays light
 
-    from abstractcore.transport.worker import run_in_daemon_thread
+    from abstractcore.transport.threads import run_in_daemon_thread
 
     function = found.function
     assert function is not None

@@ -133,6 +133,15 @@ class Engine(abc.ABC):
     def unload(self) -> None:
         """Drop the weights and close native handles; ``load`` may be called again."""
 
+    def close_at_exit(self, workers_stopped: bool) -> None:
+        """(interpreter exit, ``engines.host``) Free the model while Python is whole.
+
+        ``workers_stopped`` is False when a generation thread did not stop in time: it may still
+        be inside native code, so by default the model is then left alone. Bound every wait.
+        """
+        if workers_stopped:
+            self.unload()
+
     def context_sizes(self) -> ContextSizes:
         """The model's trained context and the one this engine gives a request, read from the
         model's files when the weights are not loaded (never loads them)."""

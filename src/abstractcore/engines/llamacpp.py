@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,7 @@ from abstractcore.engines.base import (
     require,
 )
 from abstractcore.engines.embedding import GGUFEmbedder, close_llama
-from abstractcore.transport.exiting import exit_hook
-from abstractcore.transport.worker import stop_all_workers
+from abstractcore.engines.host import register
 
 __all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "LlamaCppEngine"]
 
@@ -45,26 +43,6 @@ PREFILL_CHUNK = 128
 _PASSTHROUGH = ("temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty")
 # llama-cpp-python's message when the prompt does not fit (llama.py, _create_completion)
 _TOO_LONG = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
-
-
-_LIVE: weakref.WeakSet[LlamaCppEngine] = weakref.WeakSet()
-
-
-def _close_all_at_exit() -> None:
-    """At exit: stop every generation thread, then close the models while Python is whole.
-
-    Native objects freed later, during interpreter finalisation, would log through the
-    Python callback into a half torn-down interpreter.
-    """
-    if stop_all_workers():
-        for engine in list(_LIVE):
-            try:
-                engine.unload()
-            except Exception:  # exiting anyway
-                pass
-
-
-exit_hook(_close_all_at_exit)
 
 
 class _Cancelled(Exception):
@@ -224,9 +202,10 @@ class LlamaCppEngine(Engine):
             kwargs["n_gpu_layers"] = self.n_gpu_layers
         if self.n_threads is not None:
             kwargs["n_threads"] = self.n_threads
-        with llamacpp_native.model_params(llamacpp_native.use_extra_buffers(llama_cpp, self.repack)):
+        repack = llamacpp_native.use_extra_buffers(llama_cpp, self.repack)
+        with llamacpp_native.model_params(repack), llamacpp_native.default_attention():
             self._llama = _counting_llama(llama_cpp)(**kwargs)
-        _LIVE.add(self)
+        register(self)
 
     @staticmethod
     def _prompt_kwargs(spec: GenerationSpec) -> dict[str, Any]:
@@ -344,7 +323,7 @@ class LlamaCppEngine(Engine):
             self._embedder = GGUFEmbedder(
                 self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers, repack=self.repack
             )
-            _LIVE.add(self)
+            register(self)
         return self._embedder.embed(texts, cancel)
 
     def _eog_ids(self) -> frozenset[int]:

@@ -65,9 +65,9 @@ from abstractcore.engines.base import (
     require,
 )
 from abstractcore.engines.embedding import GGUFEmbedder
+from abstractcore.engines.host import register
 from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool, gguf_trained_context
-from abstractcore.transport.exiting import exit_hook
-from abstractcore.transport.worker import EXIT_JOIN_SECONDS, stop_all_workers
+from abstractcore.engines.worker import EXIT_JOIN_SECONDS
 
 __all__ = [
     "AUTO_KV_BUDGET",
@@ -799,8 +799,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 # -- the engine ---------------------------------------------------------------------------------
 
-_LIVE: weakref.WeakSet[LlamaCppBatchEngine] = weakref.WeakSet()
-
 
 class LlamaCppBatchEngine(BatchEngine):
     """A GGUF model served to up to ``parallel`` requests at once by continuous batching.
@@ -866,7 +864,7 @@ class LlamaCppBatchEngine(BatchEngine):
             if self._scheduler is None:
                 self._scheduler = _Scheduler(llama_cpp, self.path, options)
                 self.parallel = self._scheduler.n_seq
-                _LIVE.add(self)
+                register(self)
 
     def submit(
         self, spec: GenerationSpec, emit: Callable[[str], None] | None, cancel: threading.Event
@@ -909,7 +907,7 @@ class LlamaCppBatchEngine(BatchEngine):
                 self._embedder = GGUFEmbedder(
                     self.path, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers, repack=self.repack
                 )
-                _LIVE.add(self)
+                register(self)
             embedder = self._embedder
         return embedder.embed(texts, cancel)
 
@@ -917,6 +915,11 @@ class LlamaCppBatchEngine(BatchEngine):
         """Cancel queued and running requests (they end "cancelled"), stop the scheduler thread
         and free the model and the contexts; ``load`` may be called again."""
         self._shutdown(timeout=None)
+
+    def close_at_exit(self, workers_stopped: bool) -> None:
+        """(interpreter exit) Stop the scheduler (aborting a step in progress, bounded) and free the
+        model, whether or not the worker threads stopped: the scheduler is not one of them."""
+        self._shutdown(timeout=EXIT_JOIN_SECONDS)
 
     def _shutdown(self, timeout: float | None) -> bool:
         with self._lock:
@@ -931,17 +934,3 @@ class LlamaCppBatchEngine(BatchEngine):
         del scheduler
         collect_garbage(ref)
         return stopped
-
-
-def _close_all_at_exit() -> None:
-    """At exit: stop the worker threads, then every scheduler (aborting a step in progress) and free
-    the models while Python is whole, so no thread is inside ``llama_decode`` during teardown."""
-    stop_all_workers()
-    for engine in list(_LIVE):
-        try:
-            engine._shutdown(timeout=EXIT_JOIN_SECONDS)
-        except Exception:  # exiting anyway
-            pass
-
-
-exit_hook(_close_all_at_exit)

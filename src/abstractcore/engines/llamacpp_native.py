@@ -233,6 +233,33 @@ def _hook_default_params(bindings: Any) -> None:
 
     llama_model_default_params._abstractcore_hook = True  # type: ignore[attr-defined]
     bindings.llama_model_default_params = llama_model_default_params
+    init_context = bindings.llama_init_from_model
+
+    def llama_init_from_model(model: Any, params: Any) -> Any:
+        if getattr(_override, "default_attention", False):
+            params.flash_attn_type = bindings.LLAMA_FLASH_ATTN_TYPE_AUTO
+        return init_context(model, params)
+
+    bindings.llama_init_from_model = llama_init_from_model
+
+
+@contextlib.contextmanager
+def default_attention() -> Iterator[None]:
+    """While active on this thread, a context ``llama_cpp.Llama`` creates gets llama.cpp's default
+    attention (``LLAMA_FLASH_ATTN_TYPE_AUTO``: flash attention where the device has it, as the batch
+    engine's context), not llama-cpp-python's ``flash_attn=False``.
+
+    The two kernels round differently: 9 of 20 greedy answers (``benchmarks/local_models.py``,
+    ``PROMPTS20``, 32 tokens) differed between ``parallel=1`` and ``parallel>1`` with the kernels
+    apart, 0 of 20 with them alike. ``Llama(flash_attn=True)`` would insist on flash attention
+    even where the device has none.
+    """
+    previous = getattr(_override, "default_attention", False)
+    _override.default_attention = True
+    try:
+        yield
+    finally:
+        _override.default_attention = previous
 
 
 def eog_ids(llama_cpp: Any, vocab: Any) -> frozenset[int]:

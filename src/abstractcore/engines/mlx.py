@@ -29,8 +29,7 @@ from abstractcore.engines.base import (
     plain_transcript,
     require,
 )
-from abstractcore.transport.exiting import exit_hook
-from abstractcore.transport.worker import stop_all_workers
+from abstractcore.engines.host import register
 
 __all__ = ["MLXEngine"]
 
@@ -53,27 +52,6 @@ def config_context(directory: Path) -> int:
     return 0
 
 
-_LIVE: weakref.WeakSet[MLXEngine] = weakref.WeakSet()
-
-
-def _unload_all_at_exit() -> None:
-    """At exit: stop the generation threads, then free every model while Python is whole.
-
-    MLX arrays still alive (a model, a generation's cache) when the interpreter
-    tears down aborted the process ("terminate called without an active
-    exception", exit 134) after a call was cut short by the exit.
-    """
-    stop_all_workers()
-    for engine in list(_LIVE):
-        try:
-            engine.unload()
-        except Exception:  # exiting anyway
-            pass
-
-
-exit_hook(_unload_all_at_exit)
-
-
 class MLXEngine(Engine):
     """A model directory loaded by ``mlx_lm.load``."""
 
@@ -94,7 +72,7 @@ class MLXEngine(Engine):
         """Load weights and tokenizer from the local directory."""
         mlx_lm = require("mlx_lm", "mlx", _WHAT)
         self._model, self._tokenizer = mlx_lm.load(str(self.path))
-        _LIVE.add(self)
+        register(self)
 
     def _context(self) -> int:
         args = getattr(self._model, "args", None)
@@ -211,6 +189,12 @@ class MLXEngine(Engine):
         """What decoding ``ids`` gives beyond ``sent`` (text mlx-lm's detokenizer still holds)."""
         full = str(self._tokenizer.decode(ids))
         return full[len(sent) :] if full.startswith(sent) else ""
+
+    def close_at_exit(self, workers_stopped: bool) -> None:
+        """(interpreter exit) Free the model even if a generation thread did not stop: MLX arrays
+        still alive (a model, a generation's cache) when the interpreter tears down aborted the
+        process ("terminate called without an active exception", exit 134)."""
+        self.unload()
 
     def unload(self) -> None:
         """Drop model and tokenizer, collect, and clear MLX's buffer cache."""

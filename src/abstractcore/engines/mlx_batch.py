@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -34,29 +33,15 @@ from abstractcore.engines.base import (
     StopMatcher,
     require,
 )
+from abstractcore.engines.host import register
 from abstractcore.engines.mlx import MLXEngine
 from abstractcore.engines.transformers import IncrementalDecoder
-from abstractcore.transport.exiting import exit_hook
-from abstractcore.transport.worker import EXIT_JOIN_SECONDS
+from abstractcore.engines.worker import EXIT_JOIN_SECONDS
 
 __all__ = ["MLXBatchEngine"]
 
 _WHAT = "Running MLX models"
 _log = logging.getLogger(__name__)
-_LIVE: weakref.WeakSet[MLXBatchEngine] = weakref.WeakSet()
-
-
-def _stop_all_at_exit() -> None:
-    """At exit: end every scheduler thread before MLX is torn down (no step left running)."""
-    for engine in list(_LIVE):
-        engine._exiting = True  # from now on unload() waits at most EXIT_JOIN_SECONDS
-        try:
-            engine._stop(EXIT_JOIN_SECONDS)
-        except Exception:  # exiting anyway
-            pass
-
-
-exit_hook(_stop_all_at_exit)
 
 
 class _Handle:
@@ -129,7 +114,13 @@ class MLXBatchEngine(BatchEngine, MLXEngine):
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="abstractcore-mlx-batch", daemon=True)
         self._thread.start()
-        _LIVE.add(self)
+        register(self)
+
+    def close_at_exit(self, workers_stopped: bool) -> None:
+        """(interpreter exit) End the scheduler thread (waiting at most ``EXIT_JOIN_SECONDS``) before
+        MLX is torn down, then free the model."""
+        self._exiting = True
+        self.unload()
 
     def unload(self) -> None:
         """Cancel queued and running requests (they end "cancelled"), stop the thread, drop the model."""

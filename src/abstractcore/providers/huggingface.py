@@ -50,7 +50,7 @@ from abstractcore.engines.llamacpp_batch import (
 )
 from abstractcore.engines.model_files import EMBEDDED_MODEL, embedded_gguf, gguf_files, locate
 from abstractcore.engines.transformers import TransformersEngine, check_device, check_dtype
-from abstractcore.providers.batching import BatchingLocalProvider
+from abstractcore.providers.local import LocalProvider
 
 __all__ = ["HuggingFaceProvider"]
 
@@ -74,7 +74,7 @@ def _positive_int(
     return value
 
 
-class HuggingFaceProvider(BatchingLocalProvider):
+class HuggingFaceProvider(LocalProvider):
     """Hugging Face models in process: GGUF through llama.cpp, the rest through transformers."""
 
     name: ClassVar[str] = "huggingface"

@@ -1,10 +1,12 @@
 """The shared base of in-process providers ("huggingface", "mlx").
 
-A provider here owns an ``Engine`` (one back end: llama.cpp, transformers or
-MLX) and a ``ModelWorker`` (the thread bridge). The model is loaded lazily,
-in the worker thread, on the first call; ``aunload()`` frees it and the next
-call loads it again. The provider translates a ``Request`` into the engine's
-``GenerationSpec`` and the engine's ``Outcome`` back into responses.
+A provider here owns a ``ModelHost`` (``engines/host.py``: the engine, loaded
+lazily in the worker thread on the first call and again after ``aunload()``,
+its thread bridge and limiter, its batch queue, its exit) and only
+translates: a ``Request`` into the engine's ``GenerationSpec``, the engine's
+``Outcome`` back into responses. When the model's engine is a
+``BatchEngine`` (``parallel`` not 1) calls are queued on it and run at once;
+any other engine serves them one at a time.
 
 Structured output is constrained in process: the schema of a
 ``response_model`` (or of a forced prompted tool call) reaches the engine as
@@ -20,7 +22,8 @@ from __future__ import annotations
 import abc
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -28,14 +31,7 @@ import anyio
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import Timeout
-from abstractcore.core.errors import (
-    AbstractCoreError,
-    ConfigurationError,
-    LocalBackendError,
-    ModelLoadError,
-    ProviderError,
-    ProviderTimeoutError,
-)
+from abstractcore.core.errors import ConfigurationError, ProviderTimeoutError
 from abstractcore.core.types import (
     EmbeddingResponse,
     GenerateResponse,
@@ -46,6 +42,8 @@ from abstractcore.core.types import (
     Usage,
 )
 from abstractcore.engines.base import ContextSizes, Engine, GenerationSpec, Outcome
+from abstractcore.engines.host import ModelHost
+from abstractcore.engines.worker import Emit
 from abstractcore.features.constrain import Grammar
 from abstractcore.features.openai_chat import (
     message_to_openai,
@@ -59,7 +57,6 @@ from abstractcore.features.tools.accumulator import ToolCallAccumulator
 from abstractcore.features.tools.forced import ForcedKind, cut_call_error
 from abstractcore.features.tools.prompted import TOOL_CALL_OUTPUT
 from abstractcore.providers.base import AsyncProvider, Request
-from abstractcore.transport.worker import Emit, ModelWorker, StreamClosed
 
 __all__ = ["LOCAL_PARAMS", "LocalProvider"]
 
@@ -152,13 +149,17 @@ class LocalProvider(AsyncProvider):
     #: ignores "required", which gets prompted tools and the grammar of a call to any of them.
     forced_choices: ClassVar[frozenset[ForcedKind]] = frozenset({"named"})
 
+    #: How many requests the engine decodes together; 1: one at a time (set by ``_configure``).
+    parallel: int | None = None
+
     def __init__(self, model: str | None = None, **config: Any) -> None:
-        self._engine: Engine | None = None
         given = "timeout" in config
         super().__init__(model, **config)
         if not given:  # the network default (600 s) would cut a long CPU generation
             self.timeout = Timeout.of(None)
-        self._worker: ModelWorker[StreamChunk] = ModelWorker(self.name)
+        self._host = ModelHost(
+            self._create_engine, name=self.name, model=self.model, serial=self.parallel == 1
+        )
 
     @abc.abstractmethod
     def _create_engine(self) -> Engine:
@@ -168,14 +169,19 @@ class LocalProvider(AsyncProvider):
         """
 
     @property
+    def _engine(self) -> Engine | None:
+        """The engine, once created (not necessarily loaded)."""
+        return self._host.engine
+
+    @property
     def loaded(self) -> bool:
         """True while the model's weights are in memory."""
-        return self._engine is not None and self._engine.loaded
+        return self._host.loaded
 
     @property
     def busy(self) -> bool:
-        """True while the model is loading, generating or unloading."""
-        return self._worker.busy
+        """True while the model is loading, generating (any request) or unloading."""
+        return self._host.busy
 
     # -- hooks ------------------------------------------------------------------
 
@@ -244,26 +250,25 @@ class LocalProvider(AsyncProvider):
 
     async def _complete(self, request: Request) -> GenerateResponse:
         spec = replace(self._spec(request), stream=False)
-
-        def job(cancel: threading.Event) -> GenerateResponse:
-            engine = self._ready_engine(spec)
-            parts: list[str] = []
-            outcome: Outcome = self._guard("generating", lambda: engine.generate(spec, parts.append, cancel))
-            return self._answer("".join(parts), outcome)
-
         total = request.timeout.total
-        if total is None:
-            return await self._worker.run(job)
         try:
             with anyio.fail_after(total):  # cancelling sets the flag: generation stops
-                return await self._worker.run(job)
+                if self._host.batches:
+                    parts: list[str] = []
+                    run = await self._host.open_batch(spec, parts.append, lambda: self._ready_engine(spec))
+                    if run is not None:
+                        outcome = await run.outcome()  # before the text is joined: it ends with it
+                        return self._answer("".join(parts), outcome)
+                return await self._host.run(functools.partial(self._generate_whole, spec))
         except TimeoutError:
-            raise ProviderTimeoutError(
-                f"{self.name} did not finish within timeout={total:g} s (model {self.model!r}); "
-                "raise timeout= or lower max_tokens.",
-                provider=self.name,
-                model=self.model,
-            ) from None
+            raise self._timeout_error(total) from None
+
+    def _generate_whole(self, spec: GenerationSpec, cancel: threading.Event) -> GenerateResponse:
+        """(worker thread) One whole generation, the model held throughout."""
+        engine = self._ready_engine(spec)
+        parts: list[str] = []
+        outcome: Outcome = self._host.guard("generating", lambda: engine.generate(spec, parts.append, cancel))
+        return self._answer("".join(parts), outcome)
 
     def _answer(self, text: str, outcome: Outcome) -> GenerateResponse:
         """The response of a finished generation: its text, tool calls, usage and finish reason."""
@@ -279,6 +284,31 @@ class LocalProvider(AsyncProvider):
 
     def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         spec = self._spec(request)  # bad arguments raise here, before any work
+        if self._host.batches:
+            return self._batch_stream(spec)
+        return self._serial_stream(spec)
+
+    async def _batch_stream(self, spec: GenerationSpec) -> AsyncIterator[StreamChunk]:
+        run = await self._host.open_batch(spec, ready=lambda: self._ready_engine(spec))
+        # None: the model's engine does not batch, one generation at a time
+        chunks = self._serial_stream(spec) if run is None else self._chunks(run.events())
+        async with aclosing(chunks) as items:  # type: ignore[type-var]
+            async for chunk in items:
+                yield chunk
+
+    async def _chunks(self, events: AsyncGenerator[str | Outcome, None]) -> AsyncIterator[StreamChunk]:
+        """A batched request's text deltas and ``Outcome`` as chunks."""
+        async with aclosing(events) as items:
+            async for item in items:
+                if isinstance(item, str):
+                    yield StreamChunk(content=item, model=self.model)
+                    continue
+                calls = _calls(item)
+                yield StreamChunk(
+                    finish_reason=_finish(item, calls), usage=item.usage, tool_calls=calls, model=self.model
+                )
+
+    def _serial_stream(self, spec: GenerationSpec) -> AsyncIterator[StreamChunk]:
         model = self.model
 
         def job(emit: Emit[StreamChunk], cancel: threading.Event) -> None:
@@ -288,7 +318,7 @@ class LocalProvider(AsyncProvider):
                 if delta:
                     emit(StreamChunk(content=delta, model=model))
 
-            outcome: Outcome = self._guard("generating", lambda: engine.generate(spec, text, cancel))
+            outcome: Outcome = self._host.guard("generating", lambda: engine.generate(spec, text, cancel))
             if not cancel.is_set():
                 calls = _calls(outcome)
                 emit(
@@ -300,7 +330,7 @@ class LocalProvider(AsyncProvider):
                     )
                 )
 
-        return self._worker.stream(job)
+        return self._host.stream(job)
 
     async def _count_tokens(self, request: Request) -> int | None:
         """The prompt tokens of ``request`` as the engine renders and tokenizes it (loads the
@@ -309,10 +339,10 @@ class LocalProvider(AsyncProvider):
 
         def job(cancel: threading.Event) -> int | None:
             engine = self._ready_engine(spec)
-            count: int | None = self._guard("counting tokens with", lambda: engine.count_prompt(spec))
+            count: int | None = self._host.guard("counting tokens with", lambda: engine.count_prompt(spec))
             return count
 
-        return await self._worker.run(job)
+        return await self._host.run(job)
 
     async def _fetch_capabilities(self) -> Capabilities:
         """The defaults, with ``tools`` and the context as the engine that runs this model says
@@ -327,11 +357,11 @@ class LocalProvider(AsyncProvider):
         """
 
         def read(cancel: threading.Event) -> tuple[Engine, ContextSizes]:
-            engine = self._resolved_engine()
-            sizes: ContextSizes = self._guard("reading", engine.context_sizes, load=True)
+            engine = self._host.resolved()
+            sizes: ContextSizes = self._host.guard("reading", engine.context_sizes, load=True)
             return engine, sizes
 
-        engine, sizes = await self._worker.run(read)
+        engine, sizes = await self._host.run(read)
         known = sizes.engine is not None or sizes.trained is not None
         return self.capabilities.merged(
             tools=type(engine).supports_tools,
@@ -352,8 +382,8 @@ class LocalProvider(AsyncProvider):
             )
 
         def job(cancel: threading.Event) -> tuple[list[list[float]], int]:
-            engine = self._resolved_engine()
-            result: tuple[list[list[float]], int] = self._guard(
+            engine = self._host.resolved()
+            result: tuple[list[list[float]], int] = self._host.guard(
                 "embedding with", lambda: engine.embed(texts, cancel), load=not engine.loaded
             )
             return result
@@ -361,7 +391,7 @@ class LocalProvider(AsyncProvider):
         total = timeout.total
         try:
             with anyio.fail_after(total):  # cancelling sets the flag: embedding stops between groups
-                vectors, tokens = await self._worker.run(job)
+                vectors, tokens = await self._host.run(job)
         except TimeoutError:
             raise ProviderTimeoutError(
                 f"{self.name} did not finish embedding within timeout={total:g} s (model {self.model!r}).",
@@ -372,57 +402,26 @@ class LocalProvider(AsyncProvider):
 
     async def aunload(self) -> None:
         """Free the model's weights and native handles (the next call loads it again)."""
-        await self._worker.run(lambda cancel: self._unload_now())
+        await self._host.unload()
         await super().aunload()
 
     # -- helpers (worker thread) --------------------------------------------------
 
-    def _resolved_engine(self) -> Engine:
-        """The engine for this model, created (not loaded) on first use; in the worker thread."""
-        if self._engine is None:
-            self._engine = self._guard("loading", self._create_engine, load=True)
-        return self._engine
-
     def _ready_engine(self, spec: GenerationSpec) -> Engine:
-        """The loaded engine (called under the model lock, in the worker thread)."""
-        engine = self._resolved_engine()
+        """The loaded engine, refusing tools it cannot call (called in the worker thread)."""
+        engine = self._host.resolved()
         if spec.tools and not engine.supports_tools:
             raise ConfigurationError(
                 f"{self.name}: tools need a GGUF model run by llama.cpp in process; "
                 f"{type(engine).__name__} has no tool calling. Use a GGUF model, or an "
                 "OpenAI-compatible server for tool calling."
             )
-        if not engine.loaded:
-            self._guard("loading", engine.load, load=True)
-        return engine
+        return self._host.ready()
 
-    def _unload_now(self) -> None:
-        engine = self._engine
-        if engine is not None and engine.loaded:
-            engine.unload()
-
-    def _guard(self, doing: str, fn: Callable[[], Any], *, load: bool = False) -> Any:
-        """Call ``fn``; turn a back end's own exception into ``ModelLoadError``/``LocalBackendError``."""
-        try:
-            return fn()
-        except ProviderError as exc:  # e.g. ContextLengthExceededError from the engine
-            if exc.provider is None:
-                exc.provider, exc.model = self.name, self.model
-                exc._fields.update(provider=self.name, model=self.model)
-            raise
-        except (AbstractCoreError, StreamClosed):
-            raise
-        except MemoryError as exc:
-            raise ModelLoadError(
-                f"{self.name}: not enough memory for model {self.model!r}.",
-                provider=self.name,
-                model=self.model,
-            ) from exc
-        except Exception as exc:
-            cls = ModelLoadError if load else LocalBackendError
-            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise cls(
-                f"{self.name} failed {doing} model {self.model!r}: {detail}",
-                provider=self.name,
-                model=self.model,
-            ) from exc
+    def _timeout_error(self, total: float | None) -> ProviderTimeoutError:
+        return ProviderTimeoutError(
+            f"{self.name} did not finish within timeout={total:g} s (model {self.model!r}); "
+            "raise timeout= or lower max_tokens.",
+            provider=self.name,
+            model=self.model,
+        )

@@ -18,12 +18,12 @@ from abstractcore.engines.base import Engine
 from abstractcore.engines.mlx import MLXEngine
 from abstractcore.engines.mlx_batch import MLXBatchEngine
 from abstractcore.engines.model_files import locate
-from abstractcore.providers.batching import BatchingLocalProvider
+from abstractcore.providers.local import LocalProvider
 
 __all__ = ["MLXProvider"]
 
 
-class MLXProvider(BatchingLocalProvider):
+class MLXProvider(LocalProvider):
     """MLX models (a local directory or a cached ``mlx-community/...`` repository)."""
 
     name: ClassVar[str] = "mlx"

@@ -26,30 +26,43 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["exit_hook", "ignore_further_interrupts"]
+__all__ = ["CLOSE_ENGINES", "CLOSE_LOOPS", "STOP_GENERATIONS", "exit_hook", "ignore_further_interrupts"]
+
+#: The exit stages, run in this order (lowest first) by one ``atexit`` handler: no generation thread
+#: may still be inside native code when its model is freed, and no model may be freed (its native
+#: log callback reaching Python) after the event loops that could still deliver its tokens are gone.
+STOP_GENERATIONS = 0  # cancel every model call, join the threads (engines.host)
+CLOSE_ENGINES = 10  # free every live engine (engines.host)
+CLOSE_LOOPS = 100  # the sync face's background loop, open streams, connections (the default)
+
+_hooks: list[tuple[int, int, Callable[[], object]]] = []
 
 
-def exit_hook(fn: Callable[[], object]) -> Callable[[], object]:
+def exit_hook(fn: Callable[[], object], *, order: int = CLOSE_LOOPS) -> Callable[[], object]:
     """Register ``fn`` to run at interpreter exit, not cut short by Ctrl-C; returns ``fn``.
 
+    Hooks run by ``order`` (``STOP_GENERATIONS``, then ``CLOSE_ENGINES``, then
+    ``CLOSE_LOOPS``), those of one stage last registered first, as ``atexit``'s.
     ``fn`` must be idempotent and bound its own waits: a ``KeyboardInterrupt``
     that gets through runs it again; any other exception ends it quietly.
     """
+    if not _hooks:
+        atexit.register(_run_hooks)
+    _hooks.append((order, -len(_hooks), fn))
+    return fn
 
-    def hook() -> None:
-        _quiet_exit()
+
+def _run_hooks() -> None:
+    _quiet_exit()
+    for _, _, fn in sorted(_hooks, key=lambda hook: hook[:2]):
         while True:
             try:
                 fn()
-                return
+                break
             except KeyboardInterrupt:  # pending before the handler changed: finish the clean-up
                 continue
             except Exception:  # exiting anyway: never turn an exit into a traceback
-                return
-
-    hook.__name__ = hook.__qualname__ = getattr(fn, "__name__", "exit_hook")
-    atexit.register(hook)
-    return fn
+                break
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

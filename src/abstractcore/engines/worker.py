@@ -1,4 +1,4 @@
-"""The thread bridge for in-process models (llama.cpp, transformers, MLX).
+"""The thread bridge for in-process models (llama.cpp, transformers, MLX), under ``engines.host``.
 
 A loaded model is driven by blocking calls that take seconds. ``ModelWorker``
 runs them in worker threads so the event loop never blocks, one call at a time
@@ -21,10 +21,11 @@ per model:
   a sync stream, garbage collection); generation loops check it every token,
   and ``emit`` raises ``StreamClosed`` once it is set.
 
-Every worker thread is registered while it runs. At interpreter exit the
-registry sets every cancel flag and joins the threads (bounded wait), so no
-thread is still inside native code (``llama_decode``) while the interpreter
-and the native libraries are torn down: that was a segfault at exit.
+Every worker thread is registered while it runs. At interpreter exit
+(``engines.host``'s exit stages) every cancel flag is set and the threads are
+joined (bounded wait) before any model is freed, so no thread is still inside
+native code (``llama_decode``) while the interpreter and the native libraries
+are torn down: that was a segfault at exit.
 
 The limiter is per event loop (an anyio limiter belongs to one loop), so the
 same model can be used from the sync face's background loop, an asyncio loop
@@ -34,7 +35,6 @@ calls coming from different loops apart.
 
 from __future__ import annotations
 
-import contextvars
 import math
 import threading
 import time
@@ -45,14 +45,21 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-import sniffio
 
-from abstractcore.transport.exiting import exit_hook
+from abstractcore.transport.threads import CallSoon, LoopGone, call_soon_on_this_loop
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
-__all__ = ["Emit", "LoopInbox", "ModelWorker", "StreamClosed", "run_in_daemon_thread", "stop_all_workers"]
+__all__ = [
+    "EXIT_JOIN_SECONDS",
+    "Emit",
+    "LoopInbox",
+    "ModelWorker",
+    "StreamClosed",
+    "refuse_new_calls",
+    "stop_all_workers",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -116,8 +123,8 @@ def _unregister(job: _Job) -> None:
 def stop_all_workers(timeout: float = EXIT_JOIN_SECONDS) -> bool:
     """Cancel every running model call and wait (up to ``timeout`` s) for their threads.
 
-    Runs at interpreter exit; returns True when every thread stopped in time.
-    The engines' exit hooks call it before freeing their models.
+    Runs at interpreter exit (``engines.host``'s first exit stage), before any
+    model is freed; returns True when every thread stopped in time.
     """
     with _jobs_lock:
         jobs = list(_jobs)
@@ -127,14 +134,11 @@ def stop_all_workers(timeout: float = EXIT_JOIN_SECONDS) -> bool:
     return all(job.done.wait(max(0.0, deadline - time.monotonic())) for job in jobs)
 
 
-def _at_exit() -> None:
+def refuse_new_calls() -> None:
+    """(interpreter exit) Cancel every call that starts from now on, at once."""
     global _exiting
     with _jobs_lock:
-        _exiting = True  # a call starting from now on is cancelled at once
-    stop_all_workers()
-
-
-exit_hook(_at_exit)
+        _exiting = True
 
 
 class ModelWorker(Generic[T]):
@@ -208,7 +212,7 @@ class ModelWorker(Generic[T]):
         """
         cancel = threading.Event()
         send, receive = anyio.create_memory_object_stream[Any](math.inf)
-        channel = _Channel(send, _call_soon_on_this_loop(), cancel)
+        channel = _Channel(send, call_soon_on_this_loop(), cancel)
         job = _register(cancel)
         thread = threading.Thread(
             target=self._produce,
@@ -269,81 +273,6 @@ class ModelWorker(Generic[T]):
         return True
 
 
-async def run_in_daemon_thread(fn: Callable[[], R], name: str = "abstractcore-call") -> R:
-    """Run the blocking ``fn()`` in a new daemon thread and return its result (or raise its error).
-
-    For user code that may never return (a tool): cancelling the awaiting task returns at
-    once and abandons the thread, whose result is dropped. Being a daemon, an abandoned
-    thread never holds the interpreter's exit (anyio's worker threads are not daemons: a
-    cancelled run waited for its blocking tool before the process could exit). The caller's
-    context variables are visible in the thread, as with ``anyio.to_thread.run_sync``.
-    """
-    soon = _call_soon_on_this_loop()
-    finished = anyio.Event()
-    outcome: list[tuple[bool, Any]] = []
-    context = contextvars.copy_context()
-
-    def body() -> None:
-        try:
-            outcome.append((True, context.run(fn)))
-        except BaseException as exc:  # handed to the awaiting task
-            outcome.append((False, exc))
-        try:
-            soon(finished.set)
-        except LoopGone:  # the awaiting side has gone with its loop
-            pass
-
-    threading.Thread(target=body, name=name, daemon=True).start()
-    await finished.wait()
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value  # type: ignore[no-any-return]
-
-
-#: Schedules ``fn(*args)`` on an event loop from another thread, without waiting.
-CallSoon = Callable[..., None]
-
-
-class LoopGone(Exception):
-    """The event loop a thread wanted to reach has finished."""
-
-
-def _call_soon_on_this_loop() -> CallSoon:
-    """A thread-safe, non-blocking "run this soon" for the running event loop.
-
-    Built on the loops' own public APIs (asyncio's ``call_soon_threadsafe``,
-    trio's ``TrioToken.run_sync_soon``): anyio has no public non-blocking
-    equivalent in the versions this package supports.
-    """
-    library = sniffio.current_async_library()
-    if library == "trio":
-        import trio
-
-        token = trio.lowlevel.current_trio_token()
-
-        def trio_soon(fn: Callable[..., object], *args: Any) -> None:
-            try:
-                token.run_sync_soon(fn, *args)
-            except trio.RunFinishedError as exc:
-                raise LoopGone("the trio run has finished") from exc
-
-        return trio_soon
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-
-    def asyncio_soon(fn: Callable[..., object], *args: Any) -> None:
-        if loop.is_closed():
-            raise LoopGone("the event loop is closed")
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError as exc:  # closed between the check and the call
-            raise LoopGone(str(exc)) from exc
-
-    return asyncio_soon
-
-
 class LoopInbox(Generic[T]):
     """Items handed from any thread to the event loop that created the inbox, never blocking the sender.
 
@@ -356,7 +285,7 @@ class LoopInbox(Generic[T]):
 
     def __init__(self, cancel: threading.Event) -> None:
         send, self._receive = anyio.create_memory_object_stream[Any](math.inf)
-        self._channel = _Channel(send, _call_soon_on_this_loop(), cancel)
+        self._channel = _Channel(send, call_soon_on_this_loop(), cancel)
         self._cancel = cancel
 
     def put(self, item: T) -> None:

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from abstractcore import _portal
-from abstractcore.transport.worker import Emit, ModelWorker, StreamClosed
+from abstractcore.engines.worker import Emit, ModelWorker, StreamClosed
 from tests.support.local_models import wait_until
 
 
@@ -340,7 +340,7 @@ async def test_a_held_async_stream_stops_its_producer_when_garbage_collected() -
 
 
 def test_stop_all_workers_cancels_and_joins_every_running_call() -> None:
-    from abstractcore.transport.worker import stop_all_workers
+    from abstractcore.engines.worker import stop_all_workers
 
     worker: ModelWorker[int] = ModelWorker("test")
     stopped = threading.Event()
@@ -354,7 +354,7 @@ def test_stop_all_workers_cancels_and_joins_every_running_call() -> None:
 
 
 def test_a_finished_event_loop_stops_the_producer_instead_of_hanging_it() -> None:
-    from abstractcore.transport.worker import LoopGone, StreamClosed, _Channel
+    from abstractcore.engines.worker import LoopGone, StreamClosed, _Channel
 
     cancel = threading.Event()
 
