@@ -17,6 +17,7 @@ LAYERS = {
     "transport": 1,
     "engines": 2,
     "features": 3,
+    "wire": 3,
     "providers": 4,
     "run": 5,
     "session": 5,
@@ -184,6 +185,7 @@ def test_the_package_exports_exactly_its_public_surface() -> None:
         "router",
         "batch",
         "server",
+        "wire",
     }
     stray = {n for n in dir(abstractcore) if not n.startswith("_")} - EXPORTED - subpackages
     assert stray == set(), f"public names outside __all__: {stray}"

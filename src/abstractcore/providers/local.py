@@ -47,19 +47,19 @@ from abstractcore.core.types import (
 )
 from abstractcore.engines.base import ContextSizes, Engine, GenerationSpec, Outcome
 from abstractcore.features.constrain import Grammar
-from abstractcore.features.openai_chat import (
-    message_to_openai,
-    parse_tool_calls,
-    tool_call_deltas,
-    tool_choice_to_openai,
-    tools_to_openai,
-)
 from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
 from abstractcore.features.tools.forced import ForcedKind, cut_call_error
 from abstractcore.features.tools.prompted import TOOL_CALL_OUTPUT
 from abstractcore.providers.base import AsyncProvider, Request
 from abstractcore.transport.worker import Emit, ModelWorker, StreamClosed
+from abstractcore.wire.openai_chat import (
+    message_to_openai,
+    parse_tool_calls,
+    tool_call_deltas,
+    tool_choice_to_openai,
+    tools_to_openai,
+)
 
 __all__ = ["LOCAL_PARAMS", "LocalProvider"]
 

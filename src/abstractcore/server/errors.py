@@ -26,6 +26,7 @@ from abstractcore.core.errors import (
     RateLimitError,
     ResponseFormatError,
 )
+from abstractcore.wire.fields import FieldError
 
 __all__ = ["ApiError", "anthropic_body", "from_exception", "openai_body"]
 
@@ -107,6 +108,8 @@ def from_exception(exc: BaseException) -> ApiError:
     """The ``ApiError`` for anything a handler raised (unexpected ones are logged, not shown)."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, FieldError):  # a request body field that is wrong or missing
+        return ApiError.bad(exc.param, exc.detail)
     if isinstance(exc, ConfigurationError):  # an argument the back end refused before sending
         return ApiError(400, str(exc))
     if isinstance(exc, ContextLengthExceededError):
