@@ -34,7 +34,7 @@ from abstractcore import (
     ToolCall,
     create_llm,
 )
-from abstractcore.features.anthropic_messages import finish_reason, to_anthropic_messages
+from abstractcore.wire.anthropic_messages import finish_reason, to_anthropic_messages
 from tests.servers.anthropic_server import API_KEY, AnthropicServer, anthropic_server
 from tests.servers.common import Fault, LocalModel, Script
 

@@ -31,7 +31,7 @@ from abstractcore import (
     ToolCall,
     create_llm,
 )
-from abstractcore.features.ollama_chat import to_ollama_messages
+from abstractcore.wire.ollama_chat import to_ollama_messages
 from tests.servers.common import Fault, LocalModel, Script
 from tests.servers.ollama_server import OllamaServer, ollama_server
 

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from abstractcore.core.types import StreamChunk, Usage
-from abstractcore.server.anthropic_api import MessageStream
-from abstractcore.server.openai_api import ChatStream
+from abstractcore.wire.anthropic_messages import MessageStream
+from abstractcore.wire.openai_chat import ChatStream
 
 
 def _events(data: bytes) -> dict[str, Any]:
@@ -19,13 +19,13 @@ def _events(data: bytes) -> dict[str, Any]:
 
 
 def test_message_start_has_the_input_tokens_counted_before_the_stream() -> None:
-    stream = MessageStream("m", "req_1", input_tokens=27)
+    stream = MessageStream("m", input_tokens=27)
     start = _events(stream.start())["message_start"]
     assert start["message"]["usage"] == {"input_tokens": 27, "output_tokens": 0}
 
 
 def test_message_delta_has_both_counts_of_the_last_chunk() -> None:
-    stream = MessageStream("m", "req_1", input_tokens=27)
+    stream = MessageStream("m", input_tokens=27)
     stream.chunk(StreamChunk(content="Hi"))
     stream.chunk(StreamChunk(finish_reason="stop", usage=Usage.of(27, 5, counted=True)))
     delta = _events(stream.end())["message_delta"]
@@ -33,7 +33,7 @@ def test_message_delta_has_both_counts_of_the_last_chunk() -> None:
 
 
 def test_message_delta_keeps_the_counted_input_when_the_back_end_reports_nothing() -> None:
-    stream = MessageStream("m", "req_1", input_tokens=27)
+    stream = MessageStream("m", input_tokens=27)
     stream.chunk(StreamChunk(finish_reason="stop"))
     assert _events(stream.end())["message_delta"]["usage"] == {"input_tokens": 27, "output_tokens": 0}
 

@@ -1,8 +1,8 @@
 """Anthropic's Messages API (``POST /v1/messages``), plain and streamed.
 
-Translation only: the request body (turns and blocks from
-``features.anthropic_messages``), the reply as a ``GenerateResponse``, each
-server-sent event of a stream as ``StreamChunk``s (``MessagesStream``).
+Translation only, through ``wire.anthropic_messages``: the request body (turns and
+blocks), the reply as a ``GenerateResponse``, each server-sent event of a stream as
+``StreamChunk``s (``MessagesStream``).
 Retries (429, 5xx including 529 "overloaded"), timeouts and error bodies are
 handled by the transport; ``ANTHROPIC_ERRORS`` only says which error ``type``
 is which class.
@@ -29,27 +29,23 @@ from abstractcore.core.types import (
     GenerateResponse,
     StreamChunk,
 )
-from abstractcore.features.anthropic_messages import (
-    MessagesStream,
-    is_error_event,
-    is_message_stop,
-    message_to_response,
-    stop_sequences,
-    to_anthropic_messages,
-    tool_choice_to_anthropic,
-)
 from abstractcore.features.hosted_models import hosted_capabilities
 from abstractcore.features.structured import StructuredMode
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
+from abstractcore.wire.anthropic_messages import (
+    MessagesStream,
+    is_error_event,
+    is_message_stop,
+    message_to_response,
+    request_body,
+)
 
 __all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider"]
 
 #: The API version this module speaks (sent as ``anthropic-version``).
 API_VERSION = "2023-06-01"
-#: ``max_tokens`` is required by the Messages API; this is sent when the caller gives none.
-DEFAULT_MAX_TOKENS = 4096
 #: Models with native JSON output (``output_format``, beta header below); others get a forced tool.
 NATIVE_JSON_MODELS = ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-1", "claude-opus-4-5")
 STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
@@ -128,37 +124,17 @@ class AnthropicProvider(HttpProvider):
     # -- request ------------------------------------------------------------------
 
     def _body(self, request: Request, *, stream: bool) -> dict[str, Any]:
-        params = request.params
-        max_tokens = params.get("max_tokens")
-        body: dict[str, Any] = {
-            "model": request.model,
-            "max_tokens": DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
-            "messages": to_anthropic_messages(request.messages),
-        }
-        system = request.system
-        if system:
-            body["system"] = system
-        for name in ("temperature", "top_p", "top_k"):
-            if params.get(name) is not None:
-                body[name] = params[name]
-        if params.get("stop"):
-            body["stop_sequences"] = stop_sequences(params["stop"])
-        if request.tools:
-            body["tools"] = [
-                {
-                    "name": t.name,
-                    **({"description": t.description} if t.description else {}),
-                    "input_schema": dict(t.parameters),
-                }
-                for t in request.tools
-            ]
-            if request.tool_choice is not None:
-                body["tool_choice"] = tool_choice_to_anthropic(request.tool_choice)
-        if request.structured_mode == "native" and request.output is not None:
-            body["output_format"] = {"type": "json_schema", "schema": request.output.strict_schema}
-        if stream:
-            body["stream"] = True
-        return body
+        native = request.structured_mode == "native" and request.output is not None
+        return request_body(
+            request.model,
+            request.messages,
+            request.params,
+            system=request.system,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            output_schema=request.output.strict_schema if native and request.output else None,
+            stream=stream,
+        )
 
     async def _fetch_capabilities(self) -> Capabilities:
         """From the table of hosted models (the Models API does not say what a model can do)."""

@@ -45,18 +45,18 @@ from abstractcore.engines.base import ContextSizes, Engine, GenerationSpec, Outc
 from abstractcore.engines.host import ModelHost
 from abstractcore.engines.worker import Emit
 from abstractcore.features.constrain import Grammar
-from abstractcore.features.openai_chat import (
+from abstractcore.features.structured import StructuredMode
+from abstractcore.features.tools.accumulator import ToolCallAccumulator
+from abstractcore.features.tools.forced import ForcedKind, cut_call_error
+from abstractcore.features.tools.prompted import TOOL_CALL_OUTPUT
+from abstractcore.providers.base import AsyncProvider, Request
+from abstractcore.wire.openai_chat import (
     message_to_openai,
     parse_tool_calls,
     tool_call_deltas,
     tool_choice_to_openai,
     tools_to_openai,
 )
-from abstractcore.features.structured import StructuredMode
-from abstractcore.features.tools.accumulator import ToolCallAccumulator
-from abstractcore.features.tools.forced import ForcedKind, cut_call_error
-from abstractcore.features.tools.prompted import TOOL_CALL_OUTPUT
-from abstractcore.providers.base import AsyncProvider, Request
 
 __all__ = ["LOCAL_PARAMS", "LocalProvider"]
 

@@ -1,7 +1,7 @@
 """Ollama's native API: ``POST /api/chat`` (NDJSON stream), ``GET /api/tags``.
 
-Translation only: ``Message``s become Ollama chat messages
-(``features.ollama_chat``), generation parameters go
+Translation only, through ``wire.ollama_chat``: ``Message``s become Ollama chat messages,
+generation parameters go
 to ``options`` (``max_tokens`` is ``num_predict``), ``keep_alive`` and
 ``format`` (a JSON schema for ``response_model``) are top-level. Each NDJSON
 line of a stream becomes a ``StreamChunk``; the ``done`` line carries the
@@ -28,25 +28,23 @@ from abstractcore.core.types import (
     StreamChunk,
     Usage,
 )
-from abstractcore.features.ollama_chat import (
-    DEFAULT_PORT,
-    chat_to_response,
-    host_url,
-    is_done_line,
-    is_error_line,
-    ollama_finish_reason,
-    ollama_options,
-    ollama_tool_calls,
-    ollama_usage,
-    shown_capabilities,
-    to_ollama_messages,
-)
-from abstractcore.features.openai_chat import tools_to_openai
 from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.forced import ForcedKind
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
+from abstractcore.wire.ollama_chat import (
+    DEFAULT_PORT,
+    chat_to_response,
+    host_url,
+    is_done_line,
+    is_error_line,
+    line_chunk,
+    ollama_finish_reason,
+    ollama_usage,
+    request_body,
+    shown_capabilities,
+)
 
 __all__ = ["OLLAMA_ERRORS", "OllamaProvider"]
 
@@ -118,22 +116,15 @@ class OllamaProvider(HttpProvider):
     # -- request ------------------------------------------------------------------
 
     def _body(self, request: Request, *, stream: bool) -> dict[str, Any]:
-        params = request.params
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": to_ollama_messages(request.messages),
-            "stream": stream,
-        }
-        options = ollama_options(params)
-        if options:
-            body["options"] = options
-        if params.get("keep_alive") is not None:
-            body["keep_alive"] = params["keep_alive"]
-        if request.tools and request.tool_choice != "none":
-            body["tools"] = tools_to_openai(request.tools)
-        if request.json_schema is not None:
-            body["format"] = request.json_schema
-        return body
+        return request_body(
+            request.model,
+            request.messages,
+            request.params,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            json_schema=request.json_schema,
+            stream=stream,
+        )
 
     # -- hooks --------------------------------------------------------------------
 
@@ -171,16 +162,10 @@ class OllamaProvider(HttpProvider):
         try:
             async for batch in events:
                 for line in batch:
-                    message = line.get("message") or {}
-                    calls = ollama_tool_calls(message.get("tool_calls"))
-                    had_calls = had_calls or bool(calls)
-                    if message.get("content") or calls:
-                        yield StreamChunk(
-                            content=str(message.get("content") or ""),
-                            tool_calls=calls,
-                            model=line.get("model") or request.model,
-                            raw=line,
-                        )
+                    chunk = line_chunk(line, request.model)
+                    if chunk is not None:
+                        had_calls = had_calls or bool(chunk.tool_calls)
+                        yield chunk
                     if line.get("done"):
                         final = line
         finally:

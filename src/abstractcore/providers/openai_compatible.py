@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
@@ -26,42 +26,15 @@ from abstractcore.core.errors import (
     ProviderError,
     ProviderStatusError,
     ResponseFormatError,
-    ToolCallError,
 )
-from abstractcore.core.types import (
-    EmbeddingResponse,
-    GenerateResponse,
-    StreamChunk,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
-from abstractcore.features.openai_chat import (
-    message_to_openai,
-    parse_tool_calls,
-    tool_call_deltas,
-    tool_choice_to_openai,
-    tools_to_openai,
-)
+from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk, Usage
 from abstractcore.features.structured import StructuredMode
-from abstractcore.features.tools.accumulator import ToolCallAccumulator
-from abstractcore.features.tools.forced import cut_call_error
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
+from abstractcore.wire.openai_chat import ChunkReader, reply_to_response, request_body, response_format
 
 __all__ = ["LLAMA_CPP_ERRORS", "OpenAICompatibleProvider", "with_v1"]
-
-_PARAMS = (
-    "temperature",
-    "max_tokens",
-    "top_p",
-    "top_k",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-)
 
 #: llama.cpp's servers (llama-server, also inside Ollama and LM Studio, and llama-cpp-python's)
 #: report errors as text only; each pattern is tested against a body captured from them.
@@ -120,33 +93,6 @@ def with_v1(url: str) -> str:
     return url if url.rstrip("/").endswith("/v1") else f"{url.rstrip('/')}/v1"
 
 
-def _usage(data: Any) -> Usage | None:
-    if not isinstance(data, dict):
-        return None
-    return Usage.of(data.get("prompt_tokens"), data.get("completion_tokens"))
-
-
-def _cut(finish: str | None, usage: Usage | None, request: Request) -> bool:
-    """Whether ``max_tokens`` ended the answer: finish "length", or as many tokens as it allows
-    (llama-cpp-python's server says "tool_calls" for a forced call it cut)."""
-    limit = request.params.get("max_tokens")
-    spent = usage.output_tokens if usage is not None else None
-    return finish == "length" or (isinstance(limit, int) and spent is not None and spent >= limit)
-
-
-def _whole_calls(
-    parse: Callable[[], list[ToolCall]], cut: bool, text: Callable[[], str], usage: Usage | None
-) -> list[ToolCall]:
-    """The reply's tool calls; a call whose arguments ``max_tokens`` cut (``cut``, the arguments
-    not JSON) raises ``cut_call_error`` rather than a complaint about its JSON."""
-    try:
-        return parse()
-    except ToolCallError:
-        if not cut:
-            raise
-        raise cut_call_error(None, text(), usage) from None
-
-
 class OpenAICompatibleProvider(HttpProvider):
     """Any server speaking OpenAI's Chat Completions API (``base_url`` required)."""
 
@@ -174,33 +120,17 @@ class OpenAICompatibleProvider(HttpProvider):
     # -- request ----------------------------------------------------------------
 
     def _body(self, request: Request, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [message_to_openai(m) for m in request.messages],
-        }
-        params = request.params
-        for name in _PARAMS:
-            value = params.get(name)
-            if value is not None:
-                body[name] = value
-        if request.tools:
-            body["tools"] = tools_to_openai(request.tools)
-            if request.tool_choice is not None:
-                body["tool_choice"] = tool_choice_to_openai(request.tool_choice)
         output = request.output
-        if output is not None and request.structured_mode == "native":
-            if self._json_mode == "json_object":
-                body["response_format"] = {"type": "json_object", "schema": output.schema}
-            else:
-                strict = output.strict_schema
-                spec: dict[str, Any] = {"name": output.name, "schema": strict or output.schema}
-                if strict is not None:
-                    spec["strict"] = True
-                body["response_format"] = {"type": "json_schema", "json_schema": spec}
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body
+        native = output is not None and request.structured_mode == "native"
+        return request_body(
+            request.model,
+            request.messages,
+            request.params,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            answer_format=response_format(output, self._json_mode) if native and output else None,
+            stream=stream,
+        )
 
     def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
         """``response_format`` json_schema (strict where the schema allows), a forced tool, or the prompt."""
@@ -209,30 +139,8 @@ class OpenAICompatibleProvider(HttpProvider):
     # -- reply ------------------------------------------------------------------
 
     def _response(self, data: Any, request: Request) -> GenerateResponse:
-        try:
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-        except (KeyError, IndexError, TypeError):
-            raise ResponseFormatError(
-                f"{self.name} reply has no choices: {str(data)[:200]!r}",
-                provider=self.name,
-                model=request.model,
-            ) from None
-        return GenerateResponse(
-            content=message.get("content") or "",
-            tool_calls=_whole_calls(
-                lambda: parse_tool_calls(message.get("tool_calls")),
-                _cut(choice.get("finish_reason"), _usage(data.get("usage")), request),
-                lambda: "".join(
-                    str((c.get("function") or {}).get("arguments") or "") for c in message["tool_calls"]
-                ),
-                _usage(data.get("usage")),
-            ),
-            usage=_usage(data.get("usage")),
-            finish_reason=choice.get("finish_reason"),
-            model=data.get("model") or request.model,
-            provider=self.name,
-            raw=data,
+        return reply_to_response(
+            data, provider=self.name, model=request.model, max_tokens=request.params.get("max_tokens")
         )
 
     # -- hooks ------------------------------------------------------------------
@@ -293,14 +201,8 @@ class OpenAICompatibleProvider(HttpProvider):
             await again.aclose()
 
     async def _stream_once(self, request: Request) -> AsyncGenerator[StreamChunk, None]:
-        tools = ToolCallAccumulator()
-        arguments: list[str] = []
-        finish_reason: str | None = None
-        usage: Usage | None = None
-        model = request.model
+        reader = ChunkReader(request.model, provider=self.name)
         seen_any = False
-        tokens = 0  # events with a text or tool-call delta: one per token on llama.cpp's servers
-        text: list[str] = []  # the answer's text and call arguments, to count if need be
         events = self._http.events(
             "chat/completions",
             self._body(request, stream=True),
@@ -314,39 +216,11 @@ class OpenAICompatibleProvider(HttpProvider):
             async for batch in events:
                 seen_any = True
                 for data in batch:
-                    if not isinstance(data, dict):
-                        raise ResponseFormatError(
-                            f"unexpected stream event {str(data)[:200]!r}",
-                            provider=self.name,
-                            model=request.model,
-                        )
-                    model = data.get("model") or model
-                    if data.get("usage"):
-                        usage = _usage(data["usage"])
-                    for choice in data.get("choices") or ():
-                        delta = choice.get("delta")
-                        if delta:
-                            content = delta.get("content")
-                            if isinstance(content, str) or delta.get("tool_calls"):
-                                tokens += 1
-                                text.append(content or "")
-                            if delta.get("tool_calls"):
-                                fragments: list[ToolCallDelta] = tool_call_deltas(delta)
-                                for fragment in fragments:
-                                    tools.add(fragment)
-                                    text.append(fragment.arguments_fragment)
-                                    arguments.append(fragment.arguments_fragment)
-                                yield StreamChunk(
-                                    content=content or "", tool_call_deltas=fragments, model=model, raw=data
-                                )
-                            elif content:
-                                yield StreamChunk(content=content, model=model, raw=data)
-                        reason = choice.get("finish_reason")
-                        if reason:
-                            finish_reason = reason
+                    for chunk in reader.on_event(data):
+                        yield chunk
         finally:
             await events.aclose()
-        if finish_reason is None:
+        if reader.finish_reason is None:
             if not seen_any:
                 # llama-server answers a prompt longer than its context with an empty stream
                 raise await self._empty_stream_error(request)
@@ -355,13 +229,10 @@ class OpenAICompatibleProvider(HttpProvider):
                 provider=self.name,
                 model=request.model,
             )
+        usage = reader.usage
         if usage is None:  # llama-cpp-python's server reports none, even with include_usage
-            usage = await self._counted_usage(request, tokens, "".join(text))
-        # still none (no way to count): each non-empty fragment took at least one token
-        spent = usage or Usage.of(None, sum(1 for piece in arguments if piece))
-        cut = _cut(finish_reason, spent, request)
-        calls = _whole_calls(tools.finish, cut, lambda: "".join(arguments), usage)
-        yield StreamChunk(finish_reason=finish_reason, usage=usage, tool_calls=calls, model=model)
+            usage = await self._counted_usage(request, reader.tokens, reader.text)
+        yield reader.last_chunk(usage, request.params.get("max_tokens"))
 
     # -- counting, for servers that report no usage in streams ---------------------------
 

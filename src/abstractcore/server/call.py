@@ -1,8 +1,9 @@
 """``Call``: what one chat request asks of a model, in abstractcore's terms.
 
-Both wire formats parse into a ``Call`` (messages, tools, the generation parameters the format
-defines, nothing else: options a back end does not know are never forwarded), and the service
-hands it to ``llm.agenerate`` / ``llm.astream`` as it is.
+Both wire formats parse a request into a ``ParsedCall`` (``wire/``: messages, tools, the
+generation parameters the format defines, nothing else: options a back end does not know are
+never forwarded); ``Call.of`` adds the server's JSON answer to it, and the service hands it to
+``llm.agenerate`` / ``llm.astream`` as it is.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abstractcore.core.types import Message, ToolSpec
-from abstractcore.features.tools.schema import TOOL_CHOICES, normalise_tool_choice, tool_definition_problem
-from abstractcore.server.errors import ApiError
+from abstractcore.wire.fields import ParsedCall
 
 if TYPE_CHECKING:
     from abstractcore.server.structured import JsonAnswer
 
-__all__ = ["Call", "check_tools", "checked_tool"]
+__all__ = ["Call"]
 
 
 @dataclass(slots=True)
@@ -33,6 +33,22 @@ class Call:
     #: The JSON answer asked for (``response_format`` / ``output_config``), applied by the service.
     answer: JsonAnswer | None = None
 
+    @classmethod
+    def of(cls, parsed: ParsedCall) -> Call:
+        """The call a wire module parsed, its JSON answer (if it asks for one) made a ``JsonAnswer``."""
+        from abstractcore.server.structured import JsonAnswer  # structured.py imports this module
+
+        answer = parsed.answer
+        return cls(
+            model=parsed.model,
+            messages=parsed.messages,
+            params=parsed.params,
+            tools=parsed.tools,
+            tool_choice=parsed.tool_choice,
+            stream=parsed.stream,
+            answer=JsonAnswer(answer.schema, answer.name) if answer is not None else None,
+        )
+
     def arguments(self) -> dict[str, Any]:
         """Keyword arguments for ``agenerate`` / ``astream``."""
         kwargs: dict[str, Any] = {"messages": self.messages, **self.params}
@@ -41,32 +57,3 @@ class Call:
             if self.tool_choice is not None:
                 kwargs["tool_choice"] = self.tool_choice
         return kwargs
-
-
-def checked_tool(spec: ToolSpec, *, name_param: str, schema_param: str) -> ToolSpec:
-    """``spec``, or a 400 naming the field for what OpenAI and Anthropic refuse in a definition: a
-    name outside ``[a-zA-Z0-9_-]{1,64}``, an unknown JSON Schema type, ``required`` naming an
-    undeclared property (``tool_definition_problem``)."""
-    problem = tool_definition_problem(spec.name, spec.parameters)
-    if problem is None:
-        return spec
-    where, what = problem
-    raise ApiError.bad(name_param if where == "name" else schema_param, what)
-
-
-def check_tools(tools: list[ToolSpec], choice: Any, *, tools_param: str, choice_param: str) -> str | None:
-    """``choice`` normalised ("auto", "none", "required" or a tool's name) after checking that the
-    tool names are unique and not reserved words; a 400 naming the field otherwise."""
-    seen: set[str] = set()
-    for index, spec in enumerate(tools):
-        if spec.name in seen:
-            raise ApiError.bad(f"{tools_param}[{index}].name", f"the tool name {spec.name!r} is repeated")
-        if spec.name in (*TOOL_CHOICES, "any"):
-            raise ApiError.bad(f"{tools_param}[{index}].name", f"{spec.name!r} is a reserved word")
-        seen.add(spec.name)
-    if choice is None:
-        return None
-    try:
-        return normalise_tool_choice(choice, tools)
-    except ValueError as exc:
-        raise ApiError.bad(choice_param, str(exc)) from None

@@ -11,7 +11,7 @@ from typing import Any
 
 from abstractcore.core.types import EmbeddingResponse
 from abstractcore.server.errors import ApiError
-from abstractcore.server.fields import Fields
+from abstractcore.wire.fields import Fields
 
 __all__ = ["EmbeddingCall", "embedding_list", "parse_embeddings"]
 

@@ -21,6 +21,7 @@ from abstractcore.core.errors import (
     PermissionDeniedError,
     http_status_of,
 )
+from abstractcore.wire.fields import FieldError
 
 __all__ = ["ApiError", "anthropic_body", "from_exception", "openai_body"]
 
@@ -105,6 +106,8 @@ def from_exception(exc: BaseException) -> ApiError:
     The status is the error class's (``http_status_of``: the table in ``core/errors.py``)."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, FieldError):  # a request body field that is wrong or missing
+        return ApiError.bad(exc.param, exc.detail)
     if not isinstance(exc, AbstractCoreError):
         log.error("unexpected error while answering", exc_info=exc)
         return ApiError(500, "The server failed to answer this request (see its log).", kind="server")

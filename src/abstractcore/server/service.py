@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from abstractcore.core.errors import ConfigurationError, StructuredOutputError
 from abstractcore.core.types import GenerateResponse, StreamChunk
-from abstractcore.server import anthropic_api, openai_api
 from abstractcore.server.backends import Backends
 from abstractcore.server.call import Call
 from abstractcore.server.config import ServerConfig
 from abstractcore.server.embeddings import embedding_list, parse_embeddings
 from abstractcore.server.errors import ApiError, anthropic_body, from_exception, openai_body
-from abstractcore.server.fields import parse_json_object
-from abstractcore.server.wire import JSON_HEADERS, SSE_HEADERS, dumps, new_id
+from abstractcore.wire import anthropic_messages, openai_chat
+from abstractcore.wire.encoding import JSON_HEADERS, SSE_HEADERS, dumps, new_id
+from abstractcore.wire.fields import parse_json_object
 
 if TYPE_CHECKING:
     from abstractcore import LLM
@@ -56,7 +56,7 @@ class _Stream(Protocol):
     def start(self) -> bytes: ...
     def chunk(self, chunk: StreamChunk) -> bytes: ...
     def end(self) -> bytes: ...
-    def error(self, error: ApiError) -> bytes: ...
+    def error(self, body: dict[str, Any]) -> bytes: ...
 
 
 async def _cut_as_length(chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[StreamChunk]:
@@ -80,7 +80,10 @@ async def _aclose(chunks: AsyncIterator[Any]) -> None:
 
 
 async def _events(
-    stream: _Stream, first: StreamChunk | None, chunks: AsyncIterator[StreamChunk]
+    stream: _Stream,
+    first: StreamChunk | None,
+    chunks: AsyncIterator[StreamChunk],
+    error_body: Callable[[ApiError], dict[str, Any]],
 ) -> AsyncGenerator[bytes, None]:
     try:
         head = stream.start()
@@ -93,7 +96,7 @@ async def _events(
     except Exception as exc:  # the stream has begun: the error becomes an event (never a traceback)
         error = from_exception(exc)
         log.warning("stream failed after it began: %s", error.message)
-        yield stream.error(error)
+        yield stream.error(error_body(error))
     finally:
         await _aclose(chunks)
 
@@ -248,11 +251,13 @@ class Service:
             response = GenerateResponse(content=exc.raw or "", usage=exc.usage, finish_reason="length")
         return answer.response(response) if answer is not None and answer.forced else response
 
-    async def _stream(self, llm: LLM, call: Call, stream: _Stream) -> Reply:
+    async def _stream(
+        self, llm: LLM, call: Call, stream: _Stream, error_body: Callable[[ApiError], dict[str, Any]]
+    ) -> Reply:
         answer = call.answer
         if answer is not None:
             answer.apply(call)
-        if isinstance(stream, anthropic_api.MessageStream):  # message_start says the input tokens
+        if isinstance(stream, anthropic_messages.MessageStream):  # message_start says the input tokens
             stream.input_tokens = await _input_tokens(llm, call)
         chunks: AsyncIterator[StreamChunk] = _cut_as_length(llm.astream(**call.arguments()))
         if answer is not None and answer.forced:
@@ -264,25 +269,26 @@ class Service:
         except BaseException:
             await _aclose(chunks)
             raise
-        return Reply(200, dict(SSE_HEADERS), stream=_events(stream, first, chunks))
+        return Reply(200, dict(SSE_HEADERS), stream=_events(stream, first, chunks, error_body))
 
     async def _chat(self, headers: Headers, body: bytes, path: str) -> Reply:
         fields = parse_json_object(body)
-        call = openai_api.parse_chat(fields)
+        call = Call.of(openai_chat.parse_chat(fields))
         name, llm = self.backends.resolve(call.model)
         if call.stream:
-            stream = openai_api.ChatStream(name, include_usage=openai_api.include_usage(fields))
-            return await self._stream(llm, call, stream)
-        return _json(openai_api.completion(name, await self._generate(llm, call)))
+            stream = openai_chat.ChatStream(name, include_usage=openai_chat.include_usage(fields))
+            return await self._stream(llm, call, stream, openai_body)
+        return _json(openai_chat.completion(name, await self._generate(llm, call)))
 
     async def _messages(self, headers: Headers, body: bytes, path: str) -> Reply:
-        call = anthropic_api.parse_messages(parse_json_object(body))
+        call = Call.of(anthropic_messages.parse_messages(parse_json_object(body)))
         name, llm = self.backends.resolve(call.model)
         request_id = new_id("req_")
         if call.stream:
-            reply = await self._stream(llm, call, anthropic_api.MessageStream(name, request_id))
+            stream = anthropic_messages.MessageStream(name)
+            reply = await self._stream(llm, call, stream, lambda error: anthropic_body(error, request_id))
         else:
-            reply = _json(anthropic_api.message(name, await self._generate(llm, call)))
+            reply = _json(anthropic_messages.message(name, await self._generate(llm, call)))
         reply.headers["request-id"] = request_id
         return reply
 
@@ -295,12 +301,12 @@ class Service:
     async def _models(self, headers: Headers, body: bytes, path: str) -> Reply:
         listing = self.backends.listing()
         if "anthropic-version" in headers:
-            return _json(anthropic_api.model_list(listing))
-        return _json(openai_api.model_list(listing))
+            return _json(anthropic_messages.model_list(listing))
+        return _json(openai_chat.model_list(listing))
 
     async def _model(self, headers: Headers, body: bytes, path: str) -> Reply:
         name, _ = self.backends.resolve(path.removeprefix("/v1/models/"))
         entry = next(e for e in self.backends.listing() if e[0] == name)
         if "anthropic-version" in headers:
-            return _json(anthropic_api.model_list([entry])["data"][0])
-        return _json(openai_api.model_list([entry])["data"][0])
+            return _json(anthropic_messages.model_list([entry])["data"][0])
+        return _json(openai_chat.model_list([entry])["data"][0])

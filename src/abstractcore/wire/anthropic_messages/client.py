@@ -1,5 +1,5 @@
-"""Anthropic's Messages wire format: ``Message``s to Anthropic turns and blocks, and a stream's
-events back to ``StreamChunk``s.
+"""The Messages API, client side: ``Message``s to Anthropic turns and blocks (``request_body``), a
+reply and a stream's events back to ``GenerateResponse`` / ``StreamChunk``s.
 
 Used by the ``anthropic`` provider. Pure translation (no I/O): the system
 prompt goes to the top-level ``system``, tool results become ``tool_result``
@@ -10,6 +10,7 @@ common finish reasons.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from abstractcore.core.types import (
@@ -20,38 +21,29 @@ from abstractcore.core.types import (
     TextPart,
     ToolCall,
     ToolCallDelta,
+    ToolSpec,
     Usage,
 )
 from abstractcore.features.media import base64_image
 from abstractcore.features.tools.accumulator import ToolCallAccumulator, as_arguments
+from abstractcore.wire.anthropic_messages.shapes import finish_reason, usage_of
 
 __all__ = [
+    "DEFAULT_MAX_TOKENS",
     "MessagesStream",
     "content_blocks",
-    "finish_reason",
     "is_error_event",
     "is_message_stop",
     "message_to_response",
+    "request_body",
     "stop_sequences",
     "to_anthropic_messages",
     "tool_choice_to_anthropic",
+    "tools_to_anthropic",
 ]
 
-_STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-
-
-def finish_reason(stop_reason: str | None) -> str | None:
-    """Anthropic's ``stop_reason`` in the common vocabulary (stop, length, tool_calls, ...)."""
-    if stop_reason is None:
-        return None
-    return _STOP_REASONS.get(stop_reason, stop_reason)
+#: ``max_tokens`` is required by the Messages API; this is sent when the caller gives none.
+DEFAULT_MAX_TOKENS = 4096
 
 
 def _image_block(part: ImagePart) -> dict[str, Any]:
@@ -133,6 +125,58 @@ def tool_choice_to_anthropic(choice: str) -> dict[str, Any]:
 def stop_sequences(stop: Any) -> list[str]:
     """``stop`` (a string or strings) as ``stop_sequences``."""
     return [stop] if isinstance(stop, str) else list(stop)
+
+
+def tools_to_anthropic(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    """``ToolSpec``s as Messages ``tools`` (``input_schema``; no empty description)."""
+    return [
+        {
+            "name": t.name,
+            **({"description": t.description} if t.description else {}),
+            "input_schema": dict(t.parameters),
+        }
+        for t in tools
+    ]
+
+
+def request_body(
+    model: str,
+    messages: list[Message],
+    params: dict[str, Any],
+    *,
+    system: str | None = None,
+    tools: Sequence[ToolSpec] = (),
+    tool_choice: str | None = None,
+    output_schema: dict[str, Any] | None = None,
+    stream: bool = False,
+) -> dict[str, Any]:
+    """A ``POST /v1/messages`` body (``output_schema``: native JSON output, ``output_format``).
+
+    ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS``; ``seed`` and the penalties do not exist
+    in this API and are not sent.
+    """
+    max_tokens = params.get("max_tokens")
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+        "messages": to_anthropic_messages(messages),
+    }
+    if system:
+        body["system"] = system
+    for name in ("temperature", "top_p", "top_k"):
+        if params.get(name) is not None:
+            body[name] = params[name]
+    if params.get("stop"):
+        body["stop_sequences"] = stop_sequences(params["stop"])
+    if tools:
+        body["tools"] = tools_to_anthropic(tools)
+        if tool_choice is not None:
+            body["tool_choice"] = tool_choice_to_anthropic(tool_choice)
+    if output_schema is not None:
+        body["output_format"] = {"type": "json_schema", "schema": output_schema}
+    if stream:
+        body["stream"] = True
+    return body
 
 
 def is_error_event(data: Any) -> bool:
@@ -239,13 +283,10 @@ def message_to_response(data: dict[str, Any], *, provider: str, model: str | Non
                     arguments=as_arguments(block.get("input")),
                 )
             )
-    usage = data.get("usage")
     return GenerateResponse(
         content="".join(texts),
         tool_calls=calls,
-        usage=Usage.of(usage.get("input_tokens"), usage.get("output_tokens"))
-        if isinstance(usage, dict)
-        else None,
+        usage=usage_of(data.get("usage")),
         finish_reason=finish_reason(data.get("stop_reason")),
         model=data.get("model") or model,
         provider=provider,

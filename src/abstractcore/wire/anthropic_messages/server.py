@@ -1,7 +1,7 @@
-"""Anthropic's Messages wire format, server side: request body -> ``Call``, answer -> ``message``
-body, stream -> the Messages event sequence; and the model list.
+"""The Messages API, server side: request body -> ``ParsedCall``, answer -> ``message`` body,
+stream -> the Messages event sequence; and the model list.
 
-The reverse of ``providers/anthropic.py``: the top-level ``system`` becomes a system message,
+The reverse of the client side: the top-level ``system`` becomes a system message,
 ``tool_result`` blocks become tool messages (placed before the rest of their user turn),
 ``tool_use`` blocks become the assistant's tool calls, base64 and URL images become
 ``ImagePart``s. ``thinking`` blocks a client sends back are dropped (no back end here reads
@@ -11,11 +11,10 @@ not forwarded; server tools, documents, MCP servers and containers are a 400.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable
 from typing import Any
 
+from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import (
     ContentPart,
     GenerateResponse,
@@ -27,28 +26,21 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
-from abstractcore.server.call import Call, check_tools, checked_tool
-from abstractcore.server.errors import ApiError, anthropic_body
-from abstractcore.server.fields import Fields
-from abstractcore.server.structured import JsonAnswer
-from abstractcore.server.wire import dumps, new_id, sse_event
+from abstractcore.features.media import decode_base64_image
+from abstractcore.wire.anthropic_messages.shapes import stop_reason, usage_body
+from abstractcore.wire.encoding import dumps, new_id, sse_event
+from abstractcore.wire.fields import FieldError, Fields, JsonFormat, ParsedCall, check_tools, checked_tool
 
 __all__ = ["MessageStream", "message", "model_list", "parse_messages"]
 
-_STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "content_filter": "refusal",
-}
 _SKIPPED_BLOCKS = ("thinking", "redacted_thinking")
 
 
 # -- request ------------------------------------------------------------------------------------
 
 
-def parse_messages(body: Fields) -> Call:
-    """The ``Call`` a Messages request asks for (400 naming the field when it is wrong)."""
+def parse_messages(body: Fields) -> ParsedCall:
+    """The call a Messages request asks for (``FieldError`` naming the field when it is wrong)."""
     model = body.string("model", required=True, nonempty=True)
     assert model is not None
     params: dict[str, Any] = {"max_tokens": body.integer("max_tokens", required=True, minimum=1)}
@@ -66,23 +58,22 @@ def parse_messages(body: Fields) -> Call:
     body.refuse("container", None, "containers are not supported by this server")
     tools = _tools(body)
     choice = check_tools(tools, body.data.get("tool_choice"), tools_param="tools", choice_param="tool_choice")
-    call = Call(
+    return ParsedCall(
         model=model,
         messages=[*_system(body), *_turns(body)],
         params=params,
         tools=tools,
         tool_choice=choice,
         stream=bool(body.boolean("stream")),
+        answer=_answer(body),
     )
-    call.answer = _answer(body)
-    return call
 
 
 def _text_blocks(blocks: list[Fields]) -> str:
     texts = []
     for block in blocks:
         if block.string("type", required=True) != "text":
-            raise ApiError.bad(block.path("type"), "only text blocks are allowed here")
+            raise FieldError(block.path("type"), "only text blocks are allowed here")
         texts.append(block.string("text", required=True) or "")
     return "\n".join(texts)
 
@@ -101,7 +92,7 @@ def _turns(body: Fields) -> list[Message]:
         role = turn.string("role", required=True)
         if role not in ("user", "assistant"):
             hint = " (the system prompt goes in the top-level 'system' field)" if role == "system" else ""
-            raise ApiError.bad(turn.path("role"), f"must be 'user' or 'assistant'{hint}")
+            raise FieldError(turn.path("role"), f"must be 'user' or 'assistant'{hint}")
         content = turn.data.get("content")
         if isinstance(content, str):
             out.append(Message("user" if role == "user" else "assistant", content))
@@ -124,7 +115,7 @@ def _user_turn(blocks: list[Fields]) -> list[Message]:
         elif kind == "tool_result":
             results.append(_tool_result(block))
         else:
-            raise ApiError.bad(block.path("type"), f"{kind!r} blocks are not supported by this server")
+            raise FieldError(block.path("type"), f"{kind!r} blocks are not supported by this server")
     if not parts:
         return results
     if all(isinstance(p, TextPart) for p in parts):
@@ -159,7 +150,7 @@ def _assistant_turn(blocks: list[Fields]) -> Message:
                 )
             )
         elif kind not in _SKIPPED_BLOCKS:
-            raise ApiError.bad(block.path("type"), f"{kind!r} blocks are not supported by this server")
+            raise FieldError(block.path("type"), f"{kind!r} blocks are not supported by this server")
     return Message("assistant", "".join(texts), tool_calls=calls)
 
 
@@ -170,22 +161,21 @@ def _image(block: Fields) -> ImagePart:
     if kind == "url":
         return ImagePart(url=source.string("url", required=True, nonempty=True))
     if kind != "base64":
-        raise ApiError.bad(source.path("type"), "must be 'base64' or 'url'")
+        raise FieldError(source.path("type"), "must be 'base64' or 'url'")
     mime = source.string("media_type", required=True) or ""
     if not mime.startswith("image/"):
-        raise ApiError.bad(source.path("media_type"), "must be an image type such as 'image/png'")
+        raise FieldError(source.path("media_type"), "must be an image type such as 'image/png'")
     try:
-        data = base64.b64decode(source.string("data", required=True) or "", validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError.bad(source.path("data"), "invalid base64 data") from None
-    return ImagePart(data=data, mime_type=mime)
+        return decode_base64_image(source.string("data", required=True) or "", mime)
+    except ConfigurationError:
+        raise FieldError(source.path("data"), "invalid base64 data") from None
 
 
 def _tools(body: Fields) -> list[ToolSpec]:
     specs: list[ToolSpec] = []
     for tool in body.objects("tools"):
         if tool.string("type") not in (None, "custom"):
-            raise ApiError.bad(tool.path("type"), "only custom tools (name, input_schema) are supported")
+            raise FieldError(tool.path("type"), "only custom tools (name, input_schema) are supported")
         schema = tool.object("input_schema", required=True)
         assert schema is not None
         spec = ToolSpec(
@@ -197,32 +187,19 @@ def _tools(body: Fields) -> list[ToolSpec]:
     return specs
 
 
-def _answer(body: Fields) -> JsonAnswer | None:
+def _answer(body: Fields) -> JsonFormat | None:
     config = body.object("output_config")
     form = (config.object("format") if config else None) or body.object("output_format")
     if form is None:
         return None
     if form.string("type", required=True) != "json_schema":
-        raise ApiError.bad(form.path("type"), "must be 'json_schema'")
+        raise FieldError(form.path("type"), "must be 'json_schema'")
     schema = form.object("schema", required=True)
     assert schema is not None
-    return JsonAnswer(dict(schema.data))
+    return JsonFormat(dict(schema.data))
 
 
 # -- reply --------------------------------------------------------------------------------------
-
-
-def _stop_reason(reason: str | None, calls: bool) -> str:
-    if calls and reason in (None, "stop", "tool_calls"):
-        return "tool_use"
-    return _STOP_REASONS.get(reason or "stop", "end_turn")
-
-
-def _usage(usage: Usage | None) -> dict[str, int]:
-    """Anthropic's usage (its SDK needs numbers: 0 when the back end did not count)."""
-    if usage is None:
-        return {"input_tokens": 0, "output_tokens": 0}
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
 
 
 def message(model: str, response: GenerateResponse) -> dict[str, Any]:
@@ -238,9 +215,9 @@ def message(model: str, response: GenerateResponse) -> dict[str, Any]:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": _stop_reason(response.finish_reason, bool(response.tool_calls)),
+        "stop_reason": stop_reason(response.finish_reason, bool(response.tool_calls)),
         "stop_sequence": None,
-        "usage": _usage(response.usage),
+        "usage": usage_body(response.usage),
     }
 
 
@@ -254,9 +231,8 @@ class MessageStream:
     usage) and ``message_stop``.
     """
 
-    def __init__(self, model: str, request_id: str, input_tokens: int | None = None) -> None:
+    def __init__(self, model: str, input_tokens: int | None = None) -> None:
         self._model = model
-        self._request_id = request_id
         #: The input tokens counted before the stream began, for ``message_start``.
         self.input_tokens = input_tokens
         self._open: int | None = None  # index of the open block
@@ -355,8 +331,8 @@ class MessageStream:
             usage = Usage.of(self.input_tokens, 0, counted=True)
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _stop_reason(self._finish, self._calls), "stop_sequence": None},
-            "usage": _usage(usage),
+            "delta": {"stop_reason": stop_reason(self._finish, self._calls), "stop_sequence": None},
+            "usage": usage_body(usage),
         }
         return (
             self._close()
@@ -364,9 +340,9 @@ class MessageStream:
             + sse_event("message_stop", {"type": "message_stop"})
         )
 
-    def error(self, error: ApiError) -> bytes:
-        """An error after the stream began: Anthropic's ``error`` event."""
-        return sse_event("error", anthropic_body(error, self._request_id))
+    def error(self, body: dict[str, Any]) -> bytes:
+        """An error after the stream began: Anthropic's ``error`` event holding ``body``."""
+        return sse_event("error", body)
 
 
 def model_list(models: Iterable[tuple[str, str]]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""Typed reads of a JSON request body: each wrong or missing field is a 400 that names it.
+"""Typed reads of a JSON request body, and the shape a chat request parses into.
 
 ``Fields(data, "messages[0]")`` wraps one JSON object; ``fields.string("role")`` and friends
-return the value or raise ``ApiError`` with the field's path (``messages[0].role``) both as the
-message's start and as OpenAI's ``param``.
+return the value or raise ``FieldError`` with the field's path (``messages[0].role``), which the
+server answers as a 400 naming the field (its message's start and OpenAI's ``param``).
+``ParsedCall`` is what the server side of each wire module reads a chat request into;
+``check_tools`` / ``checked_tool`` are the checks both formats make of the tools offered.
 """
 
 from __future__ import annotations
@@ -10,11 +12,53 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from abstractcore.server.errors import ApiError
+from abstractcore.core.types import Message, ToolSpec
+from abstractcore.features.tools.schema import TOOL_CHOICES, normalise_tool_choice, tool_definition_problem
 
-__all__ = ["Fields", "parse_json_object"]
+__all__ = [
+    "FieldError",
+    "Fields",
+    "JsonFormat",
+    "ParsedCall",
+    "check_tools",
+    "checked_tool",
+    "parse_json_object",
+]
+
+
+class FieldError(ValueError):
+    """A request body field that is wrong or missing: ``param`` is its path (None: the whole body)."""
+
+    def __init__(self, param: str | None, message: str) -> None:
+        super().__init__(f"{param}: {message}" if param else message)
+        self.param = param
+        self.detail = message
+
+
+@dataclass(frozen=True, slots=True)
+class JsonFormat:
+    """The JSON answer a request asks for: its schema and a name for it."""
+
+    schema: dict[str, Any]
+    name: str = "json_answer"
+
+
+@dataclass(slots=True)
+class ParsedCall:
+    """One chat request as a server reads it: the model's name as the client sent it, and the
+    call's arguments (only the generation parameters the format defines)."""
+
+    model: str
+    messages: list[Message]
+    params: dict[str, Any] = field(default_factory=dict)
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_choice: str | None = None
+    stream: bool = False
+    answer: JsonFormat | None = None
+
 
 _TYPE_NAMES = {
     str: "a string",
@@ -34,13 +78,13 @@ def _type_name(value: Any) -> str:
 def parse_json_object(body: bytes) -> Fields:
     """The request body as ``Fields`` (400 when it is not a JSON object)."""
     if not body:
-        raise ApiError.bad(None, "The request body is empty; send a JSON object.")
+        raise FieldError(None, "The request body is empty; send a JSON object.")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError.bad(None, f"The request body is not valid JSON: {exc}.") from None
+        raise FieldError(None, f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
-        raise ApiError.bad(None, f"The request body must be a JSON object; got {_type_name(data)}.")
+        raise FieldError(None, f"The request body must be a JSON object; got {_type_name(data)}.")
     return Fields(data, "")
 
 
@@ -66,11 +110,11 @@ class Fields:
     def _get(self, key: str, required: bool) -> Any:
         value = self.data.get(key)
         if value is None and required:
-            raise ApiError.bad(self.path(key), "field required")
+            raise FieldError(self.path(key), "field required")
         return value
 
-    def _wrong(self, key: str, expected: str, value: Any) -> ApiError:
-        return ApiError.bad(self.path(key), f"expected {expected}, got {_type_name(value)}")
+    def _wrong(self, key: str, expected: str, value: Any) -> FieldError:
+        return FieldError(self.path(key), f"expected {expected}, got {_type_name(value)}")
 
     def string(self, key: str, *, required: bool = False, nonempty: bool = False) -> str | None:
         """A string field."""
@@ -80,7 +124,7 @@ class Fields:
         if not isinstance(value, str):
             raise self._wrong(key, "a string", value)
         if nonempty and not value:
-            raise ApiError.bad(self.path(key), "must not be empty")
+            raise FieldError(self.path(key), "must not be empty")
         return value
 
     def boolean(self, key: str) -> bool | None:
@@ -101,7 +145,7 @@ class Fields:
             else:
                 raise self._wrong(key, "an integer", value)
         if minimum is not None and value < minimum:
-            raise ApiError.bad(self.path(key), f"must be >= {minimum}; got {value}")
+            raise FieldError(self.path(key), f"must be >= {minimum}; got {value}")
         return value
 
     def number(self, key: str, low: float, high: float) -> float | None:
@@ -112,7 +156,7 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise self._wrong(key, "a number", value)
         if not low <= value <= high:
-            raise ApiError.bad(self.path(key), f"must be between {low:g} and {high:g}; got {value:g}")
+            raise FieldError(self.path(key), f"must be between {low:g} and {high:g}; got {value:g}")
         return float(value)
 
     def array(self, key: str, *, required: bool = False, nonempty: bool = False) -> list[Any] | None:
@@ -123,7 +167,7 @@ class Fields:
         if not isinstance(value, list):
             raise self._wrong(key, "an array", value)
         if nonempty and not value:
-            raise ApiError.bad(self.path(key), "must not be empty")
+            raise FieldError(self.path(key), "must not be empty")
         return value
 
     def object(self, key: str, *, required: bool = False) -> Fields | None:
@@ -142,7 +186,7 @@ class Fields:
         for index, value in enumerate(items):
             where = f"{self.path(key)}[{index}]"
             if not isinstance(value, dict):
-                raise ApiError.bad(where, f"expected an object, got {_type_name(value)}")
+                raise FieldError(where, f"expected an object, got {_type_name(value)}")
             out.append(Fields(value, where))
         return out
 
@@ -161,4 +205,33 @@ class Fields:
         """400 when ``key`` is present with a value other than ``allowed`` (or null)."""
         value = self.data.get(key)
         if value is not None and value != allowed:
-            raise ApiError.bad(self.path(key), why)
+            raise FieldError(self.path(key), why)
+
+
+def checked_tool(spec: ToolSpec, *, name_param: str, schema_param: str) -> ToolSpec:
+    """``spec``, or a ``FieldError`` for what OpenAI and Anthropic refuse in a definition: a name
+    outside ``[a-zA-Z0-9_-]{1,64}``, an unknown JSON Schema type, ``required`` naming an
+    undeclared property (``tool_definition_problem``)."""
+    problem = tool_definition_problem(spec.name, spec.parameters)
+    if problem is None:
+        return spec
+    where, what = problem
+    raise FieldError(name_param if where == "name" else schema_param, what)
+
+
+def check_tools(tools: list[ToolSpec], choice: Any, *, tools_param: str, choice_param: str) -> str | None:
+    """``choice`` normalised ("auto", "none", "required" or a tool's name) after checking that the
+    tool names are unique and not reserved words; a ``FieldError`` otherwise."""
+    seen: set[str] = set()
+    for index, spec in enumerate(tools):
+        if spec.name in seen:
+            raise FieldError(f"{tools_param}[{index}].name", f"the tool name {spec.name!r} is repeated")
+        if spec.name in (*TOOL_CHOICES, "any"):
+            raise FieldError(f"{tools_param}[{index}].name", f"{spec.name!r} is a reserved word")
+        seen.add(spec.name)
+    if choice is None:
+        return None
+    try:
+        return normalise_tool_choice(choice, tools)
+    except ValueError as exc:
+        raise FieldError(choice_param, str(exc)) from None

@@ -1,20 +1,18 @@
-"""OpenAI's Chat Completions wire format, server side: request body -> ``Call``, answer ->
-``chat.completion`` body, stream -> ``chat.completion.chunk`` events; and the model list.
+"""Chat Completions, server side: a request body -> ``ParsedCall``, an answer -> a
+``chat.completion`` body, a stream -> ``chat.completion.chunk`` events; and the model list.
 
-The reverse of ``features/openai_chat.py`` (which writes requests and reads replies).
-Fields with no meaning here that a client may send by habit (``user``, ``store``,
-``metadata``, ``parallel_tool_calls``, ...) are accepted and not forwarded; fields whose
-meaning cannot be honoured (``n`` > 1, ``logprobs``, audio, the legacy ``functions``) are a 400.
+Fields a client may send by habit with no meaning here (``user``, ``store``, ``metadata``,
+``parallel_tool_calls``, ...) are accepted and not forwarded; fields whose meaning cannot be
+honoured (``n`` > 1, ``logprobs``, audio, the legacy ``functions``) are a ``FieldError``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Iterable
 from typing import Any, cast
 
+from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import (
     ContentPart,
     GenerateResponse,
@@ -27,16 +25,14 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
-from abstractcore.server.call import Call, check_tools, checked_tool
-from abstractcore.server.errors import ApiError, openai_body
-from abstractcore.server.fields import Fields
-from abstractcore.server.structured import JsonAnswer
-from abstractcore.server.wire import dumps, new_id, now, sse_data
+from abstractcore.features.media import decode_data_url
+from abstractcore.wire.encoding import dumps, new_id, now, sse_data
+from abstractcore.wire.fields import FieldError, Fields, JsonFormat, ParsedCall, check_tools, checked_tool
+from abstractcore.wire.openai_chat.shapes import call_body, server_finish_reason, usage_body
 
 __all__ = ["ChatStream", "completion", "include_usage", "model_list", "parse_chat"]
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
-_FINISH = ("stop", "length", "tool_calls", "content_filter")
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
 _RANGES = (
     ("temperature", 0.0, 2.0),
@@ -46,26 +42,22 @@ _RANGES = (
 )
 
 
-# -- request ------------------------------------------------------------------------------------
-
-
-def parse_chat(body: Fields) -> Call:
-    """The ``Call`` a Chat Completions request asks for (400 naming the field when it is wrong)."""
+def parse_chat(body: Fields) -> ParsedCall:
+    """The call a Chat Completions request asks for (``FieldError`` naming the field when wrong)."""
     model = body.string("model", required=True, nonempty=True)
     assert model is not None
     _refuse_unsupported(body)
     tools = _tools(body)
     choice = check_tools(tools, body.data.get("tool_choice"), tools_param="tools", choice_param="tool_choice")
-    call = Call(
+    return ParsedCall(
         model=model,
         messages=_messages(body),
         params=_params(body),
         tools=tools,
         tool_choice=choice,
         stream=bool(body.boolean("stream")),
+        answer=_answer(body),
     )
-    call.answer = _answer(body)
-    return call
 
 
 def include_usage(body: Fields) -> bool:
@@ -110,7 +102,7 @@ def _messages(body: Fields) -> list[Message]:
     for message in body.objects("messages", required=True, nonempty=True):
         role = message.string("role", required=True)
         if role not in _ROLES:
-            raise ApiError.bad(message.path("role"), "must be system, developer, user, assistant or tool")
+            raise FieldError(message.path("role"), "must be system, developer, user, assistant or tool")
         role = _ROLES[role]
         content = _content(message, images=role == "user")
         if role == "assistant":
@@ -144,7 +136,7 @@ def _content(message: Fields, *, images: bool) -> str | list[ContentPart]:
         elif kind == "image_url" and images:
             parts.append(_image(part))
         else:
-            raise ApiError.bad(part.path("type"), f"{kind!r} content parts are not supported here")
+            raise FieldError(part.path("type"), f"{kind!r} content parts are not supported here")
     if all(isinstance(p, TextPart) for p in parts):
         return _as_text(parts)
     return parts
@@ -159,15 +151,13 @@ def _image(part: Fields) -> ImagePart:
     if url.startswith(("http://", "https://")):
         return ImagePart(url=url)
     if not url.startswith("data:"):
-        raise ApiError.bad(image.path("url"), "must be an http(s) URL or a data: URL")
-    header, _, payload = url.partition(",")
-    if ";base64" not in header:
-        raise ApiError.bad(image.path("url"), "a data: URL must be base64 (data:image/png;base64,...)")
+        raise FieldError(image.path("url"), "must be an http(s) URL or a data: URL")
+    if ";base64" not in url.partition(",")[0]:
+        raise FieldError(image.path("url"), "a data: URL must be base64 (data:image/png;base64,...)")
     try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError.bad(image.path("url"), "the data: URL holds invalid base64") from None
-    return ImagePart(data=data, mime_type=header[5:].split(";", 1)[0] or "image/png")
+        return decode_data_url(url)
+    except ConfigurationError:
+        raise FieldError(image.path("url"), "the data: URL holds invalid base64") from None
 
 
 def _tool_call(call: Fields, index: int) -> ToolCall:
@@ -180,9 +170,9 @@ def _tool_call(call: Fields, index: int) -> ToolCall:
         try:
             arguments = json.loads(raw)
         except ValueError:
-            raise ApiError.bad(function.path("arguments"), "is not valid JSON") from None
+            raise FieldError(function.path("arguments"), "is not valid JSON") from None
     if not isinstance(arguments, dict):
-        raise ApiError.bad(function.path("arguments"), "must be a JSON object")
+        raise FieldError(function.path("arguments"), "must be a JSON object")
     return ToolCall(id=call.string("id") or f"call_{index}", name=name, arguments=arguments)
 
 
@@ -190,7 +180,7 @@ def _tools(body: Fields) -> list[ToolSpec]:
     specs: list[ToolSpec] = []
     for tool in body.objects("tools"):
         if (tool.string("type") or "function") != "function":
-            raise ApiError.bad(tool.path("type"), "only 'function' tools are supported")
+            raise FieldError(tool.path("type"), "only 'function' tools are supported")
         function = tool.object("function", required=True)
         assert function is not None
         parameters = function.object("parameters")
@@ -205,7 +195,7 @@ def _tools(body: Fields) -> list[ToolSpec]:
     return specs
 
 
-def _answer(body: Fields) -> JsonAnswer | None:
+def _answer(body: Fields) -> JsonFormat | None:
     form = body.object("response_format")
     if form is None:
         return None
@@ -213,42 +203,15 @@ def _answer(body: Fields) -> JsonAnswer | None:
     if kind == "text":
         return None
     if kind == "json_object":
-        return JsonAnswer({"type": "object"}, "json_object")
+        return JsonFormat({"type": "object"}, "json_object")
     if kind != "json_schema":
-        raise ApiError.bad(form.path("type"), "must be 'text', 'json_object' or 'json_schema'")
+        raise FieldError(form.path("type"), "must be 'text', 'json_object' or 'json_schema'")
     spec = form.object("json_schema", required=True)
     assert spec is not None
     schema = spec.object("schema")
-    return JsonAnswer(
+    return JsonFormat(
         dict(schema.data) if schema else {"type": "object"}, spec.string("name") or "json_answer"
     )
-
-
-# -- reply --------------------------------------------------------------------------------------
-
-
-def _finish(reason: str | None, calls: bool) -> str:
-    if calls and reason in (None, "stop"):
-        return "tool_calls"
-    return reason if reason in _FINISH else "stop"
-
-
-def _usage(usage: Usage | None) -> dict[str, int] | None:
-    if usage is None:
-        return None
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-def _call(call: ToolCall) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": call.arguments_json()},
-    }
 
 
 def completion(model: str, response: GenerateResponse) -> dict[str, Any]:
@@ -260,7 +223,7 @@ def completion(model: str, response: GenerateResponse) -> dict[str, Any]:
         "refusal": None,
     }
     if calls:
-        message["tool_calls"] = [_call(c) for c in calls]
+        message["tool_calls"] = [call_body(c) for c in calls]
     return {
         "id": new_id("chatcmpl-"),
         "object": "chat.completion",
@@ -271,10 +234,10 @@ def completion(model: str, response: GenerateResponse) -> dict[str, Any]:
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": _finish(response.finish_reason, bool(calls)),
+                "finish_reason": server_finish_reason(response.finish_reason, bool(calls)),
             }
         ],
-        "usage": _usage(response.usage),
+        "usage": usage_body(response.usage),
     }
 
 
@@ -341,7 +304,7 @@ class ChatStream:
                 out.append({"index": index, "function": {"arguments": delta.arguments_fragment}})
         if not self._fragments:  # the back end hands calls over whole
             for call in chunk.tool_calls:
-                out.append({"index": self._calls, **_call(call)})
+                out.append({"index": self._calls, **call_body(call)})
                 self._calls += 1
         return out
 
@@ -349,14 +312,14 @@ class ChatStream:
         """The finish chunk, the usage chunk (``include_usage``; usage null when the back end did
         not count) and ``[DONE]``."""
         calls = bool(self._indices) or self._calls > 0
-        finish = self._event(b"{}", dumps(_finish(self._finish, calls)))
+        finish = self._event(b"{}", dumps(server_finish_reason(self._finish, calls)))
         if self._include_usage:
-            finish += self._usage_head + dumps(_usage(self._usage)) + b"}\n\n"
+            finish += self._usage_head + dumps(usage_body(self._usage)) + b"}\n\n"
         return finish + b"data: [DONE]\n\n"
 
-    def error(self, error: ApiError) -> bytes:
-        """An error after the stream began: an event holding OpenAI's error body."""
-        return sse_data(openai_body(error))
+    def error(self, body: dict[str, Any]) -> bytes:
+        """An error after the stream began: an event holding OpenAI's error ``body``."""
+        return sse_data(body)
 
 
 def model_list(models: Iterable[tuple[str, str]]) -> dict[str, Any]:

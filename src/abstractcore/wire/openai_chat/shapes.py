@@ -1,8 +1,5 @@
-"""The OpenAI Chat Completions message and tool format, as pure functions.
-
-Shared by the OpenAI-compatible providers (on the wire) and the llama.cpp
-engine (``create_chat_completion`` takes the same shapes in process).
-"""
+"""The shapes both directions of Chat Completions share: messages, tools, tool calls, usage, and
+the one finish-reason map."""
 
 from __future__ import annotations
 
@@ -11,16 +8,43 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from abstractcore.core.types import ImagePart, Message, TextPart, ToolCall, ToolCallDelta, ToolSpec
+from abstractcore.core.types import ImagePart, Message, TextPart, ToolCall, ToolCallDelta, ToolSpec, Usage
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
 
 __all__ = [
+    "FINISH_REASONS",
+    "call_body",
+    "finish_reason",
     "message_to_openai",
     "parse_tool_calls",
+    "server_finish_reason",
     "tool_call_deltas",
     "tool_choice_to_openai",
     "tools_to_openai",
+    "usage_body",
+    "usage_of",
 ]
+
+#: The finish reasons of the format: they are the common vocabulary, so the map is the identity
+#: (a client passes any other value a server sends through; the server sends only these).
+FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def server_finish_reason(reason: str | None, calls: bool) -> str:
+    """The finish reason a server sends: one of ``FINISH_REASONS`` ("tool_calls" when calls end it)."""
+    if calls and reason in (None, "stop"):
+        return "tool_calls"
+    return FINISH_REASONS.get(reason or "stop", "stop")
+
+
+def finish_reason(reason: str | None) -> str | None:
+    """A reply's ``finish_reason`` in the common vocabulary (values outside the format pass through)."""
+    return None if reason is None else FINISH_REASONS.get(reason, reason)
 
 
 def _image_url(part: ImagePart) -> str:
@@ -108,3 +132,28 @@ def tool_call_deltas(delta: dict[str, Any]) -> list[ToolCallDelta]:
             )
         )
     return out
+
+
+def usage_of(data: Any) -> Usage | None:
+    """A reply's ``usage`` object as ``Usage`` (None when there is none)."""
+    if not isinstance(data, dict):
+        return None
+    return Usage.of(data.get("prompt_tokens"), data.get("completion_tokens"))
+
+
+def usage_body(usage: Usage | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def call_body(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments_json()},
+    }

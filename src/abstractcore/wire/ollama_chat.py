@@ -1,5 +1,5 @@
-"""Ollama's wire format (``/api/chat``, ``/api/show``, ``OLLAMA_HOST``): ``Message``s to Ollama
-messages, replies back.
+"""Ollama's wire format (``/api/chat``, ``/api/show``, ``OLLAMA_HOST``), client side only (the
+server of this package does not speak it): ``Message``s to Ollama messages, replies back.
 
 Used by the ``ollama`` provider. Pure translation (no I/O): images travel as
 base64 ``images``, tool calls with object ``arguments``, a tool result names
@@ -9,25 +9,38 @@ finish reason and the token counts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from abstractcore.core.errors import ConfigurationError
-from abstractcore.core.types import GenerateResponse, ImagePart, Message, ToolCall, Usage
+from abstractcore.core.types import (
+    GenerateResponse,
+    ImagePart,
+    Message,
+    StreamChunk,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from abstractcore.features.media import base64_image
 from abstractcore.features.tools.accumulator import as_arguments
+from abstractcore.wire.openai_chat.shapes import tools_to_openai
 
 __all__ = [
     "DEFAULT_PORT",
+    "FINISH_REASONS",
     "OPTION_NAMES",
     "chat_to_response",
     "host_url",
     "image_data",
     "is_done_line",
     "is_error_line",
+    "line_chunk",
     "ollama_finish_reason",
     "ollama_options",
     "ollama_tool_calls",
     "ollama_usage",
+    "request_body",
     "shown_capabilities",
     "to_ollama_message",
     "to_ollama_messages",
@@ -35,6 +48,8 @@ __all__ = [
 
 #: The port ``ollama serve`` listens on.
 DEFAULT_PORT = 11434
+#: Ollama's ``done_reason`` -> the common finish reason (others pass through).
+FINISH_REASONS = {"stop": "stop", "length": "length"}
 #: Common parameter -> name in Ollama's ``options``.
 OPTION_NAMES = {
     "temperature": "temperature",
@@ -100,6 +115,45 @@ def to_ollama_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
+def request_body(
+    model: str,
+    messages: list[Message],
+    params: dict[str, Any],
+    *,
+    tools: Sequence[ToolSpec] = (),
+    tool_choice: str | None = None,
+    json_schema: dict[str, Any] | None = None,
+    stream: bool = False,
+) -> dict[str, Any]:
+    """A ``POST /api/chat`` body: parameters in ``options``, ``keep_alive`` and ``format`` (the
+    answer's JSON schema) top-level. Ollama has no ``tool_choice``: "none" leaves the tools out."""
+    body: dict[str, Any] = {"model": model, "messages": to_ollama_messages(messages), "stream": stream}
+    options = ollama_options(params)
+    if options:
+        body["options"] = options
+    if params.get("keep_alive") is not None:
+        body["keep_alive"] = params["keep_alive"]
+    if tools and tool_choice != "none":
+        body["tools"] = tools_to_openai(tools)
+    if json_schema is not None:
+        body["format"] = json_schema
+    return body
+
+
+def line_chunk(line: dict[str, Any], model: str) -> StreamChunk | None:
+    """The chunk one stream line carries (None for a line with no text and no call)."""
+    message = line.get("message") or {}
+    calls = ollama_tool_calls(message.get("tool_calls"))
+    if not message.get("content") and not calls:
+        return None
+    return StreamChunk(
+        content=str(message.get("content") or ""),
+        tool_calls=calls,
+        model=line.get("model") or model,
+        raw=line,
+    )
+
+
 def ollama_tool_calls(raw: Any) -> list[ToolCall]:
     """A message's ``tool_calls`` (object ``arguments``) as ``ToolCall``s."""
     calls: list[ToolCall] = []
@@ -130,7 +184,7 @@ def ollama_finish_reason(data: dict[str, Any], had_tool_calls: bool) -> str:
     if had_tool_calls:
         return "tool_calls"
     reason = data.get("done_reason")
-    return str(reason) if reason else "stop"
+    return FINISH_REASONS.get(str(reason), str(reason)) if reason else "stop"
 
 
 def is_error_line(line: Any) -> bool:

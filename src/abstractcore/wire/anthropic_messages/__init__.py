@@ -1,0 +1,56 @@
+"""Anthropic's Messages wire format, both directions, as pure functions.
+
+``client``: ``request_body`` writes a request (the system prompt top-level, tool results as
+``tool_result`` blocks first in a user turn, images as base64 blocks, consecutive turns of one
+role merged), ``message_to_response`` reads a reply, ``MessagesStream`` reads a stream's events
+(the ``anthropic`` provider). ``server``: ``parse_messages`` reads a request into a
+``ParsedCall``, ``message`` writes a reply, ``MessageStream`` writes a stream
+(``abstractcore.server``). ``shapes``: the one stop-reason map ``STOP_REASONS`` and usage.
+"""
+
+from __future__ import annotations
+
+from abstractcore.wire.anthropic_messages.client import (
+    DEFAULT_MAX_TOKENS,
+    MessagesStream,
+    content_blocks,
+    is_error_event,
+    is_message_stop,
+    message_to_response,
+    request_body,
+    stop_sequences,
+    to_anthropic_messages,
+    tool_choice_to_anthropic,
+    tools_to_anthropic,
+)
+from abstractcore.wire.anthropic_messages.server import MessageStream, message, model_list, parse_messages
+from abstractcore.wire.anthropic_messages.shapes import (
+    STOP_REASONS,
+    finish_reason,
+    stop_reason,
+    usage_body,
+    usage_of,
+)
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "STOP_REASONS",
+    "MessageStream",
+    "MessagesStream",
+    "content_blocks",
+    "finish_reason",
+    "is_error_event",
+    "is_message_stop",
+    "message",
+    "message_to_response",
+    "model_list",
+    "parse_messages",
+    "request_body",
+    "stop_reason",
+    "stop_sequences",
+    "to_anthropic_messages",
+    "tool_choice_to_anthropic",
+    "tools_to_anthropic",
+    "usage_body",
+    "usage_of",
+]
