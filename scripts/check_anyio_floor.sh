@@ -9,4 +9,4 @@ floor=$(sed -n 's/^ *"anyio>=\([0-9.]*\)",*$/\1/p' pyproject.toml)
 [ -x .venv-floor/bin/python ] || "$PY" -m venv .venv-floor
 .venv-floor/bin/python -m pip install --quiet -e . pytest pytest-timeout trio "anyio==$floor"
 .venv-floor/bin/python -c "import anyio, importlib.metadata as m; print('anyio floor', m.version('anyio'))"
-.venv-floor/bin/python -m pytest -q -p no:cacheprovider tests/transport/test_worker.py
+.venv-floor/bin/python -m pytest -q -p no:cacheprovider tests/engines/test_worker.py
