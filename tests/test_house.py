@@ -347,6 +347,7 @@ def test_the_package_exports_exactly_its_public_surface() -> None:
         "router",
         "batch",
         "server",
+        "wire",
     }
     stray = {n for n in dir(abstractcore) if not n.startswith("_")} - EXPORTED - subpackages
     assert stray == set(), f"public names outside __all__: {stray}"
