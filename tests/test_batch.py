@@ -28,6 +28,7 @@ from abstractcore import (
     create_llm,
 )
 from abstractcore.batch import abatch
+from abstractcore.features.request import Request, pipeline_of
 from tests.servers.openai_fake import KEY, FakeOpenAI, Fault
 
 FAST = RetryConfig(max_attempts=1)
@@ -104,17 +105,20 @@ async def test_concurrency_is_bounded(fake: FakeOpenAI) -> None:
     llm = make(fake)
 
     class Counting:
-        """The real model, counting the calls in flight."""
+        """The real model's pipeline, counting the calls in flight."""
 
         now = peak = 0
 
-        async def agenerate(self, prompt: str | None = None, **kwargs: Any) -> Any:
+        async def _send(self, request: Request) -> Any:
             self.now += 1
             self.peak = max(self.peak, self.now)
             try:
-                return await llm.agenerate(prompt, **kwargs)
+                return await pipeline_of(llm)._send(request)
             finally:
                 self.now -= 1
+
+        def _send_stream(self, request: Request) -> Any:
+            raise AssertionError("a batch collects whole answers")
 
     counting = Counting()
     results = await abatch(counting, [f"item {i}" for i in range(20)], concurrency=4, progress=False)

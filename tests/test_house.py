@@ -90,6 +90,7 @@ MODULE_LAYERS = {
     "abstractcore.providers.huggingface": "providers",
     "abstractcore.providers.lmstudio": "providers",
     "abstractcore.providers.local": "providers",
+    "abstractcore.providers.pipeline": "providers",
     "abstractcore.providers.mlx": "providers",
     "abstractcore.providers.ollama": "providers",
     "abstractcore.providers.openai": "providers",
@@ -137,7 +138,7 @@ MODULE_LAYERS = {
 PACKAGE_LAYERS: dict[str, str] = {}
 
 #: Provider modules other providers may build on.
-PROVIDER_BASES = {"base", "http", "local", "openai_compatible"}
+PROVIDER_BASES = {"base", "pipeline", "http", "local", "openai_compatible"}
 TOP_PACKAGES = ("abstractcore", "abstractllm")
 
 

@@ -13,8 +13,10 @@ when one finishes). Results come back in input order:
   and whose ``__cause__`` is the failure.
 
 A progress bar (tqdm, on stderr) is shown when stderr is a terminal and never
-when it is not; ``progress=True`` / ``False`` forces it. Built on the public
-async API only (``agenerate``), so it runs over every provider, a router and
+when it is not; ``progress=True`` / ``False`` forces it. Each item becomes one
+``Request`` (``build_request``, in the worker that sends it, so a batch's images
+are not all loaded at once) handed to the pipeline's entry point
+(``pipeline_of(llm)._send``), so it runs over every provider, a router and
 in-process models included.
 """
 
@@ -23,18 +25,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from abstractcore.core.errors import AbstractCoreError, ConfigurationError
+from abstractcore.features.request import build_request, pipeline_of
 
 if TYPE_CHECKING:
     import anyio
 
 __all__ = ["BatchError", "abatch"]
-
-
-class _Model(Protocol):
-    async def agenerate(self, prompt: str | None = None, **kwargs: Any) -> Any: ...
 
 
 class BatchError(AbstractCoreError):
@@ -133,7 +132,7 @@ class _Bar:
 
 
 async def abatch(
-    llm: _Model,
+    llm: Any,
     items: Sequence[str | Mapping[str, Any]],
     *,
     concurrency: int = 8,
@@ -147,6 +146,7 @@ async def abatch(
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be an integer >= 1; got {concurrency!r}.")
     calls = _calls(items, params)
+    pipeline = pipeline_of(llm)
     results: list[Any] = [None] * len(calls)
     if not calls:
         return results
@@ -158,7 +158,7 @@ async def abatch(
         for index in next_index:
             prompt, kwargs = calls[index]
             try:
-                results[index] = await llm.agenerate(prompt, **kwargs)
+                results[index] = await pipeline._send(build_request(prompt, **kwargs))
             except Exception as error:
                 bar.step(True)
                 if return_exceptions:

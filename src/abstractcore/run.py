@@ -33,11 +33,11 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, cast
+from typing import Any
 
 from abstractcore.core.errors import ConfigurationError, RunTimeoutError, ToolCallError, ToolLoopError
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, Usage
-from abstractcore.features.request import Request, build_request
+from abstractcore.features.request import Pipeline, Request, build_request, pipeline_of
 from abstractcore.features.tools.schema import Tool, to_tools
 
 __all__ = [
@@ -55,24 +55,6 @@ __all__ = [
 
 #: ``approve(call)``: True to run the call, False to refuse it (the model is told).
 Approve = Callable[[ToolCall], "bool | Awaitable[bool]"]
-
-
-class _Pipeline(Protocol):
-    """The request-level entry points of a provider (``AsyncProvider._send``), a router included."""
-
-    async def _send(self, request: Request) -> Any: ...
-
-    def _send_stream(self, request: Request) -> AsyncIterator[Any]: ...
-
-
-def pipeline_of(llm: Any) -> _Pipeline:
-    """The provider behind ``llm`` (an ``LLM``, or an ``AsyncProvider`` itself)."""
-    provider = getattr(llm, "provider", llm)
-    if not callable(getattr(provider, "_send", None)):
-        raise ConfigurationError(f"run() needs an LLM made by create_llm(...); got {type(llm).__name__}.")
-    return cast(_Pipeline, provider)
-
-    def astream(self, prompt: str | None = None, **kwargs: Any) -> AsyncIterator[Any]: ...
 
 
 @dataclass(slots=True)
@@ -253,7 +235,7 @@ def _start(
 
 
 async def _final_output(
-    llm: _Pipeline, response: GenerateResponse, transcript: list[Message], request: Request
+    llm: Pipeline, response: GenerateResponse, transcript: list[Message], request: Request
 ) -> Any:
     """The run's output: the answer's text, or the ``response_model`` value (the final text when
     it validates, else one structured call over the transcript, without the tools)."""
@@ -341,7 +323,7 @@ class _Loop:
         if self.request.tool_choice not in (None, "auto", "none"):
             self.request = replace(self.request, tool_choice="auto")  # a forced first call: once
 
-    async def result(self, llm: _Pipeline, response: GenerateResponse) -> RunResult:
+    async def result(self, llm: Pipeline, response: GenerateResponse) -> RunResult:
         output = await _final_output(llm, response, self.transcript, self.request)
         return RunResult(output, response, self.transcript, self.steps, self.usage)
 

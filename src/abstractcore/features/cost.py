@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-from abstractcore.core.types import Usage
+from abstractcore.core.types import StreamChunk, Usage
 
-__all__ = ["PRICED_PROVIDERS", "cost_of"]
+__all__ = ["PRICED_PROVIDERS", "cost_of", "priced_stream"]
 
 #: abstractcore provider name -> genai-prices provider id (the providers with a public price list).
 PRICED_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter"}
@@ -61,3 +62,18 @@ def cost_of(provider: str | None, model: str | None, usage: Usage | None) -> flo
 
     result = price.calc_price(PriceUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens))
     return float(result["total_price"])
+
+
+async def priced_stream(
+    chunks: AsyncIterator[StreamChunk], provider: str, model: str
+) -> AsyncIterator[StreamChunk]:
+    """``chunks`` with the answer's cost on the last one (the one with a finish reason)."""
+    try:
+        async for chunk in chunks:
+            if chunk.finish_reason is not None:
+                chunk.cost = cost_of(provider, chunk.model or model, chunk.usage)
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

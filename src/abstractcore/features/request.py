@@ -19,9 +19,9 @@ callables, the transport takes bodies).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from typing_extensions import TypedDict
 
@@ -34,7 +34,7 @@ from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_sp
 if TYPE_CHECKING:
     from abstractcore.core.config import TimeoutLike
 
-__all__ = ["CallKwargs", "Request", "build_request", "EXTRAS"]
+__all__ = ["EXTRAS", "CallKwargs", "Pipeline", "Request", "build_request", "pipeline_of"]
 
 #: The escape hatch's keyword arguments (``extra_body``, ``extra_headers``, ``extra_query``).
 EXTRAS = ("extra_body", "extra_headers", "extra_query")
@@ -178,6 +178,23 @@ def build_request(
         extra_headers=extras[1],
         extra_query=extras[2],
     )
+
+
+class Pipeline(Protocol):
+    """The request-level entry points of a provider (``AsyncProvider._send``), a router included."""
+
+    async def _send(self, request: Request) -> Any: ...
+
+    def _send_stream(self, request: Request) -> AsyncIterator[Any]: ...
+
+
+def pipeline_of(llm: Any) -> Pipeline:
+    """The provider behind ``llm`` (an ``LLM``, or an ``AsyncProvider`` itself), whose
+    ``_send`` / ``_send_stream`` take a built ``Request``."""
+    provider = getattr(llm, "provider", llm)
+    if not callable(getattr(provider, "_send", None)):
+        raise ConfigurationError(f"This needs an LLM made by create_llm(...); got {type(llm).__name__}.")
+    return cast(Pipeline, provider)
 
 
 def _mapping(name: str, value: Any) -> dict[str, Any]:
