@@ -16,6 +16,7 @@ __all__ = [
     "GenerateResponse",
     "ImagePart",
     "Message",
+    "ReasoningPart",
     "Role",
     "StreamChunk",
     "TextPart",
@@ -27,7 +28,7 @@ __all__ = [
 
 Role = Literal["system", "user", "assistant", "tool"]
 _ROLES = ("system", "user", "assistant", "tool")
-_MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
+_MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name", "reasoning")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,54 @@ class ImagePart:
 
 
 ContentPart = Union[TextPart, ImagePart]
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningPart:
+    """One block of a model's thinking, kept so the conversation can go on with it.
+
+    ``text`` is the thinking as the model gave it (empty for a redacted block). ``signature``
+    (Anthropic's) and ``redacted`` (the encrypted data of Anthropic's ``redacted_thinking``)
+    must go back unchanged to the provider that made them; ``source`` names that provider
+    ("anthropic", "openai", ...), and a wire format sends a part back only to its own kind:
+    anywhere else it is dropped, never sent in a shape the other side rejects.
+    """
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    source: str | None = None
+
+    def __repr__(self) -> str:
+        kind = "redacted" if self.redacted is not None else f"{len(self.text)} chars"
+        signed = ", signed" if self.signature else ""
+        return f"ReasoningPart({kind}{signed}, source={self.source!r})"
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "a reasoning part") -> ReasoningPart:
+        """A part from ``{"text": ..., "signature": ..., "redacted": ..., "source": ...}`` (or a
+        plain string: thinking text with no signature)."""
+        if isinstance(data, ReasoningPart):
+            return data
+        if isinstance(data, str):
+            return cls(data)
+        if isinstance(data, Mapping) and set(data) <= {"text", "signature", "redacted", "source"}:
+            return cls(
+                str(data.get("text") or ""),
+                _optional_str(data.get("signature")),
+                _optional_str(data.get("redacted")),
+                _optional_str(data.get("source")),
+            )
+        from abstractcore.core.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"{where} must be a ReasoningPart, a string or a dict with the keys text, signature, "
+            f"redacted, source; got {data!r:.100}."
+        )
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +139,10 @@ class Message:
     """One turn of a conversation.
 
     ``content`` is text or a list of content parts (text and images). An
-    assistant turn may carry ``tool_calls``; a ``tool`` turn answers one call
-    and names it with ``tool_call_id``.
+    assistant turn may carry ``tool_calls``, and the model's thinking as
+    ``reasoning`` (``ReasoningPart``s, sent back to the provider that made
+    them: ``GenerateResponse.message()`` keeps them); a ``tool`` turn answers
+    one call and names it with ``tool_call_id``.
     """
 
     role: Role
@@ -99,6 +150,7 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    reasoning: list[ReasoningPart] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
@@ -153,12 +205,21 @@ class Message:
             )
             for c in raw_calls
         ]
+        raw_reasoning = data.get("reasoning") or []
+        if isinstance(raw_reasoning, (str, Mapping, ReasoningPart)):
+            raw_reasoning = [raw_reasoning]
+        if not isinstance(raw_reasoning, list):
+            raise ConfigurationError(f"{where}: reasoning must be a list of ReasoningPart (or dicts).")
         return cls(
             role=data["role"],
             content=parts,
             tool_calls=calls,
             tool_call_id=data.get("tool_call_id"),
             name=data.get("name"),
+            reasoning=[
+                ReasoningPart.from_dict(r, where=f"{where}: reasoning[{i}]")
+                for i, r in enumerate(raw_reasoning)
+            ],
         )
 
 
@@ -210,12 +271,15 @@ class Usage:
     abstractcore counted them itself, with the back end's own tokenizer, because
     the back end reported none (llama-cpp-python's server in streams): the
     prompt exactly as the back end tokenizes it, the answer token by token.
+    ``reasoning_tokens`` are the thinking tokens among ``output_tokens``, where
+    the back end reports them (0 otherwise).
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
     counted: bool = False
+    reasoning_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         """Counts summed (over the attempts of a re-ask, the steps of a tool loop, ...); counted
@@ -225,18 +289,30 @@ class Usage:
             self.output_tokens + other.output_tokens,
             self.total_tokens + other.total_tokens,
             self.counted or other.counted,
+            self.reasoning_tokens + other.reasoning_tokens,
         )
 
     @classmethod
-    def of(cls, input_tokens: int | None, output_tokens: int | None, *, counted: bool = False) -> Usage:
+    def of(
+        cls,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        *,
+        counted: bool = False,
+        reasoning_tokens: int | None = None,
+    ) -> Usage:
         """Usage from two counts, with the total computed."""
         i, o = int(input_tokens or 0), int(output_tokens or 0)
-        return cls(i, o, i + o, counted)
+        return cls(i, o, i + o, counted, int(reasoning_tokens or 0))
 
 
 @dataclass(slots=True)
 class GenerateResponse:
-    """The answer to one ``generate`` call."""
+    """The answer to one ``generate`` call.
+
+    ``content`` is the answer only; a thinking model's thinking is in ``reasoning`` (None when
+    there is none) and, as the blocks to send back, in ``reasoning_parts``.
+    """
 
     content: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -252,9 +328,20 @@ class GenerateResponse:
     tool_strategy: str | None = None
     #: The router's deployment that answered (its name); None when no router served the call.
     deployment: str | None = None
+    #: The model's thinking, apart from the answer (None when it gave none).
+    reasoning: str | None = None
+    #: The thinking as the blocks that continue the conversation (signatures, redacted data).
+    reasoning_parts: list[ReasoningPart] = field(default_factory=list)
 
     def __str__(self) -> str:
         return self.content
+
+    def message(self) -> Message:
+        """This answer as the assistant turn of a conversation: text, tool calls and the thinking
+        blocks the provider needs back on the next call."""
+        return Message(
+            "assistant", self.content, tool_calls=list(self.tool_calls), reasoning=list(self.reasoning_parts)
+        )
 
 
 @dataclass(slots=True)
@@ -268,6 +355,9 @@ class StreamChunk:
     ``tool_call_deltas`` carries the raw fragments for callers who want them.
     The last chunk carries ``finish_reason`` and ``usage`` (reported by the
     back end, or counted where it reports none: ``usage.counted``).
+    ``reasoning`` is a delta of the model's thinking (kept out of ``content``);
+    the last chunk also has the whole thinking's ``reasoning_parts``, the
+    blocks to send back (signatures included).
     """
 
     content: str = ""
@@ -281,6 +371,10 @@ class StreamChunk:
     cost: float | None = None
     #: The router's deployment streaming the answer (its name); None when no router serves the call.
     deployment: str | None = None
+    #: A delta of the model's thinking.
+    reasoning: str = ""
+    #: On the last chunk: the whole thinking as the blocks to send back.
+    reasoning_parts: list[ReasoningPart] = field(default_factory=list)
 
     def __str__(self) -> str:
         return self.content
