@@ -120,8 +120,9 @@ class RunEvent:
     """One event of ``astream_run``.
 
     ``kind`` is "text" (``text`` holds a delta of the model's answer),
-    "tool_call" (``call`` is about to run), "tool_result" (``execution``
-    finished) or "done" (``result`` is the ``RunResult``).
+    "reasoning" (a delta of its thinking), "tool_call" (``call`` is about to
+    run), "tool_result" (``execution`` finished) or "done" (``result`` is the
+    ``RunResult``).
     """
 
     kind: str
@@ -311,7 +312,7 @@ class _Loop:
             self.usage = self.usage + response.usage
         step = RunStep(response)
         self.steps.append(step)
-        self.transcript.append(Message("assistant", response.content, tool_calls=list(response.tool_calls)))
+        self.transcript.append(response.message())  # thinking blocks included: the provider needs them back
         return step
 
     async def execute(self, step: RunStep, approve: Approve | None) -> None:
@@ -430,6 +431,7 @@ async def astream_run(
     for _ in range(max_turns):
         response = GenerateResponse()
         texts: list[str] = []
+        thinking: list[str] = []
         calls: list[ToolCall] = []
         stream = pipeline._send_stream(loop.turn())
         try:
@@ -442,6 +444,9 @@ async def astream_run(
                 if scope.cancelled_caught:
                     raise loop.timed_out()
                 assert isinstance(chunk, StreamChunk)
+                if chunk.reasoning:
+                    thinking.append(chunk.reasoning)
+                    yield RunEvent("reasoning", text=chunk.reasoning)
                 if chunk.content:
                     texts.append(chunk.content)
                     yield RunEvent("text", text=chunk.content)
@@ -452,12 +457,14 @@ async def astream_run(
                         usage=chunk.usage,
                         model=chunk.model,
                         cost=chunk.cost,
+                        reasoning_parts=list(chunk.reasoning_parts),
                     )
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
         response.content, response.tool_calls = "".join(texts), calls
+        response.reasoning = "".join(thinking) or None
         step = loop.record(response)
         if not response.tool_calls:
             with anyio.CancelScope(deadline=deadline) as scope:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from typing_extensions import Unpack
 
 from abstractcore.core.errors import ConfigurationError
-from abstractcore.core.types import ImagePart, Message, TextPart, Usage
+from abstractcore.core.types import GenerateResponse, ImagePart, Message, TextPart, Usage
 from abstractcore.features.request import CallKwargs, build_request
 from abstractcore.run import RunResult, arun, as_text, pipeline_of
 
@@ -143,9 +143,12 @@ class AsyncSession:
             messages=sent, system_prompt=self.system_prompt, response_model=response_model, **merged
         )
         answer = await pipeline_of(self.llm)._send(request)
-        text = answer.content if hasattr(answer, "content") else as_text(answer)
-        calls = list(getattr(answer, "tool_calls", []) or [])
-        self.messages = [*history, Message("assistant", text, tool_calls=calls)]
+        reply = (
+            answer.message()
+            if isinstance(answer, GenerateResponse)
+            else Message("assistant", as_text(answer))
+        )
+        self.messages = [*history, reply]
         usage = getattr(answer, "usage", None)
         if usage is not None:
             self.usage = self.usage + usage

@@ -47,7 +47,7 @@ class ThinkingSplitter:
     thinking block that never closes (the answer was cut by ``max_tokens``) is all thinking.
     """
 
-    __slots__ = ("_close", "_markers", "_pending", "_state", "_answer_started", "reasoning")
+    __slots__ = ("_answer_started", "_close", "_markers", "_pending", "_state", "reasoning")
 
     def __init__(self, *, opened: bool = False, markers: Sequence[tuple[str, str]] = MARKERS) -> None:
         self._markers = tuple(markers)

@@ -61,6 +61,13 @@ class CallKwargs(TypedDict, total=False):
     max_retries: int | None
     temperature: float | None
     max_tokens: int | None
+    #: How hard a thinking model thinks: "none", "minimal", "low", "medium" or "high", mapped per
+    #: provider (OpenAI's ``reasoning_effort``, Anthropic's thinking budget, Ollama's ``think``).
+    reasoning_effort: str | None
+    #: The thinking's token budget (Anthropic's ``budget_tokens``; an effort elsewhere).
+    thinking_budget: int | None
+    #: False turns thinking off where the model can (True turns it on at its default effort).
+    reasoning: bool | None
     top_p: float | None
     #: Stop sequences: a string or a list of strings.
     stop: str | Sequence[str] | None
