@@ -59,7 +59,6 @@ MODULE_LAYERS = {
     "abstractcore.features.media": "features",
     "abstractcore.features.reasoning": "features",
     "abstractcore.features.request": "features",
-    "abstractcore.features.reasoning": "features",
     "abstractcore.features.hooks": "features",
     "abstractcore.features.structured_strategy": "features",
     "abstractcore.features.structured": "features",
