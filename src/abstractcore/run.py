@@ -64,6 +64,8 @@ class _Pipeline(Protocol):
 
     def _send_stream(self, request: Request) -> AsyncIterator[Any]: ...
 
+    async def _count(self, request: Request) -> int: ...
+
 
 def pipeline_of(llm: Any) -> _Pipeline:
     """The provider behind ``llm`` (an ``LLM``, or an ``AsyncProvider`` itself)."""

@@ -108,6 +108,10 @@ class Request:
     structured_mode: StructuredMode | None = None
     #: Re-asks of an invalid structured answer (``output`` only).
     max_retries: int = 2
+    #: The structured answer wanted as a response, not a value (the server): ``_send`` returns a
+    #: ``GenerateResponse`` whose content is the answer's JSON text, ``_send_stream`` yields that
+    #: text as ``StreamChunk`` deltas (``features.structured_strategy.structured_text``).
+    output_as_text: bool = False
     extra_body: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
     extra_query: dict[str, Any] = field(default_factory=dict)

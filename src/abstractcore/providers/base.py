@@ -30,7 +30,13 @@ from abstractcore.features.request import CallKwargs, Request, build_request
 from abstractcore.features.structured import (
     StructuredMode,
 )
-from abstractcore.features.structured_strategy import structured_answer, structured_request, structured_stream
+from abstractcore.features.structured_strategy import (
+    structured_answer,
+    structured_request,
+    structured_stream,
+    structured_text,
+    structured_text_stream,
+)
 from abstractcore.features.tools.forced import ForcedKind
 from abstractcore.features.tools.strategy import generate, prompted_request, tool_stream, tools_prompted
 
@@ -225,6 +231,8 @@ class AsyncProvider(abc.ABC):
                 response.cost = cost_of(self.name, response.model or request.model, response.usage)
             return response
         request = structured_request(self, request, output, request.structured_mode)
+        if request.output_as_text:
+            return await structured_text(self, request, output, request.max_retries)
         return await structured_answer(self, request, output, request.max_retries)
 
     def _send_stream(self, request: Request) -> AsyncIterator[Any]:
@@ -238,6 +246,8 @@ class AsyncProvider(abc.ABC):
                 return self._priced(chunks, request.model or self.model)
             return chunks
         constrained = structured_request(self, request, output, request.structured_mode)
+        if request.output_as_text:
+            return structured_text_stream(self, constrained, output)
         return structured_stream(self, constrained, output)
 
     def _bind(self, request: Request) -> Request:
@@ -314,7 +324,14 @@ class AsyncProvider(abc.ABC):
         prompted to it. ``ConfigurationError`` when this back end cannot count without
         answering (its API has no tokenizer).
         """
-        request = self._bind(build_request(prompt, **kwargs))
+        return await self._count(build_request(prompt, **kwargs))
+
+    async def _count(self, request: Request) -> int:
+        """``acount_tokens`` of a built ``request``: counted as it is sent (its structured-output
+        constraint applied, its tools prompted where the model ignores them)."""
+        request = self._bind(request)
+        if request.output is not None:
+            request = structured_request(self, request, request.output, request.structured_mode)
         if await tools_prompted(self, request):
             request = prompted_request(self, request)
         count = await self._count_tokens(request)
