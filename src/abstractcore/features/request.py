@@ -115,6 +115,10 @@ class Request:
     structured_mode: StructuredMode | None = None
     #: Re-asks of an invalid structured answer (``output`` only).
     max_retries: int = 2
+    #: The structured answer wanted as a response, not a value (the server): ``_send`` returns a
+    #: ``GenerateResponse`` whose content is the answer's JSON text, ``_send_stream`` yields that
+    #: text as ``StreamChunk`` deltas (``features.structured_strategy.structured_text``).
+    output_as_text: bool = False
     extra_body: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
     extra_query: dict[str, Any] = field(default_factory=dict)
@@ -193,6 +197,8 @@ class Pipeline(Protocol):
     async def _send(self, request: Request) -> Any: ...
 
     def _send_stream(self, request: Request) -> AsyncIterator[Any]: ...
+
+    async def _count(self, request: Request) -> int: ...
 
 
 def pipeline_of(llm: Any) -> Pipeline:

@@ -139,12 +139,31 @@ class OutputSpec(Generic[T]):
     _partial_adapter: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_schema(cls, schema: dict[str, Any], name: str = "response") -> OutputSpec[Any]:
+    def from_schema(
+        cls, schema: dict[str, Any], name: str = "response", *, wrap: bool = False
+    ) -> OutputSpec[Any]:
         """A spec from a raw JSON schema (no Python type): the schema is the constraint, and the
-        answer is parsed (repaired where near-JSON) but not validated beyond being JSON."""
+        answer is parsed (repaired where near-JSON) but not validated beyond being JSON.
+
+        With ``wrap``, a schema whose root is not an object (an array, a string enum, ...) is
+        wrapped as ``{"value": ...}`` the way ``of`` wraps a type, so a tool's input and OpenAI's
+        strict schemas can carry it; ``parse`` and ``partial`` unwrap the answer."""
         if not isinstance(schema, dict):
             raise ConfigurationError(f"A JSON schema must be a dict; got {type(schema).__name__}.")
-        return cls(None, dict(schema), False, re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:64] or "response", None)
+        clean = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:64] or "response"
+        if wrap and schema.get("type") != "object":
+            inner = dict(schema)
+            defs = inner.pop("$defs", None)
+            wrapped: dict[str, Any] = {
+                "type": "object",
+                "properties": {WRAP_KEY: inner},
+                "required": [WRAP_KEY],
+                "additionalProperties": False,
+            }
+            if defs:
+                wrapped["$defs"] = defs
+            return cls(None, wrapped, True, clean, None)
+        return cls(None, dict(schema), False, clean, None)
 
     @classmethod
     def of(cls, target: Any) -> OutputSpec[Any]:
@@ -205,11 +224,14 @@ class OutputSpec(Generic[T]):
         errors: list[dict[str, Any]] = []
         candidates = _candidates(text)
         if self._adapter is None:  # a raw schema: any JSON value the constraint produced
+            if self.wrapped:  # ... inside its wrapper
+                candidates = [c for c in candidates if self._unwrap(c) is not c]
             if candidates:
-                found: T = candidates[0]
+                found: T = self._unwrap(candidates[0])
                 return found
+            what = f'JSON object {{"{WRAP_KEY}": ...}}' if self.wrapped else "JSON value"
             raise ValidationFailure(
-                [{"loc": (), "msg": "the answer holds no JSON value", "type": "json_invalid"}], text
+                [{"loc": (), "msg": f"the answer holds no {what}", "type": "json_invalid"}], text
             )
         for candidate in candidates:
             try:
@@ -234,7 +256,7 @@ class OutputSpec(Generic[T]):
         except ValueError:
             return None
         if self._adapter is None:
-            return data  # type: ignore[no-any-return]
+            return self._unwrap(data)  # type: ignore[no-any-return]
         adapter = self._relaxed()
         try:
             value: T = adapter.validate_python(self._unwrap(data), experimental_allow_partial=True)

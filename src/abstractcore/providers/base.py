@@ -20,7 +20,6 @@ from abstractcore.core.errors import ConfigurationError, ProviderError
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
 from abstractcore.features.cost import PRICED_PROVIDERS, cost_of
 from abstractcore.features.request import CallKwargs, Request, build_request
-from abstractcore.features.tools.strategy import prompted_request, tools_prompted
 from abstractcore.providers.pipeline import BASE_OPTIONS, ProviderPipeline
 
 __all__ = ["BASE_OPTIONS", "AsyncProvider", "Request"]
@@ -188,16 +187,7 @@ class AsyncProvider(ProviderPipeline):
         prompted to it. ``ConfigurationError`` when this back end cannot count without
         answering (its API has no tokenizer).
         """
-        request = self._bind(build_request(prompt, **kwargs))
-        if await tools_prompted(self, request):
-            request = prompted_request(self, request)
-        count = await self._count_tokens(request)
-        if count is None:
-            raise ConfigurationError(
-                f"{self.name} (model {self.model!r}) cannot count tokens before answering; the "
-                "answer's usage has the count."
-            )
-        return count
+        return await self._count(build_request(prompt, **kwargs))
 
     async def acapabilities(self) -> Capabilities:
         """What this provider and its model can do, asked from the server where it says.

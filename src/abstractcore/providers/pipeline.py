@@ -22,9 +22,15 @@ from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamC
 from abstractcore.features.cost import PRICED_PROVIDERS, cost_of, priced_stream
 from abstractcore.features.request import Request
 from abstractcore.features.structured import StructuredMode
-from abstractcore.features.structured_strategy import structured_answer, structured_request, structured_stream
+from abstractcore.features.structured_strategy import (
+    structured_answer,
+    structured_request,
+    structured_stream,
+    structured_text,
+    structured_text_stream,
+)
 from abstractcore.features.tools.forced import ForcedKind
-from abstractcore.features.tools.strategy import generate, tool_stream
+from abstractcore.features.tools.strategy import generate, prompted_request, tool_stream, tools_prompted
 
 __all__ = ["BASE_OPTIONS", "ProviderPipeline"]
 
@@ -91,6 +97,8 @@ class ProviderPipeline(abc.ABC):
                 response.cost = cost_of(self.name, response.model or request.model, response.usage)
             return response
         request = structured_request(self, request, output, request.structured_mode)
+        if request.output_as_text:  # the server's JSON answer: the text, with usage and finish
+            return await structured_text(self, request, output, request.max_retries)
         return await structured_answer(self, request, output, request.max_retries)
 
     def _send_stream(self, request: Request) -> AsyncIterator[Any]:
@@ -104,7 +112,25 @@ class ProviderPipeline(abc.ABC):
                 return priced_stream(chunks, self.name, request.model or self.model)
             return chunks
         constrained = structured_request(self, request, output, request.structured_mode)
+        if request.output_as_text:
+            return structured_text_stream(self, constrained, output)
         return structured_stream(self, constrained, output)
+
+    async def _count(self, request: Request) -> int:
+        """``acount_tokens`` of a built ``request``: counted as it is sent (its structured-output
+        constraint applied, its tools prompted where the model ignores them)."""
+        request = self._bind(request)
+        if request.output is not None:
+            request = structured_request(self, request, request.output, request.structured_mode)
+        if await tools_prompted(self, request):
+            request = prompted_request(self, request)
+        count = await self._count_tokens(request)
+        if count is None:
+            raise ConfigurationError(
+                f"{self.name} (model {self.model!r}) cannot count tokens before answering; the "
+                "answer's usage has the count."
+            )
+        return count
 
     def _bind(self, request: Request) -> Request:
         """``request`` for this provider: its model, the call's parameters checked against the

@@ -315,6 +315,20 @@ class Router(AsyncProvider):
         self._deployments[0].provider._send_stream(request)
         return self._routed_stream(needs, lambda provider: provider._send_stream(request))
 
+    async def _count(self, request: Request) -> int:
+        """The input tokens of ``request`` as the first deployment (in the order given) that can
+        count counts them; ``ConfigurationError`` when none can. Not routed: counting sends
+        nothing to answer, so it moves no circuit and takes no turn."""
+        request, _ = self._for_deployments(request)
+        failure: ConfigurationError | None = None
+        for deployment in self._deployments:
+            try:
+                return await deployment.provider._count(request)
+            except ConfigurationError as error:
+                failure = error
+        assert failure is not None  # a router has at least one deployment
+        raise failure
+
     # -- provider hooks: routed too ---------------------------------------------------------------
 
     async def _complete(self, request: Request) -> GenerateResponse:

@@ -6,6 +6,14 @@ A ``Reply`` is a status, headers and either a body or ``stream``, an async itera
 server-sent-event bytes; closing ``stream`` closes the back end's stream, which stops the
 generation (in-process models stop within a token and are free at once).
 
+A chat request is parsed by its wire module (``wire/openai_chat``, ``wire/anthropic_messages``)
+into a ``ParsedCall`` and built once into a ``Request`` (``_request_of``), which goes to the
+LLM's request-level entry points (``pipeline_of(llm)._send`` / ``_send_stream`` / ``_count``):
+the same pipeline as ``agenerate``, a router's included, without going back up through the
+keyword API. A JSON answer (``response_format`` / ``output_config``) is the library's own
+structured output asked for as text (``Request.output_as_text``), so each back end gets its best
+constraint; see ``_request_of``.
+
 The first chunk of a stream is awaited before the reply is made, so a back end that fails at
 once (unknown model, 429, 5xx, a bad argument) gives a real HTTP status, not an error event.
 """
@@ -16,19 +24,21 @@ import hashlib
 import hmac
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from abstractcore.core.errors import ConfigurationError, StructuredOutputError
-from abstractcore.core.types import GenerateResponse, StreamChunk
+from abstractcore.core.types import GenerateResponse, Message, StreamChunk
+from abstractcore.features.request import Request, build_request
+from abstractcore.features.structured import OutputSpec, instruction_for
+from abstractcore.run import pipeline_of
 from abstractcore.server.backends import Backends
-from abstractcore.server.call import Call
 from abstractcore.server.config import ServerConfig
 from abstractcore.server.embeddings import embedding_list, parse_embeddings
 from abstractcore.server.errors import ApiError, anthropic_body, from_exception, openai_body
 from abstractcore.wire import anthropic_messages, openai_chat
 from abstractcore.wire.encoding import JSON_HEADERS, SSE_HEADERS, dumps, new_id
-from abstractcore.wire.fields import parse_json_object
+from abstractcore.wire.fields import ParsedCall, parse_json_object
 
 if TYPE_CHECKING:
     from abstractcore import LLM
@@ -101,11 +111,39 @@ async def _events(
         await _aclose(chunks)
 
 
-async def _input_tokens(llm: LLM, call: Call) -> int | None:
-    """The input tokens of ``call`` as its back end counts them, before it answers (None when
+def _request_of(parsed: ParsedCall) -> Request:
+    """The ``Request`` of a parsed chat request, built once.
+
+    A JSON answer without tools in the request is ``output`` (``OutputSpec.from_schema``, a
+    schema whose root is not an object wrapped as ``{"value": ...}`` and unwrapped again) with
+    ``output_as_text``: the back end's own structured-output strategy applies its best
+    constraint (a grammar in process, ``response_format`` json_schema on OpenAI-compatible
+    servers, ``format`` on Ollama, a forced tool on Anthropic), repairs and re-asks, and the
+    answer comes back as the JSON's text. A request that also offers ``tools`` gets the schema
+    as a system instruction instead and nothing else: the model may still call its tools, and
+    the answer is not constrained (a constraint would forbid the calls)."""
+    answer = parsed.answer
+    messages = parsed.messages
+    if answer is not None and parsed.tools:
+        messages = [Message("system", instruction_for(answer.schema)), *messages]
+    tools = parsed.tools or None
+    request = build_request(
+        messages=messages,
+        tools=tools,
+        tool_choice=parsed.tool_choice if tools else None,
+        **parsed.params,
+    )
+    if answer is None or tools:
+        return request
+    output = OutputSpec.from_schema(answer.schema, answer.name, wrap=True)
+    return replace(request, output=output, output_as_text=True)
+
+
+async def _input_tokens(llm: LLM, request: Request) -> int | None:
+    """The input tokens of ``request`` as its back end counts them, before it answers (None when
     it cannot: the answer's usage has them)."""
     try:
-        return await llm.acount_tokens(**call.arguments())
+        return await pipeline_of(llm)._count(request)
     except ConfigurationError:
         return None
 
@@ -239,29 +277,22 @@ class Service:
             reply.headers.update(self._cors_headers(headers))
         return reply
 
-    async def _generate(self, llm: LLM, call: Call) -> GenerateResponse:
-        answer = call.answer
-        if answer is not None:
-            answer.apply(call)
+    async def _generate(self, llm: LLM, request: Request) -> GenerateResponse:
         try:
-            response = await llm.agenerate(**call.arguments())
-        except StructuredOutputError as exc:  # a forced call cut by max_tokens
+            response = await pipeline_of(llm)._send(request)
+        except StructuredOutputError as exc:  # the client's forced tool call cut by max_tokens
             if exc.finish_reason != "length":
                 raise
             response = GenerateResponse(content=exc.raw or "", usage=exc.usage, finish_reason="length")
-        return answer.response(response) if answer is not None and answer.forced else response
+        assert isinstance(response, GenerateResponse)  # no response_model: a response, text or JSON
+        return response
 
     async def _stream(
-        self, llm: LLM, call: Call, stream: _Stream, error_body: Callable[[ApiError], dict[str, Any]]
+        self, llm: LLM, request: Request, stream: _Stream, error_body: Callable[[ApiError], dict[str, Any]]
     ) -> Reply:
-        answer = call.answer
-        if answer is not None:
-            answer.apply(call)
         if isinstance(stream, anthropic_messages.MessageStream):  # message_start says the input tokens
-            stream.input_tokens = await _input_tokens(llm, call)
-        chunks: AsyncIterator[StreamChunk] = _cut_as_length(llm.astream(**call.arguments()))
-        if answer is not None and answer.forced:
-            chunks = answer.chunks(chunks)
+            stream.input_tokens = await _input_tokens(llm, request)
+        chunks: AsyncIterator[StreamChunk] = _cut_as_length(pipeline_of(llm)._send_stream(request))
         try:
             first: StreamChunk | None = await chunks.__anext__()
         except StopAsyncIteration:
@@ -273,22 +304,24 @@ class Service:
 
     async def _chat(self, headers: Headers, body: bytes, path: str) -> Reply:
         fields = parse_json_object(body)
-        call = Call.of(openai_chat.parse_chat(fields))
-        name, llm = self.backends.resolve(call.model)
-        if call.stream:
+        parsed = openai_chat.parse_chat(fields)
+        name, llm = self.backends.resolve(parsed.model)
+        request = _request_of(parsed)
+        if parsed.stream:
             stream = openai_chat.ChatStream(name, include_usage=openai_chat.include_usage(fields))
-            return await self._stream(llm, call, stream, openai_body)
-        return _json(openai_chat.completion(name, await self._generate(llm, call)))
+            return await self._stream(llm, request, stream, openai_body)
+        return _json(openai_chat.completion(name, await self._generate(llm, request)))
 
     async def _messages(self, headers: Headers, body: bytes, path: str) -> Reply:
-        call = Call.of(anthropic_messages.parse_messages(parse_json_object(body)))
-        name, llm = self.backends.resolve(call.model)
+        parsed = anthropic_messages.parse_messages(parse_json_object(body))
+        name, llm = self.backends.resolve(parsed.model)
+        request = _request_of(parsed)
         request_id = new_id("req_")
-        if call.stream:
+        if parsed.stream:
             stream = anthropic_messages.MessageStream(name)
-            reply = await self._stream(llm, call, stream, lambda error: anthropic_body(error, request_id))
+            reply = await self._stream(llm, request, stream, lambda error: anthropic_body(error, request_id))
         else:
-            reply = _json(anthropic_messages.message(name, await self._generate(llm, call)))
+            reply = _json(anthropic_messages.message(name, await self._generate(llm, request)))
         reply.headers["request-id"] = request_id
         return reply
 
