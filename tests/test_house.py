@@ -77,6 +77,7 @@ MODULE_LAYERS = {
     "abstractcore.wire.anthropic_messages.client": "features",
     "abstractcore.wire.anthropic_messages.server": "features",
     "abstractcore.wire.anthropic_messages.shapes": "features",
+    "abstractcore.wire.anthropic_messages.thinking": "features",
     "abstractcore.wire.encoding": "features",
     "abstractcore.wire.fields": "features",
     "abstractcore.wire.openai_chat.client": "features",

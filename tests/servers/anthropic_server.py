@@ -7,7 +7,10 @@ request validation and error bodies (``{"type": "error", "error": {"type",
 event sequence of a stream (``message_start``, ``content_block_start``,
 ``ping``, ``content_block_delta`` with ``text_delta`` / ``input_json_delta``,
 ``content_block_stop``, ``message_delta`` with stop reason and usage,
-``message_stop``; ``error`` events). A forced ``tool_choice`` is answered
+``message_stop``; ``error`` events), with extended thinking (``thinking`` and
+``redacted_thinking`` blocks, ``thinking_delta`` / ``signature_delta``; its rules and the
+signature checks of thinking sent back are in ``anthropic_thinking.py``). A forced
+``tool_choice`` is answered
 with a ``tool_use`` block whose input the model generated under a JSON
 grammar built from the tool's ``input_schema``.
 
@@ -33,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.servers import anthropic_thinking
 from tests.servers.common import (
     Fault,
     Generation,
@@ -55,6 +59,8 @@ ALIASES = {
     "claude-3-5-haiku-latest": "claude-3-5-haiku-20241022",
 }
 MAX_OUTPUT_TOKENS = 8192
+#: The output limits of the models with a larger one than ``MAX_OUTPUT_TOKENS``.
+OUTPUT_LIMITS = {"claude-haiku-4-5-20251001": 64000, "claude-sonnet-4-5-20250929": 64000}
 _TOP_LEVEL = {
     "model",
     "messages",
@@ -137,6 +143,15 @@ def _check_block(block: Any, where: str, role: str, tool_ids: set[str]) -> None:
             raise Invalid(f"{where}: tool_use blocks may only be used in assistant messages")
         if not block.get("id") or not block.get("name") or not isinstance(block.get("input"), dict):
             raise Invalid(f"{where}: tool_use blocks need an id, a name and an input object")
+    elif kind in ("thinking", "redacted_thinking"):
+        if role != "assistant":
+            raise Invalid(f"{where}: {kind} blocks may only be used in assistant messages")
+        if kind == "thinking" and not isinstance(block.get("thinking"), str):
+            raise Invalid(f"{where}.thinking: Field required")
+        if kind == "thinking" and not isinstance(block.get("signature"), str):
+            raise Invalid(f"{where}.signature: Field required")
+        if kind == "redacted_thinking" and not isinstance(block.get("data"), str):
+            raise Invalid(f"{where}.data: Field required")
     elif kind == "tool_result":
         if role != "user":
             raise Invalid(f"{where}: tool_result blocks may only be used in user messages")
@@ -149,7 +164,8 @@ def _check_block(block: Any, where: str, role: str, tool_ids: set[str]) -> None:
     else:
         raise Invalid(
             f"{where}.type: Input tag '{kind}' found using 'type' does not match any of "
-            "the expected tags: 'text', 'image', 'tool_use', 'tool_result'"
+            "the expected tags: 'text', 'image', 'tool_use', 'tool_result', 'thinking', "
+            "'redacted_thinking'"
         )
 
 
@@ -330,8 +346,13 @@ class AnthropicServer(ScriptedServer):
             )
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
+        model_id = ALIASES.get(body.get("model"), body.get("model"))
+        thinking_error = anthropic_thinking.problem(body, str(model_id))
+        if thinking_error is not None:
+            return self._error(400, "invalid_request_error", thinking_error, request_id)
+        thinking = anthropic_thinking.answer_blocks(body)
         if fault is not None and fault.kind == "tool_calls":
-            return await self._scripted_calls(request, request_id, body, fault.calls)
+            return await self._scripted_calls(request, request_id, body, fault.calls, thinking)
         betas = {b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip()}
         try:
             validate(body, betas)
@@ -340,11 +361,12 @@ class AnthropicServer(ScriptedServer):
         model = ALIASES.get(body["model"], body["model"])
         if model not in MODELS:
             return self._error(404, "not_found_error", f"model: {body['model']}", request_id)
-        if body["max_tokens"] > MAX_OUTPUT_TOKENS:
+        limit = OUTPUT_LIMITS.get(model, MAX_OUTPUT_TOKENS)
+        if body["max_tokens"] > limit:
             return self._error(
                 400,
                 "invalid_request_error",
-                f"max_tokens: {body['max_tokens']} > {MAX_OUTPUT_TOKENS}, which is "
+                f"max_tokens: {body['max_tokens']} > {limit}, which is "
                 f"the maximum allowed number of output tokens for {model}",
                 request_id,
             )
@@ -359,9 +381,12 @@ class AnthropicServer(ScriptedServer):
             )
         tool = self._forced_tool(body)
         json_output = (body.get("output_format") or {}).get("schema")
+        # the thinking is written, not generated: the answer keeps max_tokens less the budget
+        budget = (body.get("thinking") or {}).get("budget_tokens", 0) if thinking else 0
+        thought = sum(len(b.get("thinking") or b.get("data") or "") // 4 for b in thinking)
         generation = self.model.generation(
             chat,
-            max_tokens=body["max_tokens"],
+            max_tokens=body["max_tokens"] - budget,
             temperature=body.get("temperature", 1.0),
             top_p=body.get("top_p"),
             top_k=body.get("top_k"),
@@ -371,7 +396,7 @@ class AnthropicServer(ScriptedServer):
         message_id = "msg_" + uuid.uuid4().hex[:24]
         if body.get("stream"):
             return await self._stream(
-                request, request_id, message_id, model, input_tokens, generation, tool, fault
+                request, request_id, message_id, model, input_tokens, generation, tool, fault, thinking
             )
         async with contextlib.aclosing(generation.run()) as pieces:
             async for _ in pieces:
@@ -383,10 +408,10 @@ class AnthropicServer(ScriptedServer):
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": content,
+                "content": thinking + content,
                 "stop_reason": stop_reason,
                 "stop_sequence": generation.stop_sequence,
-                "usage": {"input_tokens": input_tokens, "output_tokens": generation.output_tokens},
+                "usage": {"input_tokens": input_tokens, "output_tokens": thought + generation.output_tokens},
             },
             headers={"request-id": request_id},
         )
@@ -439,9 +464,15 @@ class AnthropicServer(ScriptedServer):
         ], stop_reason
 
     async def _scripted_calls(
-        self, request: web.Request, request_id: str, body: dict[str, Any], calls: list[dict[str, Any]]
+        self,
+        request: web.Request,
+        request_id: str,
+        body: dict[str, Any],
+        calls: list[dict[str, Any]],
+        thinking: list[dict[str, Any]],
     ) -> web.StreamResponse:
-        """Answer with ``calls`` as ``tool_use`` blocks (the input streamed in two pieces)."""
+        """Answer with ``calls`` as ``tool_use`` blocks (the input streamed in two pieces), after
+        the ``thinking`` blocks."""
         blocks = [
             {
                 "type": "tool_use",
@@ -460,7 +491,7 @@ class AnthropicServer(ScriptedServer):
                     "type": "message",
                     "role": "assistant",
                     "model": model,
-                    "content": blocks,
+                    "content": thinking + blocks,
                     "stop_reason": "tool_use",
                     "stop_sequence": None,
                     "usage": usage,
@@ -482,7 +513,8 @@ class AnthropicServer(ScriptedServer):
             "usage": {"input_tokens": 10, "output_tokens": 1},
         }
         await response.write(_sse("message_start", {"type": "message_start", "message": message}))
-        for index, block in enumerate(blocks):
+        first = await anthropic_thinking.write_thinking(response, thinking, _sse)
+        for index, block in enumerate(blocks, start=first):
             start = {**block, "input": {}}
             await response.write(
                 _sse(
@@ -523,6 +555,7 @@ class AnthropicServer(ScriptedServer):
         generation: Generation,
         tool: dict[str, Any] | None,
         fault: Fault | None,
+        thinking: list[dict[str, Any]],
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -550,6 +583,8 @@ class AnthropicServer(ScriptedServer):
                 },
             )
         )
+        index = await anthropic_thinking.write_thinking(response, thinking, _sse)
+        thought = sum(len(b.get("thinking") or b.get("data") or "") // 4 for b in thinking)
         if tool is None:
             block: dict[str, Any] = {"type": "text", "text": ""}
         else:
@@ -560,7 +595,10 @@ class AnthropicServer(ScriptedServer):
                 "input": {},
             }
         await response.write(
-            _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+            _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": block},
+            )
         )
         await response.write(_sse("ping", {"type": "ping"}))
         sent = 0
@@ -577,10 +615,12 @@ class AnthropicServer(ScriptedServer):
                     else {"type": "input_json_delta", "partial_json": piece}
                 )
                 await response.write(
-                    _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+                    _sse(
+                        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                    )
                 )
                 sent += 1
-        await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
         await response.write(
             _sse(
                 "message_delta",
@@ -590,7 +630,7 @@ class AnthropicServer(ScriptedServer):
                         "stop_reason": self._stop_reason(generation, tool),
                         "stop_sequence": generation.stop_sequence,
                     },
-                    "usage": {"output_tokens": generation.output_tokens},
+                    "usage": {"output_tokens": thought + generation.output_tokens},
                 },
             )
         )

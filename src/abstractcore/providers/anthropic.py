@@ -36,10 +36,12 @@ from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 from abstractcore.wire.anthropic_messages import (
     MessagesStream,
+    check_thinking,
     is_error_event,
     is_message_stop,
     message_to_response,
     request_body,
+    thinking_budget,
 )
 
 __all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider"]
@@ -94,11 +96,23 @@ class AnthropicProvider(HttpProvider):
     are not sent. ``response_model`` uses the native JSON output
     (``output_format`` with the structured-outputs beta header) on the models
     that have it (``NATIVE_JSON_MODELS``) and a forced tool call on the others.
+
+    Extended thinking: ``reasoning_effort`` ("minimal" 1024, "low" 2048, "medium" 8192, "high"
+    16384 tokens), ``thinking_budget=N`` or ``reasoning=True`` (medium) send ``thinking:
+    {"type": "enabled", "budget_tokens": N}``, ``max_tokens`` then defaulting to N + 4096;
+    ``reasoning=False`` / effort "none" send none. What the API refuses with thinking
+    (``temperature`` other than 1, ``top_k``, a forced ``tool_choice``, a budget not below
+    ``max_tokens``) is a ``ConfigurationError`` before sending; a ``response_model`` then uses
+    native JSON output, or the prompt, never the forced tool. The thinking comes back in
+    ``reasoning`` / ``reasoning_parts`` (streamed as ``StreamChunk.reasoning``) and is sent back,
+    signatures unchanged, with the assistant turns of ``run``, ``Session`` and passed history.
     """
 
     name: ClassVar[str] = "anthropic"
     default_model: ClassVar[str | None] = "claude-haiku-4-5"
-    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
+    extra_params: ClassVar[frozenset[str]] = frozenset(
+        {"top_k", "reasoning_effort", "thinking_budget", "reasoning"}
+    )
     key_required_hosts: ClassVar[tuple[str, ...]] = ("anthropic.com",)
     key_example: ClassVar[str] = "sk-ant-..."
     display_name: ClassVar[str] = "Anthropic"
@@ -111,6 +125,13 @@ class AnthropicProvider(HttpProvider):
     error_table: ClassVar[ErrorTable] = ANTHROPIC_ERRORS
 
     # -- configuration ------------------------------------------------------------
+
+    def _bind(self, request: Request) -> Request:
+        """The bound request, refused here (before any I/O, also for a stream) when its thinking
+        settings break a rule of the API."""
+        bound = super()._bind(request)
+        check_thinking(bound.model, bound.params, bound.tool_choice if bound.tools else None)
+        return bound
 
     def _normalise_base_url(self, url: str) -> str:
         return url[:-3] if url.endswith("/v1") else url
@@ -141,11 +162,15 @@ class AnthropicProvider(HttpProvider):
         return hosted_capabilities("anthropic", self.model, self.capabilities)
 
     def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
-        """Native JSON output on the models that have it (and a schema it takes), else a forced tool."""
+        """Native JSON output on the models that have it (and a schema it takes), else a forced
+        tool; with thinking on (the API refuses a forced tool then) native output or the prompt."""
         native = request.model.startswith(NATIVE_JSON_MODELS) and (
             request.output is None or request.output.strict_schema is not None
         )
-        return ("native", "tool", "prompt") if native else ("tool", "prompt")
+        modes: tuple[StructuredMode, ...] = ("native", "tool", "prompt") if native else ("tool", "prompt")
+        if thinking_budget(request.params) is not None:
+            modes = tuple(m for m in modes if m != "tool")
+        return modes
 
     def _request_headers(self, request: Request) -> dict[str, str] | None:
         return {"anthropic-beta": STRUCTURED_OUTPUTS_BETA} if request.structured_mode == "native" else None

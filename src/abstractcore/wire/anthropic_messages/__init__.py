@@ -5,7 +5,9 @@
 role merged), ``message_to_response`` reads a reply, ``MessagesStream`` reads a stream's events
 (the ``anthropic`` provider). ``server``: ``parse_messages`` reads a request into a
 ``ParsedCall``, ``message`` writes a reply, ``MessageStream`` writes a stream
-(``abstractcore.server``). ``shapes``: the one stop-reason map ``STOP_REASONS`` and usage.
+(``abstractcore.server``). ``thinking``: extended thinking on the client side (the control
+mapped to ``thinking``, its rules checked, thinking blocks read and sent back). ``shapes``:
+the one stop-reason map ``STOP_REASONS`` and usage.
 """
 
 from __future__ import annotations
@@ -31,12 +33,21 @@ from abstractcore.wire.anthropic_messages.shapes import (
     usage_body,
     usage_of,
 )
+from abstractcore.wire.anthropic_messages.thinking import (
+    EFFORT_BUDGETS,
+    check_thinking,
+    reasoning_blocks,
+    reasoning_part,
+    thinking_budget,
+)
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "EFFORT_BUDGETS",
     "STOP_REASONS",
     "MessageStream",
     "MessagesStream",
+    "check_thinking",
     "content_blocks",
     "finish_reason",
     "is_error_event",
@@ -45,9 +56,12 @@ __all__ = [
     "message_to_response",
     "model_list",
     "parse_messages",
+    "reasoning_blocks",
+    "reasoning_part",
     "request_body",
     "stop_reason",
     "stop_sequences",
+    "thinking_budget",
     "to_anthropic_messages",
     "tool_choice_to_anthropic",
     "tools_to_anthropic",

@@ -5,7 +5,10 @@ Used by the ``anthropic`` provider. Pure translation (no I/O): the system
 prompt goes to the top-level ``system``, tool results become ``tool_result``
 blocks of a user turn (first in it), images become base64 ``image`` blocks,
 consecutive turns of one role are merged, and ``stop_reason`` maps to the
-common finish reasons.
+common finish reasons. Extended thinking (``thinking.py``): the ``thinking`` field from the one
+reasoning control, ``thinking`` / ``redacted_thinking`` blocks read into ``reasoning`` /
+``reasoning_parts`` (streamed as ``StreamChunk.reasoning``) and, when thinking is on, sent back
+first in their assistant turn.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from abstractcore.core.types import (
     GenerateResponse,
     ImagePart,
     Message,
+    ReasoningPart,
     StreamChunk,
     TextPart,
     ToolCall,
@@ -27,6 +31,14 @@ from abstractcore.core.types import (
 from abstractcore.features.media import base64_image
 from abstractcore.features.tools.accumulator import ToolCallAccumulator, as_arguments
 from abstractcore.wire.anthropic_messages.shapes import finish_reason, usage_of
+from abstractcore.wire.anthropic_messages.thinking import (
+    joined_reasoning,
+    max_tokens_for,
+    reasoning_blocks,
+    reasoning_part,
+    thinking_budget,
+    thinking_field,
+)
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -67,7 +79,7 @@ def content_blocks(content: str | list[TextPart | ImagePart]) -> list[dict[str, 
     return blocks
 
 
-def _turn(message: Message) -> tuple[str, list[dict[str, Any]]]:
+def _turn(message: Message, thinking: bool) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
         result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
         if isinstance(message.content, str):
@@ -77,6 +89,8 @@ def _turn(message: Message) -> tuple[str, list[dict[str, Any]]]:
         return "user", [result]
     blocks = content_blocks(message.content)
     if message.role == "assistant":
+        if thinking:  # its thinking first, unchanged (the API checks the signatures)
+            blocks[:0] = reasoning_blocks(message.reasoning)
         blocks += [
             {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
             for call in message.tool_calls
@@ -84,14 +98,18 @@ def _turn(message: Message) -> tuple[str, list[dict[str, Any]]]:
     return message.role, blocks
 
 
-def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def to_anthropic_messages(messages: list[Message], *, thinking: bool = False) -> list[dict[str, Any]]:
     """The ``messages`` array: system turns left out (they go to ``system``), tool results
-    as ``tool_result`` blocks of a user turn, consecutive turns of one role merged."""
+    as ``tool_result`` blocks of a user turn, consecutive turns of one role merged.
+
+    ``thinking`` (the request enables it): assistant turns start with their Anthropic thinking
+    blocks, as the API requires of the turn a tool result answers; without it they are left out
+    (the API would ignore them, and rejects them in a final assistant turn)."""
     out: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
             continue
-        role, blocks = _turn(message)
+        role, blocks = _turn(message, thinking)
         if out and out[-1]["role"] == role:
             previous = out[-1]
             if isinstance(previous["content"], str):
@@ -152,15 +170,18 @@ def request_body(
 ) -> dict[str, Any]:
     """A ``POST /v1/messages`` body (``output_schema``: native JSON output, ``output_format``).
 
-    ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS``; ``seed`` and the penalties do not exist
-    in this API and are not sent.
+    ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` (plus the thinking budget when thinking is
+    on); ``seed`` and the penalties do not exist in this API and are not sent. The reasoning
+    control (``reasoning_effort``, ``thinking_budget``, ``reasoning``) becomes ``thinking``.
     """
-    max_tokens = params.get("max_tokens")
+    budget = thinking_budget(params)
     body: dict[str, Any] = {
         "model": model,
-        "max_tokens": DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
-        "messages": to_anthropic_messages(messages),
+        "max_tokens": max_tokens_for(params, budget, DEFAULT_MAX_TOKENS),
+        "messages": to_anthropic_messages(messages, thinking=budget is not None),
     }
+    if budget is not None:
+        body["thinking"] = thinking_field(budget)
     if system:
         body["system"] = system
     for name in ("temperature", "top_p", "top_k"):
@@ -200,6 +221,8 @@ class MessagesStream:
         self.output_tokens: int | None = None
         self._tools = ToolCallAccumulator()
         self._tool_blocks: dict[int, int] = {}  # content block index -> tool call index
+        self._thinking: dict[int, dict[str, Any]] = {}  # content block index -> block so far
+        self._reasoned = False  # some thinking text was delivered
 
     def on_event(self, data: dict[str, Any]) -> list[StreamChunk]:
         """The chunks one event yields (ping and unknown event types yield none)."""
@@ -231,6 +254,9 @@ class MessagesStream:
                 self.output_tokens = int(usage["output_tokens"])  # cumulative, per the docs
 
     def _block_start(self, index: int, block: dict[str, Any], data: dict[str, Any]) -> list[StreamChunk]:
+        if block.get("type") in ("thinking", "redacted_thinking"):
+            self._thinking[index] = {**block, "thinking": ""}
+            return self._thought(index, str(block.get("thinking") or ""), data)
         if block.get("type") == "tool_use":
             position = len(self._tool_blocks)
             self._tool_blocks[index] = position
@@ -244,15 +270,39 @@ class MessagesStream:
     def _block_delta(self, index: int, delta: dict[str, Any], data: dict[str, Any]) -> list[StreamChunk]:
         if delta.get("type") == "text_delta" and delta.get("text"):
             return [StreamChunk(content=str(delta["text"]), model=self.model, raw=data)]
+        thinking = self._thinking.get(index)
+        if thinking is not None:
+            if delta.get("type") == "signature_delta":
+                signature = str(thinking.get("signature") or "") + str(delta.get("signature") or "")
+                thinking["signature"] = signature
+            elif delta.get("type") == "thinking_delta":
+                return self._thought(index, str(delta.get("thinking") or ""), data)
+            return []
         position = self._tool_blocks.get(index)
         if delta.get("type") == "input_json_delta" and position is not None and delta.get("partial_json"):
             fragment = ToolCallDelta(index=position, arguments_fragment=str(delta["partial_json"]))
             self._tools.add(fragment)
             return [StreamChunk(tool_call_deltas=[fragment], model=self.model, raw=data)]
-        return []  # thinking, signature and citation deltas carry no answer text
+        return []  # citation deltas carry no answer text
+
+    def _thought(self, index: int, text: str, data: dict[str, Any]) -> list[StreamChunk]:
+        """A thinking delta (a later block's first text set apart by a blank line, as in a reply)."""
+        if not text:
+            return []
+        block = self._thinking[index]
+        apart = "\n\n" if not block["thinking"] and self._reasoned else ""
+        block["thinking"] += text
+        self._reasoned = True
+        return [StreamChunk(reasoning=apart + text, model=self.model, raw=data)]
+
+    def reasoning_parts(self) -> list[ReasoningPart]:
+        """The thinking blocks seen so far, whole (with their signatures), in order."""
+        parts = (reasoning_part(self._thinking[i]) for i in sorted(self._thinking))
+        return [p for p in parts if p is not None]
 
     def last_chunk(self) -> StreamChunk:
-        """The closing chunk: finish reason, usage and any call not delivered yet."""
+        """The closing chunk: finish reason, usage, any call not delivered yet and the whole
+        thinking blocks (``reasoning_parts``, to send back)."""
         usage = (
             Usage.of(self.input_tokens, self.output_tokens)
             if self.input_tokens is not None or self.output_tokens is not None
@@ -263,6 +313,7 @@ class MessagesStream:
             usage=usage,
             tool_calls=self._tools.finish(),
             model=self.model,
+            reasoning_parts=self.reasoning_parts(),
         )
 
 
@@ -270,10 +321,14 @@ def message_to_response(data: dict[str, Any], *, provider: str, model: str | Non
     """A Messages reply (``{"content": [...], "stop_reason", "usage", ...}``) as a ``GenerateResponse``."""
     texts: list[str] = []
     calls: list[ToolCall] = []
+    parts: list[ReasoningPart] = []
     for block in data.get("content") or []:
         if not isinstance(block, dict):
             continue
-        if block.get("type") == "text":
+        part = reasoning_part(block)
+        if part is not None:
+            parts.append(part)
+        elif block.get("type") == "text":
             texts.append(str(block.get("text") or ""))
         elif block.get("type") == "tool_use":
             calls.append(
@@ -291,4 +346,6 @@ def message_to_response(data: dict[str, Any], *, provider: str, model: str | Non
         model=data.get("model") or model,
         provider=provider,
         raw=data,
+        reasoning=joined_reasoning(parts),
+        reasoning_parts=parts,
     )
