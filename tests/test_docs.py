@@ -8,7 +8,7 @@ Checked in README.md and every docs/*.md:
 - every relative markdown link points at a file of the repository;
 - every bare ``name.md`` resolves next to the page or at the repository root;
 - a path inside the package written from ``src/abstractcore/`` (```providers/base.py```, in
-  backticks) exists there, unless it is followed by "(planned)": docs/design.md names the
+  backticks) exists there, unless it is followed by "(planned)": docs/architecture.md names the
   modules of the planned request pipeline that way;
 - every ``abstractcore.x.y`` / ``abstractllm.x.y`` name is a module of the package (or an
   attribute of one);
@@ -56,7 +56,7 @@ def _ids(pages: list[Path]) -> list[str]:
 
 
 def test_the_pages_exist() -> None:
-    assert (ROOT / "docs" / "design.md").is_file()
+    assert (ROOT / "docs" / "architecture.md").is_file()
     assert len(PAGES) >= 6
 
 
