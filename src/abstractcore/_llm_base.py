@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from typing_extensions import Unpack
-
 from abstractcore import batch as _batch
 from abstractcore import run as _run
 from abstractcore._sync_session import Session
 from abstractcore.features.request import CallKwargs
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.run import Approve, RunEvent, RunResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["LLMBase"]
 

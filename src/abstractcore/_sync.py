@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from typing_extensions import Unpack
-
-from abstractcore import _portal
-from abstractcore._llm_base import LLMBase
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
 from abstractcore.features.request import CallKwargs
 from abstractcore.run import Approve, RunEvent, RunResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from abstractcore import _portal
+from abstractcore._llm_base import LLMBase
 
 __all__ = ["LLM"]
 

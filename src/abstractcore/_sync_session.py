@@ -7,13 +7,15 @@ change the async class there and run ``python scripts/gen_sync.py``.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing_extensions import Unpack
-
-from abstractcore import _portal
 from abstractcore.features.request import CallKwargs
 from abstractcore.run import RunResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from abstractcore import _portal
 from abstractcore.session import AsyncSession
 
 __all__ = ["Session"]

@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from abstractcore.core.errors import AbstractCoreError, ConfigurationError
-from abstractcore.features.request import build_request, pipeline_of
 
 if TYPE_CHECKING:
     import anyio
@@ -142,6 +141,8 @@ async def abatch(
 ) -> list[Any]:
     """Run ``llm.agenerate`` over ``items`` with at most ``concurrency`` calls at once; see the module."""
     import anyio  # imported on first use: ``import abstractcore`` stays light
+
+    from abstractcore.features.request import build_request, pipeline_of
 
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be an integer >= 1; got {concurrency!r}.")

@@ -18,14 +18,15 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-from typing_extensions import Unpack
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import GenerateResponse, ImagePart, Message, TextPart, Usage
 from abstractcore.features.request import CallKwargs, build_request
 from abstractcore.run import RunResult, arun, as_text, pipeline_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SESSION_VERSION", "AsyncSession"]
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, cast
-
-from typing_extensions import TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 from abstractcore.core.config import Timeout
 from abstractcore.core.errors import ConfigurationError

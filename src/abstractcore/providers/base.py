@@ -10,9 +10,7 @@ declaration of the keywords, ``CallKwargs``) and hands it to the pipeline below
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal, TypeVar, overload
-
-from typing_extensions import Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import Timeout, validate_params
@@ -21,6 +19,9 @@ from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamC
 from abstractcore.features.cost import PRICED_PROVIDERS, cost_of
 from abstractcore.features.request import CallKwargs, Request, build_request
 from abstractcore.providers.pipeline import BASE_OPTIONS, ProviderPipeline
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["BASE_OPTIONS", "AsyncProvider", "Request"]
 
