@@ -314,7 +314,7 @@ async def test_a_dropped_stream_cancels_its_sequence(batch: LLM) -> None:
 
 def test_usage_is_exact_and_a_long_prompt_is_refused_before_any_work(batch: LLM) -> None:
     r = batch.generate(PROMPTS[3], max_tokens=5)
-    tokens = engine_of(batch)._scheduler._prompt_tokens(_spec(PROMPTS[3]))  # type: ignore[union-attr]
+    tokens = engine_of(batch)._scheduler.prompt_tokens(_spec(PROMPTS[3]))  # type: ignore[union-attr]
     assert r.usage is not None and r.usage.input_tokens == len(tokens)
     assert r.usage.output_tokens == 5 and r.finish_reason == "length"
     too_long = " ".join(f"word{i}" for i in range(400))  # ~1,500 tokens
