@@ -96,3 +96,20 @@ def test_a_bound_request_has_the_providers_model_and_defaults_under_the_call() -
     assert bound.timeout.total is None  # timeout=None on the call: no limit
     with pytest.raises(ConfigurationError, match="repeat_penalty"):
         llm.provider._bind(build_request("Hi", repeat_penalty=1.1))
+
+
+def test_a_copied_request_keeps_every_field_but_the_changed_ones() -> None:
+    """``Request.copy_with`` (on the path of every call) is written out field by field: a field
+    added to ``Request`` must survive binding, whatever its kind."""
+    import dataclasses
+
+    from abstractcore.features.request import Request
+
+    original = build_request("hi", temperature=0.5, extra_body={"grammar": "x"})
+    for field in dataclasses.fields(Request):
+        marker = object()
+        changed = original.copy_with(**{field.name: marker})
+        assert getattr(changed, field.name) is marker
+        for other in dataclasses.fields(Request):
+            if other.name != field.name:
+                assert getattr(changed, other.name) is getattr(original, other.name), other.name

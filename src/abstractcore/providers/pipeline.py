@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
@@ -148,7 +147,7 @@ class ProviderPipeline(abc.ABC):
         # an explicit timeout=None on the call means "no limit", not "the default"
         timeout = Timeout.of(params["timeout"]) if "timeout" in params else self.timeout
         self._check_extras(request)
-        return replace(request, model=self.model, params=merged, timeout=timeout)
+        return request.copy_with(model=self.model, params=merged, timeout=timeout)
 
     def _check_extras(self, request: Request) -> None:
         """Refuse ``extra_body``/``extra_headers``/``extra_query`` this provider cannot send
