@@ -59,7 +59,6 @@ MODULE_LAYERS = {
     "abstractcore.features.media": "features",
     "abstractcore.features.reasoning": "features",
     "abstractcore.features.request": "features",
-    "abstractcore.features.reasoning": "features",
     "abstractcore.features.hooks": "features",
     "abstractcore.features.structured_strategy": "features",
     "abstractcore.features.structured": "features",
@@ -83,6 +82,7 @@ MODULE_LAYERS = {
     "abstractcore.wire.openai_chat.client": "features",
     "abstractcore.wire.openai_chat.server": "features",
     "abstractcore.wire.openai_chat.shapes": "features",
+    "abstractcore.wire.openai_chat.reasoning": "features",
     # providers
     "abstractcore.providers": "providers",
     "abstractcore.providers.anthropic": "providers",

@@ -6,7 +6,8 @@ from typing import ClassVar
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.features.hosted_models import hosted_capabilities
-from abstractcore.providers.openai_compatible import OpenAICompatibleProvider
+from abstractcore.providers.openai_compatible import REASONING_PARAMS, OpenAICompatibleProvider
+from abstractcore.wire.openai_chat.reasoning import Dialect
 
 __all__ = ["OpenAIProvider"]
 
@@ -22,7 +23,13 @@ class OpenAIProvider(OpenAICompatibleProvider):
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
-    extra_params: ClassVar[frozenset[str]] = frozenset()
+    extra_params: ClassVar[frozenset[str]] = REASONING_PARAMS
+    reasoning_dialect: ClassVar[Dialect] = "openai"
+    #: OpenAI's models give no thinking text in Chat Completions: an answer starting "<think>" is the answer.
+    think_tags: ClassVar[bool] = False
+    echo_reasoning: ClassVar[bool] = False
+    # reasoning models (o-series, GPT-5) refuse max_tokens; every chat model takes this one
+    max_tokens_field: ClassVar[str] = "max_completion_tokens"
     capabilities: Capabilities = Capabilities(tools=True, structured_output=True, stream_usage=True)
 
     async def _fetch_capabilities(self) -> Capabilities:
