@@ -58,7 +58,7 @@ async def test_generate_maps_reply(fake: FakeOpenAI) -> None:
         k: sent[k]
         for k in (
             "temperature",
-            "max_completion_tokens",
+            "max_tokens",
             "top_p",
             "stop",
             "seed",
@@ -67,7 +67,7 @@ async def test_generate_maps_reply(fake: FakeOpenAI) -> None:
         )
     } == {
         "temperature": 0.2,
-        "max_completion_tokens": 5,
+        "max_tokens": 5,
         "top_p": 0.9,
         "stop": ["x"],
         "seed": 3,
@@ -82,9 +82,9 @@ async def test_call_parameters_override_construction_defaults(fake: FakeOpenAI) 
     llm = make(fake, temperature=0.7, max_tokens=50)
     await llm.agenerate("hi", max_tokens=3)
     sent = fake.requests[-1]["body"]
-    assert sent["temperature"] == 0.7 and sent["max_completion_tokens"] == 3
+    assert sent["temperature"] == 0.7 and sent["max_tokens"] == 3
     await llm.agenerate("hi")
-    assert fake.requests[-1]["body"]["max_completion_tokens"] == 50
+    assert fake.requests[-1]["body"]["max_tokens"] == 50
     await llm.aclose()
 
 

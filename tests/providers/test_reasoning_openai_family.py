@@ -5,6 +5,7 @@ the first answer when the thinking is full of braces."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -49,7 +50,7 @@ def test_generate_and_stream_keep_the_thinking_apart(fake: FakeOpenAI, field: st
         (
             "openai",
             {"reasoning_effort": "high", "max_tokens": 50},
-            {"reasoning_effort": "high", "max_completion_tokens": 50},
+            {"reasoning_effort": "high", "max_tokens": 50},
         ),
         ("openai", {"reasoning": False}, {"reasoning_effort": "none"}),
         ("openrouter", {"thinking_budget": 1024}, {"reasoning": {"max_tokens": 1024}}),
@@ -65,7 +66,24 @@ def test_the_control_reaches_the_body_as_the_provider_takes_it(
     make(fake, provider).generate("hi", **params)
     body = fake.requests[-1]["body"]
     assert {k: body.get(k) for k in sent} == sent
-    assert "max_tokens" not in body or provider != "openai"
+
+
+def test_openais_own_api_gets_max_completion_tokens_another_server_max_tokens() -> None:
+    """OpenAI's reasoning models refuse ``max_tokens``; a server behind ``base_url`` may know only it."""
+    import httpx
+
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        reply = {"choices": [{"message": {"content": "a"}, "finish_reason": "stop"}], "model": "o3"}
+        return httpx.Response(200, json=reply)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    llm = create_llm("openai", model="o3", api_key=KEY, http_client=client, retry_config=FAST)
+    llm.generate("hi", max_tokens=40, reasoning_effort="low")
+    assert bodies[-1]["max_completion_tokens"] == 40 and "max_tokens" not in bodies[-1]
+    assert bodies[-1]["reasoning_effort"] == "low"
 
 
 def test_a_control_given_at_construction_is_every_calls_default(fake: FakeOpenAI) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.features.hosted_models import hosted_capabilities
@@ -28,8 +29,18 @@ class OpenAIProvider(OpenAICompatibleProvider):
     #: OpenAI's models give no thinking text in Chat Completions: an answer starting "<think>" is the answer.
     think_tags: ClassVar[bool] = False
     echo_reasoning: ClassVar[bool] = False
-    # reasoning models (o-series, GPT-5) refuse max_tokens; every chat model takes this one
+    # OpenAI's reasoning models (o-series, GPT-5) refuse max_tokens; all its chat models take this
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
+
+    def _configure(self, options: dict[str, Any]) -> None:
+        super()._configure(options)
+        if not self._is_openai():  # another server behind base_url: many know only max_tokens
+            self._max_tokens_field = "max_tokens"
+
+    def _is_openai(self) -> bool:
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        return any(host == h or host.endswith("." + h) for h in self.key_required_hosts)
+
     capabilities: Capabilities = Capabilities(tools=True, structured_output=True, stream_usage=True)
 
     async def _fetch_capabilities(self) -> Capabilities:

@@ -125,6 +125,7 @@ class OpenAICompatibleProvider(HttpProvider):
     def _configure(self, options: dict[str, Any]) -> None:
         super()._configure(options)
         self._json_mode = self.json_mode
+        self._max_tokens_field = self.max_tokens_field
         self._counts: OrderedDict[bytes, int] = OrderedDict()  # body digest -> prompt tokens
         self._counts_lock = threading.Lock()  # the provider serves several event loops
         self._templates: bool | None = None  # whether the server has /apply-template (llama-server)
@@ -152,7 +153,7 @@ class OpenAICompatibleProvider(HttpProvider):
             stream=stream,
             controls=reasoning_controls(request.params, self.reasoning_dialect, self.name),
             reasoning_source=self.name if self.echo_reasoning else None,
-            max_tokens_field=self.max_tokens_field,
+            max_tokens_field=self._max_tokens_field,
         )
 
     def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
@@ -343,7 +344,7 @@ class OpenAICompatibleProvider(HttpProvider):
         return self._llama_cpp_python
 
     async def _count_by_asking(self, body: dict[str, Any], request: Request) -> int | None:
-        one_token = {**body, self.max_tokens_field: 1}
+        one_token = {**body, self._max_tokens_field: 1}
         data = await self._http.request_json(
             "POST", "chat/completions", one_token, model=request.model, timeout=request.timeout
         )
