@@ -96,6 +96,20 @@ def cpp_server_url(gguf_path: Path) -> Iterator[str]:
         yield base
 
 
+#: A Qwen3-style ChatML template (``<think>``, ``<tool_call>``, ``enable_thinking``): llama-server
+#: has a reasoning parser for its format, SmolLM2's own template has none.
+REASONING_TEMPLATE = Path(__file__).parent / "support" / "qwen3_reasoning.jinja"
+
+
+@pytest.fixture(scope="session")
+def reasoning_server_url(gguf_path: Path) -> Iterator[str]:
+    """Base URL of a second ``llama-server`` that parses thinking itself (``--reasoning-format
+    deepseek`` with a Qwen3-style template): ``reasoning_content`` in messages and stream deltas."""
+    args = ["--reasoning-format", "deepseek", "--chat-template-file", str(REASONING_TEMPLATE)]
+    with cpp_llama_server(gguf_path, n_ctx=4096, parallel=1, extra_args=args) as base:
+        yield base
+
+
 # -- the fast lane's guard ------------------------------------------------------------------------------
 
 #: Fixtures that load the real model or start a server process backed by it (``served`` picks
@@ -105,6 +119,7 @@ MODEL_FIXTURES = frozenset(
         "gguf_path",
         "llama_base_url",
         "cpp_server_url",
+        "reasoning_server_url",
         "test_servers_model",
         "anthropic_test_server",
         "ollama_test_server",

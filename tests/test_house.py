@@ -91,6 +91,7 @@ MODULE_LAYERS = {
     "abstractcore.wire.openai_chat.client": "features",
     "abstractcore.wire.openai_chat.server": "features",
     "abstractcore.wire.openai_chat.shapes": "features",
+    "abstractcore.wire.openai_chat.reasoning": "features",
     # providers
     "abstractcore.providers": "providers",
     "abstractcore.providers.anthropic": "providers",

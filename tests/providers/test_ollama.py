@@ -334,7 +334,7 @@ async def test_response_model_sends_the_schema_as_format(server: OllamaServer) -
 
 
 def test_list_models_reads_api_tags(server: OllamaServer) -> None:
-    assert make(server).list_models() == ["smollm2:135m", "smollm2:latest", "qwen2.5-coder:7b"]
+    assert make(server).list_models() == ["smollm2:135m", "smollm2:latest", "qwen2.5-coder:7b", "qwen3:0.6b"]
 
 
 @pytest.mark.anyio

@@ -11,7 +11,14 @@ grammar; after a ``tool`` turn the model answers in text, as tool-capable models
 do), ``keep_alive`` and the empty-``messages`` load / unload requests
 (an unload really closes the model), ``GET /api/tags`` and Ollama's error
 bodies (``{"error": "model \\"x\\" not found, try pulling it first"}`` with
-404, ``{"error": "..."}`` lines mid-stream).
+404, ``{"error": "..."}`` lines mid-stream), and ``think``: a model with the
+"thinking" capability (``qwen3:0.6b`` here) thinks before it answers, its
+thinking in ``message.thinking`` (whole, or streamed in lines of their own
+before the answer's) when ``think`` is true or a level, inside ``<think>…</think>``
+at the start of the content when ``think`` is not given (the text passed through),
+not at all for ``think: false``; ``think`` to a model without the capability is
+HTTP 400 ``"... does not support thinking"``. The thinking is written by the
+server (it holds braces, as JSON-minded thinking does); the answer is the model's.
 
 Faults for tests come from ``OllamaServer.script(...)`` (see ``Fault``).
 """
@@ -44,6 +51,7 @@ __all__ = ["MODELS", "OllamaServer", "ollama_server"]
 #: What ``/api/show`` says each model can do (SmolLM2's template has no tools).
 CAPABILITIES = {
     "qwen2.5-coder:7b": ["completion", "tools", "insert"],
+    "qwen3:0.6b": ["completion", "tools", "thinking"],
     "smollm2:135m": ["completion", "embedding"],
     "smollm2:latest": ["completion", "embedding"],
 }
@@ -51,7 +59,28 @@ MODELS = {
     "smollm2:135m": "sha256:" + "a1" * 32,
     "smollm2:latest": "sha256:" + "a1" * 32,
     "qwen2.5-coder:7b": "sha256:" + "b2" * 32,
+    "qwen3:0.6b": "sha256:" + "c3" * 32,
 }
+
+
+def thinking_of(messages: list[Any]) -> str:
+    """The thinking a thinking model of this server writes for ``messages``."""
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    asked = str(users[-1].get("content") or "")[:24] if users else ""
+    return f'The user asks {{"about": {json.dumps(asked)}}}; I answer.'
+
+
+def _thinks(name: str, think: Any) -> str | None:
+    """How the model thinks for ``think``: "field", "tags" or None (not at all); BadRequest when
+    the model cannot."""
+    thinking = "thinking" in CAPABILITIES.get(_full_name(name), [])
+    if think is not None and think is not False and not thinking:
+        raise BadRequest(f'"{name}" does not support thinking')
+    if not thinking or think is False:
+        return None
+    return "tags" if think is None else "field"
+
+
 _ROLES = ("system", "user", "assistant", "tool")
 
 
@@ -245,6 +274,7 @@ class OllamaServer(ScriptedServer):
             return await self._load_or_unload(name, keep_alive)
         try:
             chat, options, schema, tools = self._parse(body)
+            thinks = _thinks(name, body.get("think"))
         except BadRequest as exc:
             return web.json_response({"error": str(exc)}, status=400)
         # A tool-capable model calls a tool for a user's turn and answers in text once it has the
@@ -267,6 +297,8 @@ class OllamaServer(ScriptedServer):
             schema=self._tools_schema(tools) if tools else schema,
         )
         stats = {
+            "thinks": thinks,
+            "thinking": thinking_of(messages),
             "name": name,
             "prompt_tokens": prompt_tokens,
             "load_ns": load_ns,
@@ -279,6 +311,10 @@ class OllamaServer(ScriptedServer):
                 async for _ in pieces:
                     pass
             message = self._message(generation, bool(tools))
+            if thinks == "field":
+                message["thinking"] = stats["thinking"]
+            elif thinks == "tags":
+                message["content"] = f"<think>{stats['thinking']}</think>\n\n{message['content']}"
             return web.json_response(
                 {
                     "model": name,
@@ -420,6 +456,16 @@ class OllamaServer(ScriptedServer):
         async def line(data: dict[str, Any]) -> None:
             await response.write(json.dumps(data).encode() + b"\n")
 
+        thinking = stats["thinking"]
+        if stats["thinks"] == "field":
+            for start in range(0, len(thinking), 4):
+                message = {"role": "assistant", "content": "", "thinking": thinking[start : start + 4]}
+                await line({"model": name, "created_at": _now(), "message": message, "done": False})
+        elif stats["thinks"] == "tags":  # the markers cut across lines, as tokens cut them
+            text = f"<think>{thinking}</think>\n\n"
+            for start in range(0, len(text), 3):
+                message = {"role": "assistant", "content": text[start : start + 3]}
+                await line({"model": name, "created_at": _now(), "message": message, "done": False})
         sent = 0
         async with contextlib.aclosing(generation.run()) as pieces:
             async for piece in pieces:

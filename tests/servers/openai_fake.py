@@ -29,12 +29,41 @@ class Fault:
     """What to do with one request instead of answering normally."""
 
     #: status | html | invalid_json | delay | drop_stream | stream_error | delay_stream | reply | echo
+    #: | thinking (``body`` = ``thinking_body(...)``: a thinking model's reply, streamed or not)
     kind: str
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     events: int = 2
+
+
+def thinking_body(
+    reasoning: str, content: str, *, field: str | None = "reasoning_content", reasoning_tokens: int = 0
+) -> dict[str, Any]:
+    """What a ``Fault("thinking")`` answers: ``reasoning`` in the message's (and each delta's)
+    ``field`` ("reasoning_content": DeepSeek, vLLM, llama-server; "reasoning": OpenRouter, LM Studio),
+    or with ``field=None`` inside ``<think>…</think>`` at the start of the content (a server without
+    a reasoning parser), streamed 3 characters a delta so the markers are cut across deltas."""
+    return {"reasoning": reasoning, "content": content, "field": field, "reasoning_tokens": reasoning_tokens}
+
+
+def _thinking_usage(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "prompt_tokens": 7,
+        "completion_tokens": 20,
+        "total_tokens": 27,
+        "completion_tokens_details": {"reasoning_tokens": spec["reasoning_tokens"]},
+    }
+
+
+def _thinking_deltas(spec: dict[str, Any]) -> list[dict[str, str]]:
+    field, reasoning, content = spec["field"], spec["reasoning"], spec["content"]
+    if field is None:
+        text = f"<think>{reasoning}</think>\n{content}"
+        return [{"content": text[i : i + 3]} for i in range(0, len(text), 3)]
+    pieces = [{field: reasoning[i : i + 3]} for i in range(0, len(reasoning), 3)]
+    return pieces + [{"content": content[i : i + 3]} for i in range(0, len(content), 3)]
 
 
 def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
@@ -148,6 +177,23 @@ class FakeOpenAI:
             if isinstance(content, list):
                 content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
             fault = Fault("reply", body={"content": content})
+        if fault.kind == "thinking" and not body.get("stream"):
+            spec = fault.body
+            message = {"role": "assistant", "content": spec["content"]}
+            if spec["field"] is None:
+                message["content"] = f"<think>{spec['reasoning']}</think>\n{spec['content']}"
+            else:
+                message[spec["field"]] = spec["reasoning"]
+            return web.json_response(
+                {
+                    "id": "chatcmpl-4",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+                    "usage": _thinking_usage(spec),
+                }
+            )
         if fault.kind == "reply":  # a chosen answer: body = {"content": ..., "finish_reason": ...}
             return web.json_response(
                 {
@@ -180,6 +226,17 @@ class FakeOpenAI:
                 "created": 1,
                 "model": body["model"],
             }
+            if fault is not None and fault.kind == "thinking":
+                for delta in _thinking_deltas(fault.body):
+                    chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                    await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                usage = {**base, "choices": [], "usage": _thinking_usage(fault.body)}
+                for event in (done, usage):
+                    await response.write(f"data: {json.dumps(event)}\n\n".encode())
+                await response.write(b"data: [DONE]\n\n")
+                await response.write_eof()
+                return response
             for index, word in enumerate(WORDS):
                 if fault is not None and fault.kind == "drop_stream" and index == fault.events:
                     assert request.transport is not None

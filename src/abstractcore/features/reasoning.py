@@ -98,7 +98,8 @@ class ThinkingSplitter:
         return "", pending
 
     def _answer(self, text: str) -> str:
-        if not self._answer_started:
+        # the whitespace after a thinking block parts it from the answer; without one it is the answer's
+        if not self._answer_started and self.reasoning:
             text = text.lstrip()
             self._answer_started = bool(text)
         return text

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.providers.openai_compatible import OpenAICompatibleProvider, with_v1
+from abstractcore.wire.openai_chat.reasoning import Dialect
 
 __all__ = ["LMStudioProvider"]
 
@@ -20,6 +21,8 @@ class LMStudioProvider(OpenAICompatibleProvider):
     base_url_env: ClassVar[str | None] = "LMSTUDIO_BASE_URL"
     default_base_url: ClassVar[str | None] = "http://localhost:1234/v1"
     default_scheme: ClassVar[str | None] = "http"
+    reasoning_dialect: ClassVar[Dialect] = "lmstudio"
+    echo_reasoning: ClassVar[bool] = False
     connect_hint: ClassVar[str | None] = (
         "Start LM Studio's server (Developer tab, or `lms server start`) and load a model"
     )

@@ -35,15 +35,14 @@ from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 from abstractcore.wire.ollama_chat import (
     DEFAULT_PORT,
+    LineReader,
     chat_to_response,
     host_url,
     is_done_line,
     is_error_line,
-    line_chunk,
-    ollama_finish_reason,
-    ollama_usage,
     request_body,
     shown_capabilities,
+    think,
 )
 
 __all__ = ["OLLAMA_ERRORS", "OllamaProvider"]
@@ -81,7 +80,9 @@ class OllamaProvider(HttpProvider):
     """
 
     name: ClassVar[str] = "ollama"
-    extra_params: ClassVar[frozenset[str]] = frozenset({"num_ctx", "top_k", "keep_alive"})
+    extra_params: ClassVar[frozenset[str]] = frozenset(
+        {"num_ctx", "top_k", "keep_alive", "reasoning_effort", "thinking_budget", "reasoning"}
+    )
     base_url_env: ClassVar[str | None] = "OLLAMA_HOST"
     default_base_url: ClassVar[str | None] = f"http://localhost:{DEFAULT_PORT}"
     default_scheme: ClassVar[str | None] = "http"
@@ -126,6 +127,12 @@ class OllamaProvider(HttpProvider):
             stream=stream,
         )
 
+    def _bind(self, request: Request) -> Request:
+        """The bound request, its reasoning control (``think``) checked before anything is sent."""
+        bound = super()._bind(request)
+        think(bound.params, self.name)
+        return bound
+
     # -- hooks --------------------------------------------------------------------
 
     async def _complete(self, request: Request) -> GenerateResponse:
@@ -146,7 +153,7 @@ class OllamaProvider(HttpProvider):
         return chat_to_response(data, provider=self.name, model=request.model)
 
     async def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        had_calls = False
+        reader = LineReader(request.model)
         final: dict[str, Any] = {}
         events = self._http.events(
             "api/chat",
@@ -162,19 +169,14 @@ class OllamaProvider(HttpProvider):
         try:
             async for batch in events:
                 for line in batch:
-                    chunk = line_chunk(line, request.model)
+                    chunk = reader.on_line(line)
                     if chunk is not None:
-                        had_calls = had_calls or bool(chunk.tool_calls)
                         yield chunk
                     if line.get("done"):
                         final = line
         finally:
             await events.aclose()
-        yield StreamChunk(
-            finish_reason=ollama_finish_reason(final, had_calls),
-            usage=ollama_usage(final),
-            model=final.get("model") or request.model,
-        )
+        yield reader.last_chunk(final)
 
     # -- lifecycle ----------------------------------------------------------------
 

@@ -33,8 +33,12 @@ from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 from abstractcore.wire.openai_chat import ChunkReader, reply_to_response, request_body, response_format
+from abstractcore.wire.openai_chat.reasoning import Dialect, reasoning_controls
 
-__all__ = ["LLAMA_CPP_ERRORS", "OpenAICompatibleProvider", "with_v1"]
+__all__ = ["LLAMA_CPP_ERRORS", "REASONING_PARAMS", "OpenAICompatibleProvider", "with_v1"]
+
+#: The one reasoning control, accepted by every provider of the family (mapped by its dialect).
+REASONING_PARAMS = frozenset({"reasoning_effort", "thinking_budget", "reasoning"})
 
 #: llama.cpp's servers (llama-server, also inside Ollama and LM Studio, and llama-cpp-python's)
 #: report errors as text only; each pattern is tested against a body captured from them.
@@ -98,7 +102,7 @@ class OpenAICompatibleProvider(HttpProvider):
 
     name: ClassVar[str] = "openai-compatible"
     default_model: ClassVar[str | None] = "default"
-    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
+    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"}) | REASONING_PARAMS
     base_url_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_BASE_URL"
     api_key_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_API_KEY"
     error_table: ClassVar[ErrorTable] = LLAMA_CPP_ERRORS
@@ -107,10 +111,21 @@ class OpenAICompatibleProvider(HttpProvider):
     #: How ``response_model`` asks for JSON: "json_schema" (OpenAI) or "json_object" with a
     #: schema (llama.cpp's server, which answers json_schema with HTTP 500).
     json_mode: ClassVar[str] = "json_schema"
+    #: How the server takes ``reasoning_effort`` / ``thinking_budget`` / ``reasoning``: vLLM and
+    #: llama.cpp's servers take ``reasoning_effort`` and the template's ``enable_thinking``.
+    reasoning_dialect: ClassVar[Dialect] = "server"
+    #: Whether ``<think>`` at the start of the content is thinking (servers that pass it through).
+    think_tags: ClassVar[bool] = True
+    #: Whether a tool-call turn's thinking goes back as ``reasoning_content`` (DeepSeek's thinking
+    #: mode requires it; llama-server and vLLM read it).
+    echo_reasoning: ClassVar[bool] = True
+    #: The body field of ``max_tokens`` (OpenAI's reasoning models take only max_completion_tokens).
+    max_tokens_field: ClassVar[str] = "max_tokens"
 
     def _configure(self, options: dict[str, Any]) -> None:
         super()._configure(options)
         self._json_mode = self.json_mode
+        self._max_tokens_field = self.max_tokens_field
         self._counts: OrderedDict[bytes, int] = OrderedDict()  # body digest -> prompt tokens
         self._counts_lock = threading.Lock()  # the provider serves several event loops
         self._templates: bool | None = None  # whether the server has /apply-template (llama-server)
@@ -118,6 +133,12 @@ class OpenAICompatibleProvider(HttpProvider):
         self._bos_tokens = 0  # what that endpoint counts for no text
 
     # -- request ----------------------------------------------------------------
+
+    def _bind(self, request: Request) -> Request:
+        """The bound request, its reasoning control checked before anything is sent."""
+        bound = super()._bind(request)
+        reasoning_controls(bound.params, self.reasoning_dialect, self.name)
+        return bound
 
     def _body(self, request: Request, *, stream: bool) -> dict[str, Any]:
         output = request.output
@@ -130,6 +151,9 @@ class OpenAICompatibleProvider(HttpProvider):
             tool_choice=request.tool_choice,
             answer_format=response_format(output, self._json_mode) if native and output else None,
             stream=stream,
+            controls=reasoning_controls(request.params, self.reasoning_dialect, self.name),
+            reasoning_source=self.name if self.echo_reasoning else None,
+            max_tokens_field=self._max_tokens_field,
         )
 
     def _structured_modes(self, request: Request) -> tuple[StructuredMode, ...]:
@@ -140,7 +164,11 @@ class OpenAICompatibleProvider(HttpProvider):
 
     def _response(self, data: Any, request: Request) -> GenerateResponse:
         return reply_to_response(
-            data, provider=self.name, model=request.model, max_tokens=request.params.get("max_tokens")
+            data,
+            provider=self.name,
+            model=request.model,
+            max_tokens=request.params.get("max_tokens"),
+            think_tags=self.think_tags,
         )
 
     # -- hooks ------------------------------------------------------------------
@@ -201,7 +229,7 @@ class OpenAICompatibleProvider(HttpProvider):
             await again.aclose()
 
     async def _stream_once(self, request: Request) -> AsyncGenerator[StreamChunk, None]:
-        reader = ChunkReader(request.model, provider=self.name)
+        reader = ChunkReader(request.model, provider=self.name, think_tags=self.think_tags)
         seen_any = False
         events = self._http.events(
             "chat/completions",
@@ -316,7 +344,7 @@ class OpenAICompatibleProvider(HttpProvider):
         return self._llama_cpp_python
 
     async def _count_by_asking(self, body: dict[str, Any], request: Request) -> int | None:
-        one_token = {**body, "max_tokens": 1}
+        one_token = {**body, self._max_tokens_field: 1}
         data = await self._http.request_json(
             "POST", "chat/completions", one_token, model=request.model, timeout=request.timeout
         )

@@ -6,7 +6,8 @@ import os
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
-from abstractcore.providers.openai_compatible import OpenAICompatibleProvider
+from abstractcore.providers.openai_compatible import REASONING_PARAMS, OpenAICompatibleProvider
+from abstractcore.wire.openai_chat.reasoning import Dialect
 
 __all__ = ["OpenRouterProvider"]
 
@@ -27,7 +28,10 @@ class OpenRouterProvider(OpenAICompatibleProvider):
     base_url_env: ClassVar[str | None] = "OPENROUTER_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://openrouter.ai/api/v1"
     options: ClassVar[frozenset[str]] = OpenAICompatibleProvider.options | {"app_url", "app_name"}
-    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
+    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"}) | REASONING_PARAMS
+    reasoning_dialect: ClassVar[Dialect] = "openrouter"
+    # its thinking comes back in ``reasoning``; continuing it takes ``reasoning_details`` verbatim
+    echo_reasoning: ClassVar[bool] = False
 
     def _configure(self, options: dict[str, Any]) -> None:
         self._app_url = options.get("app_url") or os.environ.get("OPENROUTER_APP_URL")

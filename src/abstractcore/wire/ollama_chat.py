@@ -17,18 +17,23 @@ from abstractcore.core.types import (
     GenerateResponse,
     ImagePart,
     Message,
+    ReasoningPart,
     StreamChunk,
     ToolCall,
     ToolSpec,
     Usage,
 )
 from abstractcore.features.media import base64_image
+from abstractcore.features.reasoning import ThinkingSplitter, split_thinking
 from abstractcore.features.tools.accumulator import as_arguments
+from abstractcore.wire.openai_chat.reasoning import checked_effort
 from abstractcore.wire.openai_chat.shapes import tools_to_openai
 
 __all__ = [
     "DEFAULT_PORT",
     "FINISH_REASONS",
+    "SOURCE",
+    "LineReader",
     "OPTION_NAMES",
     "chat_to_response",
     "host_url",
@@ -42,10 +47,13 @@ __all__ = [
     "ollama_usage",
     "request_body",
     "shown_capabilities",
+    "think",
     "to_ollama_message",
     "to_ollama_messages",
 ]
 
+#: The ``source`` of the thinking parts this format makes (and sends back).
+SOURCE = "ollama"
 #: The port ``ollama serve`` listens on.
 DEFAULT_PORT = 11434
 #: Ollama's ``done_reason`` -> the common finish reason (others pass through).
@@ -72,6 +80,29 @@ def ollama_options(params: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def think(params: dict[str, Any], provider: str = "ollama") -> bool | str | None:
+    """The call's reasoning control as Ollama's ``think``: ``reasoning`` as true/false,
+    ``reasoning_effort`` "low" | "medium" | "high" as that level (gpt-oss), "none" as false; None:
+    not set. A ``thinking_budget``, or an effort Ollama has no level for, is a ``ConfigurationError``."""
+    if params.get("thinking_budget") is not None:
+        raise ConfigurationError(
+            f"{provider} takes no thinking token budget (thinking_budget=): use reasoning_effort='low' | "
+            "'medium' | 'high' or reasoning=True/False."
+        )
+    effort = checked_effort(params, provider, ("none", "low", "medium", "high"))
+    switch = params.get("reasoning")
+    if switch is not None and not isinstance(switch, bool):
+        raise ConfigurationError(f"reasoning= must be True or False; got {switch!r}.")
+    if switch is False and effort not in (None, "none"):
+        raise ConfigurationError(
+            f"{provider}: reasoning=False turns thinking off, reasoning_effort={effort!r} asks for it; "
+            "pass one of them."
+        )
+    if switch is False or effort == "none":
+        return False
+    return effort or switch
+
+
 def image_data(part: ImagePart) -> str:
     """An image as the base64 text Ollama's ``images`` takes (a link is refused: Ollama needs bytes)."""
     encoded = base64_image(part)
@@ -95,6 +126,9 @@ def to_ollama_message(message: Message) -> dict[str, Any]:
             {"id": call.id, "function": {"index": index, "name": call.name, "arguments": call.arguments}}
             for index, call in enumerate(message.tool_calls)
         ]
+    thinking = "".join(p.text for p in message.reasoning if p.source == SOURCE and p.text)
+    if message.role == "assistant" and thinking:
+        out["thinking"] = thinking  # Ollama's own turn, sent back as it gave it
     if message.role == "tool":
         if message.name:
             out["tool_name"] = message.name
@@ -133,6 +167,9 @@ def request_body(
         body["options"] = options
     if params.get("keep_alive") is not None:
         body["keep_alive"] = params["keep_alive"]
+    thinks = think(params)
+    if thinks is not None:
+        body["think"] = thinks
     if tools and tool_choice != "none":
         body["tools"] = tools_to_openai(tools)
     if json_schema is not None:
@@ -144,14 +181,59 @@ def line_chunk(line: dict[str, Any], model: str) -> StreamChunk | None:
     """The chunk one stream line carries (None for a line with no text and no call)."""
     message = line.get("message") or {}
     calls = ollama_tool_calls(message.get("tool_calls"))
-    if not message.get("content") and not calls:
+    thinking = message.get("thinking")
+    thinking = thinking if isinstance(thinking, str) else ""
+    if not message.get("content") and not calls and not thinking:
         return None
     return StreamChunk(
         content=str(message.get("content") or ""),
+        reasoning=thinking,
         tool_calls=calls,
         model=line.get("model") or model,
         raw=line,
     )
+
+
+class LineReader:
+    """Reads the NDJSON lines of one ``/api/chat`` stream into ``StreamChunk``s: thinking from
+    each line's ``message.thinking`` or, until one is seen, from ``<think>`` at the start of the
+    content (split as it arrives); the last chunk has the whole thinking's ``reasoning_parts``."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.had_calls = False
+        self._splitter: ThinkingSplitter | None = ThinkingSplitter()
+        self._thinking: list[str] = []
+
+    def on_line(self, line: dict[str, Any]) -> StreamChunk | None:
+        """The chunk one line carries (None for a line with nothing to show)."""
+        chunk = line_chunk(line, self.model)
+        if chunk is None:
+            return None
+        self.had_calls = self.had_calls or bool(chunk.tool_calls)
+        if chunk.reasoning and self._splitter is not None:  # the server splits: flush what was held
+            held_thinking, held = self._splitter.close()
+            self._splitter = None
+            chunk.reasoning, chunk.content = held_thinking + chunk.reasoning, held + chunk.content
+        elif self._splitter is not None and chunk.content:
+            chunk.reasoning, chunk.content = self._splitter.feed(chunk.content)
+        self._thinking.append(chunk.reasoning)
+        if not (chunk.content or chunk.reasoning or chunk.tool_calls):
+            return None
+        return chunk
+
+    def last_chunk(self, final: dict[str, Any]) -> StreamChunk:
+        """The closing chunk, from the ``done`` line: held-back text, finish reason, usage, thinking."""
+        thinking, content = self._splitter.close() if self._splitter is not None else ("", "")
+        whole = ("".join(self._thinking) + thinking).strip()
+        return StreamChunk(
+            content=content,
+            reasoning=thinking,
+            reasoning_parts=[ReasoningPart(whole, source=SOURCE)] if whole else [],
+            finish_reason=ollama_finish_reason(final, self.had_calls),
+            usage=ollama_usage(final),
+            model=final.get("model") or self.model,
+        )
 
 
 def ollama_tool_calls(raw: Any) -> list[ToolCall]:
@@ -201,8 +283,15 @@ def chat_to_response(data: dict[str, Any], *, provider: str, model: str | None) 
     """A whole ``/api/chat`` reply (``{"message": {...}, "done": true, ...}``) as a ``GenerateResponse``."""
     message = data.get("message") or {}
     calls = ollama_tool_calls(message.get("tool_calls"))
+    content = str(message.get("content") or "")
+    thinking = message.get("thinking")
+    thinking = thinking if isinstance(thinking, str) and thinking else None
+    if thinking is None:  # ``think`` not set: a thinking model's tags may be in the text
+        thinking, content = split_thinking(content)
     return GenerateResponse(
-        content=str(message.get("content") or ""),
+        content=content,
+        reasoning=thinking,
+        reasoning_parts=[ReasoningPart(thinking, source=SOURCE)] if thinking else [],
         tool_calls=calls,
         usage=ollama_usage(data),
         finish_reason=ollama_finish_reason(data, bool(calls)),

@@ -10,10 +10,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from abstractcore.core.errors import ResponseFormatError, ToolCallError
-from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, ToolSpec, Usage
+from abstractcore.core.types import (
+    GenerateResponse,
+    Message,
+    ReasoningPart,
+    StreamChunk,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from abstractcore.features.reasoning import ThinkingSplitter, split_thinking
 from abstractcore.features.structured import OutputSpec
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
 from abstractcore.features.tools.forced import cut_call_error
+from abstractcore.wire.openai_chat.reasoning import echoed_reasoning, reasoning_of
 from abstractcore.wire.openai_chat.shapes import (
     finish_reason,
     message_to_openai,
@@ -60,13 +70,21 @@ def request_body(
     tool_choice: str | dict[str, Any] | None = None,
     answer_format: dict[str, Any] | None = None,
     stream: bool = False,
+    controls: dict[str, Any] | None = None,
+    reasoning_source: str | None = None,
+    max_tokens_field: str = "max_tokens",
 ) -> dict[str, Any]:
-    """A ``POST /chat/completions`` body (``answer_format``: a ``response_format``)."""
-    body: dict[str, Any] = {"model": model, "messages": [message_to_openai(m) for m in messages]}
+    """A ``POST /chat/completions`` body (``answer_format``: a ``response_format``; ``controls``:
+    the reasoning control's fields; ``reasoning_source``: the provider whose thinking goes back
+    as ``reasoning_content`` on tool-call turns, None to send none; ``max_tokens_field``:
+    "max_completion_tokens" for OpenAI, whose reasoning models refuse ``max_tokens``)."""
+    body: dict[str, Any] = {"model": model, "messages": [_message(m, reasoning_source) for m in messages]}
     for name in PARAMS:
         value = params.get(name)
         if value is not None:
-            body[name] = value
+            body[max_tokens_field if name == "max_tokens" else name] = value
+    if controls:
+        body.update(controls)
     if tools:
         body["tools"] = tools_to_openai(tools)
         if tool_choice is not None:
@@ -77,6 +95,18 @@ def request_body(
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _message(message: Message, reasoning_source: str | None) -> dict[str, Any]:
+    out = message_to_openai(message)
+    thinking = echoed_reasoning(message, reasoning_source) if reasoning_source else None
+    if thinking:
+        out["reasoning_content"] = thinking
+    return out
+
+
+def _parts(thinking: str | None, source: str) -> list[ReasoningPart]:
+    return [ReasoningPart(thinking, source=source)] if thinking else []
 
 
 def _cut(finish: str | None, usage: Usage | None, max_tokens: Any) -> bool:
@@ -99,9 +129,15 @@ def _whole_calls(
         raise cut_call_error(None, text(), usage) from None
 
 
-def reply_to_response(data: Any, *, provider: str, model: str, max_tokens: Any = None) -> GenerateResponse:
+def reply_to_response(
+    data: Any, *, provider: str, model: str, max_tokens: Any = None, think_tags: bool = True
+) -> GenerateResponse:
     """A ``chat.completion`` reply as a ``GenerateResponse`` (``ResponseFormatError`` when it has
-    no choices; ``max_tokens``, the call's, tells a call it cut from a malformed one)."""
+    no choices; ``max_tokens``, the call's, tells a call it cut from a malformed one).
+
+    The thinking is the message's ``reasoning_content`` / ``reasoning``; without either, a
+    ``<think>`` block at the start of the content (or a bare ``</think>``, the template having
+    opened it) when ``think_tags``. It is one ``ReasoningPart`` whose source is ``provider``."""
     try:
         choice = data["choices"][0]
         message = choice.get("message") or {}
@@ -111,8 +147,14 @@ def reply_to_response(data: Any, *, provider: str, model: str, max_tokens: Any =
         ) from None
     usage = usage_of(data.get("usage"))
     reason = finish_reason(choice.get("finish_reason"))
+    content = message.get("content") or ""
+    thinking = reasoning_of(message)
+    if thinking is None and think_tags and isinstance(content, str):
+        thinking, content = split_thinking(content)
     return GenerateResponse(
-        content=message.get("content") or "",
+        content=content,
+        reasoning=thinking,
+        reasoning_parts=_parts(thinking, provider),
         tool_calls=_whole_calls(
             lambda: parse_tool_calls(message.get("tool_calls")),
             _cut(reason, usage, max_tokens),
@@ -134,11 +176,14 @@ class ChunkReader:
 
     ``on_event`` gives each event's chunks; after the last event, ``finish_reason`` is None when
     the stream ended early, ``usage`` is what the server reported, ``tokens`` the events that
-    carried a text or call fragment (one per token on llama.cpp's servers) and ``text`` the
-    answer's text and call arguments (to count when the server reported no usage).
+    carried a text, thinking or call fragment (one per token on llama.cpp's servers) and ``text``
+    everything generated (to count when the server reported no usage). Thinking deltas come
+    from a delta's ``reasoning_content`` / ``reasoning``; until one is seen, ``<think>`` at the
+    start of the content is split off as it arrives (``think_tags``; a marker cut across deltas
+    is still one).
     """
 
-    def __init__(self, model: str, *, provider: str) -> None:
+    def __init__(self, model: str, *, provider: str, think_tags: bool = True) -> None:
         self.model = model
         self.provider = provider
         self.finish_reason: str | None = None
@@ -146,12 +191,20 @@ class ChunkReader:
         self.tokens = 0
         self._text: list[str] = []
         self._arguments: list[str] = []
+        self._thinking: list[str] = []
         self._tools = ToolCallAccumulator()
+        self._splitter = ThinkingSplitter() if think_tags else None
 
     @property
     def text(self) -> str:
-        """The answer's text and tool-call arguments, as streamed."""
+        """The thinking, answer text and tool-call arguments, as streamed."""
         return "".join(self._text)
+
+    def _split(self, content: str) -> tuple[str, str]:
+        """(thinking, answer) of a content delta."""
+        if self._splitter is None or not content:
+            return "", content
+        return self._splitter.feed(content)
 
     def on_event(self, data: Any) -> list[StreamChunk]:
         """The chunks one event yields."""
@@ -166,33 +219,63 @@ class ChunkReader:
         for choice in data.get("choices") or ():
             delta = choice.get("delta")
             if delta:
-                content = delta.get("content")
-                if isinstance(content, str) or delta.get("tool_calls"):
-                    self.tokens += 1
-                    self._text.append(content or "")
-                if delta.get("tool_calls"):
-                    fragments = tool_call_deltas(delta)
-                    for fragment in fragments:
-                        self._tools.add(fragment)
-                        self._text.append(fragment.arguments_fragment)
-                        self._arguments.append(fragment.arguments_fragment)
-                    out.append(
-                        StreamChunk(
-                            content=content or "", tool_call_deltas=fragments, model=self.model, raw=data
-                        )
-                    )
-                elif content:
-                    out.append(StreamChunk(content=content, model=self.model, raw=data))
+                chunk = self._delta(delta, data)
+                if chunk is not None:
+                    out.append(chunk)
             reason = choice.get("finish_reason")
             if reason:
                 self.finish_reason = finish_reason(reason)
         return out
 
+    def _delta(self, delta: dict[str, Any], data: Any) -> StreamChunk | None:
+        raw = delta.get("content")
+        content = raw if isinstance(raw, str) else ""
+        field = reasoning_of(delta)
+        thinking = ""
+        if field is not None:
+            # the server parses thinking itself: its content is the answer, as it comes
+            if self._splitter is not None:
+                held_thinking, held = self._splitter.close()
+                thinking, content = held_thinking, held + content
+                self._splitter = None
+            thinking += field
+        else:
+            thinking, content = self._split(content)
+        calls = delta.get("tool_calls")
+        if isinstance(raw, str) or calls or field is not None:
+            self.tokens += 1
+            self._text.append((field or "") + (raw or ""))
+        if thinking:
+            self._thinking.append(thinking)
+        fragments = tool_call_deltas(delta) if calls else []
+        for fragment in fragments:
+            self._tools.add(fragment)
+            self._text.append(fragment.arguments_fragment)
+            self._arguments.append(fragment.arguments_fragment)
+        if not (content or thinking or fragments):
+            return None
+        return StreamChunk(
+            content=content, reasoning=thinking, tool_call_deltas=fragments, model=self.model, raw=data
+        )
+
     def last_chunk(self, usage: Usage | None, max_tokens: Any = None) -> StreamChunk:
-        """The closing chunk: finish reason, ``usage`` (the reported one or a count) and the calls
-        (a call ``max_tokens`` cut raises ``cut_call_error``)."""
+        """The closing chunk: what the thinking splitter held back, finish reason, ``usage`` (the
+        reported one or a count), the calls (a call ``max_tokens`` cut raises ``cut_call_error``)
+        and the whole thinking as ``reasoning_parts``."""
+        thinking, content = self._splitter.close() if self._splitter is not None else ("", "")
+        if thinking:
+            self._thinking.append(thinking)
         # no usage (no way to count): each non-empty fragment took at least one token
         spent = usage or Usage.of(None, sum(1 for piece in self._arguments if piece))
         cut = _cut(self.finish_reason, spent, max_tokens)
         calls = _whole_calls(self._tools.finish, cut, lambda: "".join(self._arguments), usage)
-        return StreamChunk(finish_reason=self.finish_reason, usage=usage, tool_calls=calls, model=self.model)
+        whole = "".join(self._thinking).strip()
+        return StreamChunk(
+            content=content,
+            reasoning=thinking,
+            reasoning_parts=_parts(whole or None, self.provider),
+            finish_reason=self.finish_reason,
+            usage=usage,
+            tool_calls=calls,
+            model=self.model,
+        )

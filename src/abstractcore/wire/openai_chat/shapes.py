@@ -135,10 +135,17 @@ def tool_call_deltas(delta: dict[str, Any]) -> list[ToolCallDelta]:
 
 
 def usage_of(data: Any) -> Usage | None:
-    """A reply's ``usage`` object as ``Usage`` (None when there is none)."""
+    """A reply's ``usage`` object as ``Usage`` (None when there is none); the thinking tokens among
+    the completion tokens from ``completion_tokens_details.reasoning_tokens``."""
     if not isinstance(data, dict):
         return None
-    return Usage.of(data.get("prompt_tokens"), data.get("completion_tokens"))
+    details = data.get("completion_tokens_details")
+    thinking = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return Usage.of(
+        data.get("prompt_tokens"),
+        data.get("completion_tokens"),
+        reasoning_tokens=thinking if isinstance(thinking, int) else None,
+    )
 
 
 def usage_body(usage: Usage | None) -> dict[str, int] | None:
