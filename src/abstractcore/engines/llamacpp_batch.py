@@ -66,7 +66,7 @@ from abstractcore.engines.base import (
 )
 from abstractcore.engines.embedding import GGUFEmbedder
 from abstractcore.engines.host import register
-from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool, gguf_trained_context
+from abstractcore.engines.llamacpp import DEFAULT_N_CTX, forced_tool, gguf_trained_context, template_switches
 from abstractcore.engines.worker import EXIT_JOIN_SECONDS
 
 __all__ = [
@@ -365,7 +365,11 @@ class _Scheduler:
         """The chat template's prompt, tokenized as ``create_chat_completion`` does."""
         tools = list(spec.tools) or None
         choice = spec.tool_choice if tools else None
-        rendered = self._chat_formatter()(messages=spec.messages, tools=tools, tool_choice=choice)
+        rendered = self._chat_formatter()(
+            messages=spec.messages, tools=tools, tool_choice=choice, **spec.template_kwargs
+        )
+        if spec.on_prompt is not None:
+            spec.on_prompt(str(rendered.prompt))
         return self._tokenize(str(rendered.prompt), add_special=not rendered.added_special)
 
     def _chat_formatter(self) -> Any:
@@ -812,6 +816,7 @@ class LlamaCppBatchEngine(BatchEngine):
     """
 
     supports_tools = True
+    extra_body_fields = frozenset({"grammar"})
 
     def __init__(
         self,
@@ -882,6 +887,13 @@ class LlamaCppBatchEngine(BatchEngine):
         if scheduler is None:
             raise EngineClosed("the model is not loaded")
         return len(scheduler._prompt_tokens(spec))
+
+    def template_switches(self) -> frozenset[str]:
+        """``enable_thinking`` when the GGUF's chat template reads it."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise EngineClosed("the model is not loaded")
+        return template_switches(str(scheduler._chat_formatter().template))
 
     def stats(self) -> dict[str, int]:
         """``pending``, ``active``, ``kv_tokens`` (cells in use), ``cached_tokens`` (idle caches), and
