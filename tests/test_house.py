@@ -86,6 +86,8 @@ MODULE_LAYERS = {
     "abstractcore.wire.anthropic_messages.server": "features",
     "abstractcore.wire.anthropic_messages.shapes": "features",
     "abstractcore.wire.anthropic_messages.thinking": "features",
+    "abstractcore.wire.anthropic_messages.signing": "features",
+    "abstractcore.features.local_thinking": "features",
     "abstractcore.wire.encoding": "features",
     "abstractcore.wire.fields": "features",
     "abstractcore.wire.openai_chat.client": "features",

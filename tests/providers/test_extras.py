@@ -64,8 +64,8 @@ def test_a_grammar_in_extra_body_shapes_a_real_servers_answer(
 
 def test_in_process_an_unknown_extra_body_field_is_refused_before_loading(gguf_path: Path) -> None:
     llm = create_llm("huggingface", model=str(gguf_path))
-    with pytest.raises(ConfigurationError, match=r"knows no extra_body field \(grammar\)"):
-        llm.generate("Hi", extra_body={"grammar": GRAMMAR})
+    with pytest.raises(ConfigurationError, match=r"knows no extra_body field \(guided_json\)"):
+        llm.generate("Hi", extra_body={"guided_json": {"type": "object"}})
     with pytest.raises(ConfigurationError, match="extra_headers is for HTTP providers"):
         llm.generate("Hi", extra_headers={"x": "y"})
     assert not llm.loaded

@@ -208,7 +208,6 @@ def test_unrelated_options_are_not_forwarded(fake: FakeOpenAI, caplog: pytest.Lo
             "store": True,
             "metadata": {"a": "b"},
             "parallel_tool_calls": False,
-            "reasoning_effort": "low",
             "some_vendor_option": 1,
         }
         r = httpx.post(

@@ -17,9 +17,9 @@ import importlib
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from abstractcore.core.errors import BackendNotInstalledError, ContextLengthExceededError
@@ -73,6 +73,12 @@ class GenerationSpec:
     #: False when nobody watches the text arrive (``generate``): an engine may then
     #: produce it in one piece if that is faster, still checking ``cancel`` every token.
     stream: bool = True
+    #: Variables the chat template is rendered with besides the messages (``enable_thinking``),
+    #: only names the engine's ``template_switches()`` lists.
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: Called with the rendered prompt before the first token (engines that render a chat
+    #: template themselves): the provider reads whether it opens a thinking block.
+    on_prompt: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,9 @@ class Engine(abc.ABC):
 
     #: Whether ``generate`` honours ``spec.tools`` natively (and returns ``Outcome.tool_calls``).
     supports_tools: ClassVar[bool] = False
+    #: The ``extra_body`` fields a call may give this engine (llama.cpp: ``grammar``, a GBNF
+    #: grammar as llama-server takes it); any other is refused by the provider.
+    extra_body_fields: ClassVar[frozenset[str]] = frozenset()
 
     @property
     @abc.abstractmethod
@@ -159,6 +168,11 @@ class Engine(abc.ABC):
             "transformers model in process, or an embedding server (Ollama, an OpenAI-compatible "
             "/v1/embeddings)."
         )
+
+    def template_switches(self) -> frozenset[str]:
+        """The variables of the model's chat template ``spec.template_kwargs`` may set
+        (``enable_thinking`` where the template reads it: Qwen3, SmolLM3). Called loaded."""
+        return frozenset()
 
     def count_prompt(self, spec: GenerationSpec) -> int | None:
         """The prompt tokens ``generate`` would read for ``spec`` (its chat template, its

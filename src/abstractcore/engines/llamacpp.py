@@ -32,7 +32,10 @@ from abstractcore.engines.base import (
 from abstractcore.engines.embedding import GGUFEmbedder, close_llama
 from abstractcore.engines.host import register
 
-__all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "LlamaCppEngine"]
+__all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "TEMPLATE_SWITCHES", "LlamaCppEngine", "template_switches"]
+
+#: Chat-template variables ``GenerationSpec.template_kwargs`` may set, where a template reads them.
+TEMPLATE_SWITCHES = ("enable_thinking",)
 
 #: llama.cpp's own default (512) is too small for a chat; the model's full context costs memory.
 DEFAULT_N_CTX = 4096
@@ -134,6 +137,26 @@ def forced_tool(spec: GenerationSpec) -> dict[str, Any] | None:
     raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
 
 
+def template_switches(template: str) -> frozenset[str]:
+    """The ``TEMPLATE_SWITCHES`` a chat template's source reads (Qwen3's and SmolLM3's
+    ``enable_thinking``)."""
+    return frozenset(name for name in TEMPLATE_SWITCHES if name in template)
+
+
+class _Rendering:
+    """The GGUF's chat formatter, rendering with ``spec.template_kwargs`` and reporting the prompt
+    to ``spec.on_prompt`` (llama-cpp-python's ``create_chat_completion`` passes neither)."""
+
+    def __init__(self, formatter: Any, spec: GenerationSpec) -> None:
+        self.formatter, self.spec = formatter, spec
+
+    def __call__(self, **kwargs: Any) -> Any:
+        result = self.formatter(**kwargs, **self.spec.template_kwargs)
+        if self.spec.on_prompt is not None:
+            self.spec.on_prompt(str(result.prompt))
+        return result
+
+
 def _whole_call(tool: dict[str, Any], arguments: str) -> dict[str, Any]:
     """A forced call in the Chat Completions form: the tool's name, the generated arguments."""
     function = {"name": str(tool["function"]["name"]), "arguments": arguments}
@@ -165,6 +188,7 @@ class LlamaCppEngine(Engine):
     """
 
     supports_tools = True
+    extra_body_fields = frozenset({"grammar"})
 
     def __init__(
         self,
@@ -184,6 +208,7 @@ class LlamaCppEngine(Engine):
         self._llama: Any = None
         self._eog: frozenset[int] | None = None
         self._embedder: GGUFEmbedder | None = None
+        self._formatter: Any = None
 
     def __repr__(self) -> str:
         return f"LlamaCppEngine({str(self.path)!r})"
@@ -223,6 +248,7 @@ class LlamaCppEngine(Engine):
         llama = self._llama
         probe = _Probe(threading.Event(), count_only=True)
         llama.probe = probe
+        llama.chat_handler = self._handler(spec)
         try:
             llama.create_chat_completion(messages=spec.messages, max_tokens=1, **self._prompt_kwargs(spec))
         except _Cancelled:
@@ -233,7 +259,7 @@ class LlamaCppEngine(Engine):
                 raise error from None
             raise
         finally:
-            llama.probe = None
+            llama.probe = llama.chat_handler = None
         raise RuntimeError("llama-cpp-python answered without tokenizing a prompt")
 
     def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
@@ -257,6 +283,7 @@ class LlamaCppEngine(Engine):
         out = arguments.append if tool is not None else emit  # a forced call's text is its arguments
         probe = _Probe(cancel)
         llama.probe = probe
+        llama.chat_handler = self._handler(spec)
         try:
             if not spec.stream:  # one piece: skips the per-token stop-string bookkeeping
                 reply = llama.create_chat_completion(messages=spec.messages, **kwargs)
@@ -279,7 +306,39 @@ class LlamaCppEngine(Engine):
                 raise error from None
             raise
         finally:
-            llama.probe = None
+            llama.probe = llama.chat_handler = None
+
+    def _formatter_of(self) -> Any:
+        """The ``Jinja2ChatFormatter`` llama-cpp-python made of the GGUF's template, or None when
+        it chose a built-in chat format instead (the template then takes no switches)."""
+        llama = self._llama
+        if self._formatter is None and llama.chat_format == "chat_template.default":
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos, bos = llama.token_eos(), llama.token_bos()
+            text = llama._model.token_get_text
+            self._formatter = Jinja2ChatFormatter(
+                template=llama.metadata["tokenizer.chat_template"],
+                eos_token=text(eos) if eos != -1 else "",
+                bos_token=text(bos) if bos != -1 else "",
+                stop_token_ids=[eos],
+            )
+        return self._formatter
+
+    def _handler(self, spec: GenerationSpec) -> Any:
+        """The chat handler of this call: the GGUF's template with ``spec``'s switches, or None
+        (llama-cpp-python's own) when there is nothing to add."""
+        formatter = self._formatter_of() if spec.template_kwargs or spec.on_prompt else None
+        if formatter is None:
+            return None
+        from llama_cpp.llama_chat_format import chat_formatter_to_chat_completion_handler
+
+        return chat_formatter_to_chat_completion_handler(_Rendering(formatter, spec))
+
+    def template_switches(self) -> frozenset[str]:
+        """``enable_thinking`` when the GGUF's chat template reads it."""
+        formatter = self._formatter_of()
+        return frozenset() if formatter is None else template_switches(str(formatter.template))
 
     @staticmethod
     def _stream(
@@ -338,4 +397,5 @@ class LlamaCppEngine(Engine):
         if embedder is not None:
             embedder.close()
         llama, self._llama = self._llama, None
+        self._formatter = None
         close_llama(llama)

@@ -144,12 +144,25 @@ class MLXEngine(Engine):
         """The prompt tokens of ``spec`` (the chat template, else a plain transcript)."""
         return len(self._prompt(spec))
 
+    def template_switches(self) -> frozenset[str]:
+        """``enable_thinking`` when the tokenizer's chat template reads it."""
+        template = getattr(self._tokenizer, "chat_template", None)
+        return frozenset({"enable_thinking"}) if "enable_thinking" in str(template or "") else frozenset()
+
     def _prompt(self, spec: GenerationSpec) -> list[int]:
         """The prompt's token ids (the chat template, else a plain transcript), checked against
         the context."""
         tokenizer = self._tokenizer
         if getattr(tokenizer, "chat_template", None):
-            prompt = list(tokenizer.apply_chat_template(spec.messages, add_generation_prompt=True))
+            switches = dict(spec.template_kwargs)
+            if spec.on_prompt is not None:
+                text = tokenizer.apply_chat_template(
+                    spec.messages, add_generation_prompt=True, tokenize=False, **switches
+                )
+                spec.on_prompt(str(text))
+            prompt = list(
+                tokenizer.apply_chat_template(spec.messages, add_generation_prompt=True, **switches)
+            )
         else:
             prompt = list(tokenizer.encode(plain_transcript(spec.messages)))
         check_context(len(prompt), self._context(), engine="mlx")

@@ -236,19 +236,30 @@ class TransformersEngine(Engine):
             eos.update(value if isinstance(value, (list, tuple, set)) else ([] if value is None else [value]))
         self._model, self._tokenizer, self._eos = model, tokenizer, {int(e) for e in eos}
 
-    def _prompt_ids(self, torch: Any, messages: list[dict[str, str]]) -> Any:
-        tokenizer = self._tokenizer
+    def _prompt_ids(self, torch: Any, spec: GenerationSpec) -> Any:
+        tokenizer, messages = self._tokenizer, spec.messages
         if getattr(tokenizer, "chat_template", None):
+            switches = dict(spec.template_kwargs)
+            if spec.on_prompt is not None:
+                text = tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, tokenize=False, **switches
+                )
+                spec.on_prompt(str(text))
             encoded = tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+                messages, add_generation_prompt=True, return_dict=True, return_tensors="pt", **switches
             )
             return encoded["input_ids"].to(self.device)
         # a base model without a chat template: a plain transcript
         return tokenizer(plain_transcript(messages), return_tensors="pt")["input_ids"].to(self.device)
 
+    def template_switches(self) -> frozenset[str]:
+        """``enable_thinking`` when the tokenizer's chat template reads it."""
+        template = getattr(self._tokenizer, "chat_template", None)
+        return frozenset({"enable_thinking"}) if "enable_thinking" in str(template or "") else frozenset()
+
     def count_prompt(self, spec: GenerationSpec) -> int:
         """The prompt tokens of ``spec`` (the chat template, else a plain transcript)."""
-        return int(self._prompt_ids(_torch(), spec.messages).shape[-1])
+        return int(self._prompt_ids(_torch(), spec).shape[-1])
 
     def generate(self, spec: GenerationSpec, emit: Callable[[str], None], cancel: threading.Event) -> Outcome:
         """Decode token by token, emitting text as it is produced.
@@ -260,7 +271,7 @@ class TransformersEngine(Engine):
         torch = _torch()
         model = self._model
         with torch.inference_mode():
-            prompt = self._prompt_ids(torch, spec.messages)
+            prompt = self._prompt_ids(torch, spec)
             n_prompt = int(prompt.shape[1])
             context = trained_context(model.config) or FALLBACK_CONTEXT
             check_context(n_prompt, context, engine="transformers")

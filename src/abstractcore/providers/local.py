@@ -45,6 +45,13 @@ from abstractcore.engines.base import ContextSizes, Engine, GenerationSpec, Outc
 from abstractcore.engines.host import ModelHost
 from abstractcore.engines.worker import Emit
 from abstractcore.features.constrain import Grammar
+from abstractcore.features.local_thinking import (
+    REASONING_PARAMS,
+    ThinkingSplit,
+    check_engine,
+    grammar_of,
+    template_switches,
+)
 from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
 from abstractcore.features.tools.forced import ForcedKind, cut_call_error
@@ -61,7 +68,7 @@ from abstractcore.wire.openai_chat import (
 __all__ = ["LOCAL_PARAMS", "LocalProvider"]
 
 #: Generation parameters in-process providers accept beyond the common ones.
-LOCAL_PARAMS = frozenset({"top_k", "min_p", "repeat_penalty"})
+LOCAL_PARAMS = frozenset({"top_k", "min_p", "repeat_penalty"}) | REASONING_PARAMS
 #: ``max_tokens`` of a grammar-constrained answer (``response_model``, a forced tool call) when the
 #: call gives none: without it a model that loops (a list it never closes) runs to the end of
 #: its context, minutes on a CPU, only to be refused as cut.
@@ -191,16 +198,18 @@ class LocalProvider(AsyncProvider):
 
     def _check_extras(self, request: Request) -> None:
         """In process there is no wire: ``extra_headers``/``extra_query`` are refused, and so is an
-        ``extra_body`` field (the engines take no option beyond the generation parameters)."""
+        ``extra_body`` field but ``grammar`` (a GBNF grammar, which the llama.cpp engines take as
+        llama-server does; the engine in use is checked once resolved, ``check_engine``)."""
         for name in ("extra_headers", "extra_query"):
             if getattr(request, name):
                 raise ConfigurationError(
                     f"{name} is for HTTP providers; {self.name} runs the model in process."
                 )
-        if request.extra_body:
+        unknown = sorted(set(request.extra_body) - {"grammar"})
+        if unknown:
             raise ConfigurationError(
                 f"{self.name} runs the model in process, and its engine knows no extra_body field "
-                f"({', '.join(sorted(request.extra_body))}); pass generation parameters by name "
+                f"({', '.join(unknown)}); pass generation parameters by name "
                 f"({', '.join(sorted(self._params - {'timeout'}))})."
             )
 
@@ -225,7 +234,10 @@ class LocalProvider(AsyncProvider):
             else _forced_call_grammar(tools, choice)
         )
         constraint: Callable[..., Any] | None = grammar
-        if grammar is not None:  # bounded, and able to end a list (see STRUCTURED_REPEAT_PENALTY)
+        gbnf = grammar_of(request.extra_body, self.name, constrained=grammar is not None)
+        if gbnf is not None:  # the caller's own grammar: its bounds are the caller's too
+            constraint = Grammar.gbnf(gbnf)
+        elif grammar is not None:  # bounded, and able to end a list (see STRUCTURED_REPEAT_PENALTY)
             if params.get("max_tokens") is None:
                 params = {**params, "max_tokens": STRUCTURED_MAX_TOKENS}
             if params.get("repeat_penalty") is None:  # asked for: the engine's own penalty instead
@@ -246,89 +258,122 @@ class LocalProvider(AsyncProvider):
             constraint=constraint,
             tools=tools,
             tool_choice=choice,
+            template_kwargs=template_switches(params, self.name),
         )
 
     async def _complete(self, request: Request) -> GenerateResponse:
-        spec = replace(self._spec(request), stream=False)
+        split = ThinkingSplit(self.name)
+        spec = replace(self._spec(request), stream=False, on_prompt=split.see_prompt)
+        extras = tuple(request.extra_body)
         total = request.timeout.total
         try:
             with anyio.fail_after(total):  # cancelling sets the flag: generation stops
                 if self._host.batches:
+                    self._check_loaded(spec, extras)
                     parts: list[str] = []
-                    run = await self._host.open_batch(spec, parts.append, lambda: self._ready_engine(spec))
+                    ready = functools.partial(self._ready_engine, spec, extras)
+                    run = await self._host.open_batch(spec, parts.append, ready)
                     if run is not None:
                         outcome = await run.outcome()  # before the text is joined: it ends with it
-                        return self._answer("".join(parts), outcome)
-                return await self._host.run(functools.partial(self._generate_whole, spec))
+                        return self._answer("".join(parts), outcome, split)
+                job = functools.partial(self._generate_whole, spec, extras, split)
+                return await self._host.run(job)
         except TimeoutError:
             raise self._timeout_error(total) from None
 
-    def _generate_whole(self, spec: GenerationSpec, cancel: threading.Event) -> GenerateResponse:
+    def _generate_whole(
+        self, spec: GenerationSpec, extras: tuple[str, ...], split: ThinkingSplit, cancel: threading.Event
+    ) -> GenerateResponse:
         """(worker thread) One whole generation, the model held throughout."""
-        engine = self._ready_engine(spec)
+        engine = self._ready_engine(spec, extras)
         parts: list[str] = []
         outcome: Outcome = self._host.guard("generating", lambda: engine.generate(spec, parts.append, cancel))
-        return self._answer("".join(parts), outcome)
+        return self._answer("".join(parts), outcome, split)
 
-    def _answer(self, text: str, outcome: Outcome) -> GenerateResponse:
-        """The response of a finished generation: its text, tool calls, usage and finish reason."""
+    def _answer(self, text: str, outcome: Outcome, split: ThinkingSplit) -> GenerateResponse:
+        """The response of a finished generation: its answer and thinking, tool calls, usage and
+        finish reason."""
         calls = _calls(outcome)
+        reasoning, content = split.whole(text)
         return GenerateResponse(
-            content=text,
+            content=content,
             usage=outcome.usage,
             tool_calls=calls,
             finish_reason=_finish(outcome, calls),
             model=self.model,
             provider=self.name,
+            reasoning=reasoning,
+            reasoning_parts=split.parts(),
         )
 
     def _stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        spec = self._spec(request)  # bad arguments raise here, before any work
+        split = ThinkingSplit(self.name)
+        spec = replace(self._spec(request), on_prompt=split.see_prompt)  # bad arguments raise here
+        extras = tuple(request.extra_body)
         if self._host.batches:
-            return self._batch_stream(spec)
-        return self._serial_stream(spec)
+            return self._batch_stream(spec, extras, split)
+        return self._serial_stream(spec, extras, split)
 
-    async def _batch_stream(self, spec: GenerationSpec) -> AsyncIterator[StreamChunk]:
-        run = await self._host.open_batch(spec, ready=lambda: self._ready_engine(spec))
+    async def _batch_stream(
+        self, spec: GenerationSpec, extras: tuple[str, ...], split: ThinkingSplit
+    ) -> AsyncIterator[StreamChunk]:
+        self._check_loaded(spec, extras)
+        run = await self._host.open_batch(spec, ready=functools.partial(self._ready_engine, spec, extras))
         # None: the model's engine does not batch, one generation at a time
-        chunks = self._serial_stream(spec) if run is None else self._chunks(run.events())
+        chunks = (
+            self._serial_stream(spec, extras, split) if run is None else self._chunks(run.events(), split)
+        )
         async with aclosing(chunks) as items:  # type: ignore[type-var]
             async for chunk in items:
                 yield chunk
 
-    async def _chunks(self, events: AsyncGenerator[str | Outcome, None]) -> AsyncIterator[StreamChunk]:
-        """A batched request's text deltas and ``Outcome`` as chunks."""
+    async def _chunks(
+        self, events: AsyncGenerator[str | Outcome, None], split: ThinkingSplit
+    ) -> AsyncIterator[StreamChunk]:
+        """A batched request's text deltas (split into thinking and answer) and ``Outcome`` as chunks."""
         async with aclosing(events) as items:
             async for item in items:
                 if isinstance(item, str):
-                    yield StreamChunk(content=item, model=self.model)
+                    chunk = self._delta(*split.feed(item))
+                    if chunk is not None:
+                        yield chunk
                     continue
-                calls = _calls(item)
-                yield StreamChunk(
-                    finish_reason=_finish(item, calls), usage=item.usage, tool_calls=calls, model=self.model
-                )
+                for chunk in self._last(item, split):
+                    yield chunk
 
-    def _serial_stream(self, spec: GenerationSpec) -> AsyncIterator[StreamChunk]:
-        model = self.model
+    def _delta(self, reasoning: str, content: str) -> StreamChunk | None:
+        if not reasoning and not content:
+            return None
+        return StreamChunk(content=content, reasoning=reasoning, model=self.model)
 
+    def _last(self, outcome: Outcome, split: ThinkingSplit) -> list[StreamChunk]:
+        """The held-back text (a marker's possible beginning), then the chunk that ends the stream."""
+        held = self._delta(*split.close())
+        calls = _calls(outcome)
+        last = StreamChunk(
+            finish_reason=_finish(outcome, calls),
+            usage=outcome.usage,
+            tool_calls=calls,
+            model=self.model,
+            reasoning_parts=split.parts(),
+        )
+        return [last] if held is None else [held, last]
+
+    def _serial_stream(
+        self, spec: GenerationSpec, extras: tuple[str, ...], split: ThinkingSplit
+    ) -> AsyncIterator[StreamChunk]:
         def job(emit: Emit[StreamChunk], cancel: threading.Event) -> None:
-            engine = self._ready_engine(spec)
+            engine = self._ready_engine(spec, extras)
 
             def text(delta: str) -> None:
-                if delta:
-                    emit(StreamChunk(content=delta, model=model))
+                chunk = self._delta(*split.feed(delta)) if delta else None
+                if chunk is not None:
+                    emit(chunk)
 
             outcome: Outcome = self._host.guard("generating", lambda: engine.generate(spec, text, cancel))
             if not cancel.is_set():
-                calls = _calls(outcome)
-                emit(
-                    StreamChunk(
-                        finish_reason=_finish(outcome, calls),
-                        usage=outcome.usage,
-                        tool_calls=calls,
-                        model=model,
-                    )
-                )
+                for chunk in self._last(outcome, split):
+                    emit(chunk)
 
         return self._host.stream(job)
 
@@ -407,8 +452,9 @@ class LocalProvider(AsyncProvider):
 
     # -- helpers (worker thread) --------------------------------------------------
 
-    def _ready_engine(self, spec: GenerationSpec) -> Engine:
-        """The loaded engine, refusing tools it cannot call (called in the worker thread)."""
+    def _ready_engine(self, spec: GenerationSpec, extras: tuple[str, ...] = ()) -> Engine:
+        """The loaded engine, refusing tools it cannot call, ``extra_body`` fields it does not know
+        and template switches the model's template lacks (called in the worker thread)."""
         engine = self._host.resolved()
         if spec.tools and not engine.supports_tools:
             raise ConfigurationError(
@@ -416,7 +462,17 @@ class LocalProvider(AsyncProvider):
                 f"{type(engine).__name__} has no tool calling. Use a GGUF model, or an "
                 "OpenAI-compatible server for tool calling."
             )
-        return self._host.ready()
+        ready = self._host.ready()
+        if extras or spec.template_kwargs:
+            check_engine(ready, extras, spec.template_kwargs, self.name)
+        return ready
+
+    def _check_loaded(self, spec: GenerationSpec, extras: tuple[str, ...]) -> None:
+        """``check_engine`` when the batch engine is loaded already (``open_batch`` then submits
+        without calling ``_ready_engine``)."""
+        engine = self._host.engine
+        if engine is not None and engine.loaded and (extras or spec.template_kwargs):
+            check_engine(engine, extras, spec.template_kwargs, self.name)
 
     def _timeout_error(self, total: float | None) -> ProviderTimeoutError:
         return ProviderTimeoutError(

@@ -41,6 +41,7 @@ class LlamaCppBatchEngine(BatchEngine):
     """
 
     supports_tools = True
+    extra_body_fields = frozenset({"grammar"})
 
     def __init__(
         self,
@@ -111,6 +112,13 @@ class LlamaCppBatchEngine(BatchEngine):
         if scheduler is None:
             raise EngineClosed("the model is not loaded")
         return len(scheduler.prompt_tokens(spec))
+
+    def template_switches(self) -> frozenset[str]:
+        """``enable_thinking`` when the GGUF's chat template reads it."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise EngineClosed("the model is not loaded")
+        return scheduler.vocab.template_switches()
 
     def stats(self) -> dict[str, int]:
         """``pending``, ``active``, ``kv_tokens`` (cells in use), ``cached_tokens`` (idle caches), and

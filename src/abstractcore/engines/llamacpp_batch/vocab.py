@@ -8,6 +8,7 @@ from typing import Any
 
 from abstractcore.engines import llamacpp_native
 from abstractcore.engines.base import GenerationSpec
+from abstractcore.engines.llamacpp import template_switches
 
 __all__ = ["Vocab"]
 
@@ -34,8 +35,16 @@ class Vocab:
         """The chat template's prompt, tokenized as ``create_chat_completion`` does."""
         tools = list(spec.tools) or None
         choice = spec.tool_choice if tools else None
-        rendered = self._chat_formatter()(messages=spec.messages, tools=tools, tool_choice=choice)
+        rendered = self._chat_formatter()(
+            messages=spec.messages, tools=tools, tool_choice=choice, **spec.template_kwargs
+        )
+        if spec.on_prompt is not None:
+            spec.on_prompt(str(rendered.prompt))
         return self.tokenize(str(rendered.prompt), add_special=not rendered.added_special)
+
+    def template_switches(self) -> frozenset[str]:
+        """``enable_thinking`` when the GGUF's chat template reads it."""
+        return template_switches(str(self._chat_formatter().template))
 
     def _chat_formatter(self) -> Any:
         if self._formatter is None:

@@ -4,9 +4,13 @@ stream -> the Messages event sequence; and the model list.
 The reverse of the client side: the top-level ``system`` becomes a system message,
 ``tool_result`` blocks become tool messages (placed before the rest of their user turn),
 ``tool_use`` blocks become the assistant's tool calls, base64 and URL images become
-``ImagePart``s. ``thinking`` blocks a client sends back are dropped (no back end here reads
-them); fields with no meaning here (``metadata``, ``service_tier``, ``thinking``) are accepted and
-not forwarded; server tools, documents, MCP servers and containers are a 400.
+``ImagePart``s, ``thinking`` blocks the assistant's ``Message.reasoning`` (``signing``: this
+server's own signatures are checked, Anthropic's passed on); ``thinking: {type: "enabled",
+budget_tokens}`` is ``thinking_budget``, ``{type: "disabled"}`` ``reasoning=False``. The answer's
+thinking is a signed ``thinking`` block before its text, streamed as ``thinking_delta`` events
+and one ``signature_delta`` before the block's stop. Fields with no meaning here (``metadata``,
+``service_tier``) are accepted and not forwarded; server tools, documents, MCP servers and
+containers are a 400.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from abstractcore.core.types import (
     GenerateResponse,
     ImagePart,
     Message,
+    ReasoningPart,
     StreamChunk,
     TextPart,
     ToolCall,
@@ -28,12 +33,11 @@ from abstractcore.core.types import (
 )
 from abstractcore.features.media import decode_base64_image
 from abstractcore.wire.anthropic_messages.shapes import stop_reason, usage_body
+from abstractcore.wire.anthropic_messages.signing import PREFIX, sign, verify
 from abstractcore.wire.encoding import dumps, new_id, sse_event
 from abstractcore.wire.fields import FieldError, Fields, JsonFormat, ParsedCall, check_tools, checked_tool
 
 __all__ = ["MessageStream", "message", "model_list", "parse_messages"]
-
-_SKIPPED_BLOCKS = ("thinking", "redacted_thinking")
 
 
 # -- request ------------------------------------------------------------------------------------
@@ -44,6 +48,7 @@ def parse_messages(body: Fields) -> ParsedCall:
     model = body.string("model", required=True, nonempty=True)
     assert model is not None
     params: dict[str, Any] = {"max_tokens": body.integer("max_tokens", required=True, minimum=1)}
+    params.update(_thinking(body))
     for name in ("temperature", "top_p"):
         value = body.number(name, 0.0, 1.0)
         if value is not None:
@@ -132,12 +137,43 @@ def _tool_result(block: Fields) -> Message:
     return Message("tool", text or "", tool_call_id=call_id)
 
 
+def _thinking(body: Fields) -> dict[str, Any]:
+    """``thinking: {type: "enabled", budget_tokens}`` / ``{type: "disabled"}`` as our controls."""
+    thinking = body.object("thinking")
+    if thinking is None:
+        return {}
+    kind = thinking.string("type", required=True)
+    if kind == "disabled":
+        return {"reasoning": False}
+    if kind != "enabled":
+        raise FieldError(thinking.path("type"), "thinking.type must be 'enabled' or 'disabled'")
+    return {"thinking_budget": thinking.integer("budget_tokens", required=True, minimum=1)}
+
+
+def _reasoning_part(block: Fields, kind: str) -> ReasoningPart:
+    """A thinking block sent back: this server's (its signature checked) or Anthropic's."""
+    if kind == "redacted_thinking":
+        return ReasoningPart(redacted=block.string("data", required=True) or "", source="anthropic")
+    text = block.string("thinking", required=True) or ""
+    signature = block.string("signature") or ""
+    if signature.startswith(PREFIX):
+        if not verify(text, signature):
+            raise FieldError(
+                block.path("signature"), "the thinking block was changed after this server signed it"
+            )
+        return ReasoningPart(text)
+    return ReasoningPart(text, signature=signature or None, source="anthropic")
+
+
 def _assistant_turn(blocks: list[Fields]) -> Message:
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[ReasoningPart] = []
     for block in blocks:
         kind = block.string("type", required=True)
-        if kind == "text":
+        if kind in ("thinking", "redacted_thinking"):
+            reasoning.append(_reasoning_part(block, kind))
+        elif kind == "text":
             texts.append(block.string("text", required=True) or "")
         elif kind == "tool_use":
             arguments = block.object("input", required=True)
@@ -149,9 +185,9 @@ def _assistant_turn(blocks: list[Fields]) -> Message:
                     arguments=dict(arguments.data),
                 )
             )
-        elif kind not in _SKIPPED_BLOCKS:
+        else:
             raise FieldError(block.path("type"), f"{kind!r} blocks are not supported by this server")
-    return Message("assistant", "".join(texts), tool_calls=calls)
+    return Message("assistant", "".join(texts), tool_calls=calls, reasoning=reasoning)
 
 
 def _image(block: Fields) -> ImagePart:
@@ -204,7 +240,7 @@ def _answer(body: Fields) -> JsonFormat | None:
 
 def message(model: str, response: GenerateResponse) -> dict[str, Any]:
     """The ``message`` body of an answer."""
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = _thinking_blocks(response)
     if response.content:
         content.append({"type": "text", "text": response.content})
     for call in response.tool_calls:
@@ -219,6 +255,21 @@ def message(model: str, response: GenerateResponse) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": usage_body(response.usage),
     }
+
+
+def _thinking_blocks(response: GenerateResponse) -> list[dict[str, Any]]:
+    """The answer's thinking: Anthropic's own blocks passed on, any other thinking signed here."""
+    parts = response.reasoning_parts
+    if parts and all(p.source == "anthropic" and (p.signature or p.redacted) for p in parts):
+        return [
+            {"type": "redacted_thinking", "data": p.redacted}
+            if p.redacted is not None
+            else {"type": "thinking", "thinking": p.text, "signature": p.signature}
+            for p in parts
+        ]
+    if response.reasoning is None:
+        return []
+    return [{"type": "thinking", "thinking": response.reasoning, "signature": sign(response.reasoning)}]
 
 
 class MessageStream:
@@ -243,6 +294,7 @@ class MessageStream:
         self._calls = False
         self._finish: str | None = None
         self._usage: Usage | None = None
+        self._thinking: list[str] | None = None  # the open thinking block's text so far
 
     def start(self) -> bytes:
         """``message_start`` with the input tokens counted before the stream (0 when the back end
@@ -266,7 +318,14 @@ class MessageStream:
         if self._open is None:
             return b""
         index, self._open, self._text_prefix = self._open, None, b""
-        return sse_event("content_block_stop", {"type": "content_block_stop", "index": index})
+        out = b""
+        if self._thinking is not None:  # a thinking block ends with its signature
+            text, self._thinking = "".join(self._thinking), None
+            delta = {"type": "signature_delta", "signature": sign(text.strip())}
+            out = sse_event(
+                "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+            )
+        return out + sse_event("content_block_stop", {"type": "content_block_stop", "index": index})
 
     def _start_block(self, block: dict[str, Any]) -> tuple[int, bytes]:
         out = self._close()
@@ -285,6 +344,14 @@ class MessageStream:
     def chunk(self, chunk: StreamChunk) -> bytes:
         """The events of one chunk of the answer (stop reason and usage are kept for ``end``)."""
         out = b""
+        if chunk.reasoning:
+            if self._thinking is None:
+                index, out = self._start_block({"type": "thinking", "thinking": "", "signature": ""})
+                self._thinking = []
+            self._thinking.append(chunk.reasoning)
+            piece = {"type": "thinking_delta", "thinking": chunk.reasoning}
+            event = {"type": "content_block_delta", "index": self._open, "delta": piece}
+            out += sse_event("content_block_delta", event)
         if chunk.content:
             if not self._text_prefix:
                 index, out = self._start_block({"type": "text", "text": ""})

@@ -94,6 +94,9 @@ def _params(body: Fields) -> dict[str, Any]:
     seed = body.integer("seed")
     if seed is not None:
         params["seed"] = seed
+    effort = body.string("reasoning_effort")
+    if effort is not None:  # the back end checks the value, and refuses it when it takes none
+        params["reasoning_effort"] = effort
     return params
 
 
@@ -222,6 +225,8 @@ def completion(model: str, response: GenerateResponse) -> dict[str, Any]:
         "content": response.content if response.content or not calls else None,
         "refusal": None,
     }
+    if response.reasoning is not None:  # DeepSeek's, vLLM's and llama-server's field
+        message["reasoning_content"] = response.reasoning
     if calls:
         message["tool_calls"] = [call_body(c) for c in calls]
     return {
@@ -237,8 +242,16 @@ def completion(model: str, response: GenerateResponse) -> dict[str, Any]:
                 "finish_reason": server_finish_reason(response.finish_reason, bool(calls)),
             }
         ],
-        "usage": usage_body(response.usage),
+        "usage": _usage(response.usage),
     }
+
+
+def _usage(usage: Usage | None) -> dict[str, Any] | None:
+    """OpenAI's usage, with ``completion_tokens_details.reasoning_tokens`` when counted."""
+    body: dict[str, Any] | None = usage_body(usage)
+    if body is not None and usage is not None and usage.reasoning_tokens:
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return body
 
 
 class ChatStream:
@@ -273,8 +286,10 @@ class ChatStream:
     def chunk(self, chunk: StreamChunk) -> bytes:
         """The events of one chunk of the answer (finish and usage are kept for ``end``)."""
         out = b""
+        if chunk.reasoning:
+            out = self._event(b'{"reasoning_content":' + dumps(chunk.reasoning) + b"}")
         if chunk.content:
-            out = self._event(b'{"content":' + dumps(chunk.content) + b"}")
+            out += self._event(b'{"content":' + dumps(chunk.content) + b"}")
         if chunk.tool_call_deltas or chunk.tool_calls:
             calls = self._tool_calls(chunk)
             if calls:
@@ -314,7 +329,7 @@ class ChatStream:
         calls = bool(self._indices) or self._calls > 0
         finish = self._event(b"{}", dumps(server_finish_reason(self._finish, calls)))
         if self._include_usage:
-            finish += self._usage_head + dumps(usage_body(self._usage)) + b"}\n\n"
+            finish += self._usage_head + dumps(_usage(self._usage)) + b"}\n\n"
         return finish + b"data: [DONE]\n\n"
 
     def error(self, body: dict[str, Any]) -> bytes:
