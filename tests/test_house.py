@@ -305,6 +305,7 @@ EXPORTED = {
     "ImagePart",
     "LocalBackendError",
     "Message",
+    "ReasoningPart",
     "ModelLoadError",
     "ModelNotFoundError",
     "NoDeploymentAvailableError",
