@@ -86,6 +86,7 @@ MODULE_LAYERS = {
     "abstractcore.wire.anthropic_messages.server": "features",
     "abstractcore.wire.anthropic_messages.shapes": "features",
     "abstractcore.wire.anthropic_messages.thinking": "features",
+    "abstractcore.wire.anthropic_messages.caching": "features",
     "abstractcore.wire.anthropic_messages.signing": "features",
     "abstractcore.features.local_thinking": "features",
     "abstractcore.wire.encoding": "features",

@@ -53,3 +53,30 @@ async def test_responses_and_streams_carry_the_cost(fake: FakeOpenAI) -> None:
     assert chunks[-1].cost is not None and chunks[-1].cost > 0
     assert all(c.cost is None for c in chunks[:-1])
     await llm.aclose()
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("anthropic", "claude-haiku-4-5"),  # flat prices, a cache-write rate
+        ("anthropic", "claude-sonnet-4-5"),  # tiered prices
+        ("openai", "gpt-4o"),  # a cache-read rate, no cache-write one
+    ],
+)
+def test_cached_tokens_cost_the_cache_rates_genai_prices_publishes(provider: str, model: str) -> None:
+    usage = Usage.of(10_000, 500, cached_tokens=6_000, cache_write_tokens=3_000)
+    expected = calc_price(
+        PriceUsage(input_tokens=10_000, output_tokens=500, cache_read_tokens=6_000, cache_write_tokens=3_000),
+        model_ref=model,
+        provider_id=provider,
+    ).total_price
+    assert cost_of(provider, model, usage) == pytest.approx(float(expected), rel=1e-12)
+    uncached = cost_of(provider, model, Usage.of(10_000, 500))
+    assert uncached is not None and cost_of(provider, model, usage) != pytest.approx(uncached)
+
+
+def test_a_cached_haiku_turn_costs_the_hand_computed_figure() -> None:
+    # claude-haiku-4-5: input $1/M, cache write $1.25/M, cache read $0.10/M, output $5/M
+    usage = Usage.of(10_000, 500, cached_tokens=6_000, cache_write_tokens=3_000)
+    hand = (1_000 * 1.0 + 3_000 * 1.25 + 6_000 * 0.10 + 500 * 5.0) / 1_000_000
+    assert cost_of("anthropic", "claude-haiku-4-5", usage) == pytest.approx(hand, rel=1e-12)

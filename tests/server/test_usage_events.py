@@ -29,13 +29,23 @@ def test_message_delta_has_both_counts_of_the_last_chunk() -> None:
     stream.chunk(StreamChunk(content="Hi"))
     stream.chunk(StreamChunk(finish_reason="stop", usage=Usage.of(27, 5, counted=True)))
     delta = _events(stream.end())["message_delta"]
-    assert delta["usage"] == {"input_tokens": 27, "output_tokens": 5}
+    assert delta["usage"] == {
+        "input_tokens": 27,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 5,
+    }
 
 
 def test_message_delta_keeps_the_counted_input_when_the_back_end_reports_nothing() -> None:
     stream = MessageStream("m", input_tokens=27)
     stream.chunk(StreamChunk(finish_reason="stop"))
-    assert _events(stream.end())["message_delta"]["usage"] == {"input_tokens": 27, "output_tokens": 0}
+    assert _events(stream.end())["message_delta"]["usage"] == {
+        "input_tokens": 27,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 0,
+    }
 
 
 def test_the_openai_usage_chunk_carries_the_last_chunks_usage() -> None:

@@ -9,7 +9,9 @@ event sequence of a stream (``message_start``, ``content_block_start``,
 ``content_block_stop``, ``message_delta`` with stop reason and usage,
 ``message_stop``; ``error`` events), with extended thinking (``thinking`` and
 ``redacted_thinking`` blocks, ``thinking_delta`` / ``signature_delta``; its rules and the
-signature checks of thinking sent back are in ``anthropic_thinking.py``). A forced
+signature checks of thinking sent back are in ``anthropic_thinking.py``), prompt caching
+(``cache_control`` breakpoints, the cache fields of usage) and ``/v1/messages/count_tokens``
+(``anthropic_caching.py``). A forced
 ``tool_choice`` is answered
 with a ``tool_use`` block whose input the model generated under a JSON
 grammar built from the tool's ``input_schema``.
@@ -26,8 +28,6 @@ Ollama server in ``tests/servers/common.py``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import uuid
@@ -36,7 +36,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.servers import anthropic_thinking
+from tests.servers import anthropic_caching, anthropic_thinking
+from tests.servers.anthropic_validation import Invalid, validate
 from tests.servers.common import (
     Fault,
     Generation,
@@ -61,27 +62,6 @@ ALIASES = {
 MAX_OUTPUT_TOKENS = 8192
 #: The output limits of the models with a larger one than ``MAX_OUTPUT_TOKENS``.
 OUTPUT_LIMITS = {"claude-haiku-4-5-20251001": 64000, "claude-sonnet-4-5-20250929": 64000}
-_TOP_LEVEL = {
-    "model",
-    "messages",
-    "max_tokens",
-    "system",
-    "temperature",
-    "top_p",
-    "top_k",
-    "stop_sequences",
-    "stream",
-    "tools",
-    "tool_choice",
-    "metadata",
-    "thinking",
-    "service_tier",
-}
-_MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-
-
-class Invalid(Exception):
-    """A request the API rejects with 400 invalid_request_error."""
 
 
 def _request_id() -> str:
@@ -112,137 +92,6 @@ def _text_of(content: Any) -> str:
     return "\n".join(parts)
 
 
-def _check_block(block: Any, where: str, role: str, tool_ids: set[str]) -> None:
-    if not isinstance(block, dict) or "type" not in block:
-        raise Invalid(f"{where}: Input should be a valid dictionary or object to extract fields from")
-    kind = block["type"]
-    if kind == "text":
-        if not isinstance(block.get("text"), str):
-            raise Invalid(f"{where}.text: Field required")
-        if not block["text"]:
-            raise Invalid("messages: text content blocks must be non-empty")
-    elif kind == "image":
-        source = block.get("source") or {}
-        if source.get("type") == "base64":
-            if source.get("media_type") not in _MEDIA_TYPES:
-                raise Invalid(
-                    f"{where}.source.base64.media_type: Input should be 'image/jpeg', "
-                    "'image/png', 'image/gif' or 'image/webp'"
-                )
-            try:
-                base64.b64decode(source.get("data") or "", validate=True)
-            except (binascii.Error, ValueError):
-                raise Invalid(f"{where}.source.base64.data: invalid base64 data") from None
-        elif source.get("type") != "url":
-            raise Invalid(
-                f"{where}.source: Input tag '{source.get('type')}' found using 'type' "
-                "does not match any of the expected tags: 'base64', 'url'"
-            )
-    elif kind == "tool_use":
-        if role != "assistant":
-            raise Invalid(f"{where}: tool_use blocks may only be used in assistant messages")
-        if not block.get("id") or not block.get("name") or not isinstance(block.get("input"), dict):
-            raise Invalid(f"{where}: tool_use blocks need an id, a name and an input object")
-    elif kind in ("thinking", "redacted_thinking"):
-        if role != "assistant":
-            raise Invalid(f"{where}: {kind} blocks may only be used in assistant messages")
-        if kind == "thinking" and not isinstance(block.get("thinking"), str):
-            raise Invalid(f"{where}.thinking: Field required")
-        if kind == "thinking" and not isinstance(block.get("signature"), str):
-            raise Invalid(f"{where}.signature: Field required")
-        if kind == "redacted_thinking" and not isinstance(block.get("data"), str):
-            raise Invalid(f"{where}.data: Field required")
-    elif kind == "tool_result":
-        if role != "user":
-            raise Invalid(f"{where}: tool_result blocks may only be used in user messages")
-        if block.get("tool_use_id") not in tool_ids:
-            raise Invalid(
-                f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: "
-                f"{block.get('tool_use_id')}. Each `tool_result` block must have a "
-                "corresponding `tool_use` block in the previous message."
-            )
-    else:
-        raise Invalid(
-            f"{where}.type: Input tag '{kind}' found using 'type' does not match any of "
-            "the expected tags: 'text', 'image', 'tool_use', 'tool_result', 'thinking', "
-            "'redacted_thinking'"
-        )
-
-
-#: The beta that enables ``output_format`` (JSON outputs constrained to a schema).
-STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
-
-
-def validate(body: Any, betas: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-    """Raise ``Invalid`` with the API's message for what the real API rejects."""
-    if not isinstance(body, dict):
-        raise Invalid("Input should be a valid dictionary")
-    allowed = _TOP_LEVEL | ({"output_format"} if STRUCTURED_OUTPUTS_BETA in betas else set())
-    for name in body:
-        if name not in allowed:
-            raise Invalid(f"{name}: Extra inputs are not permitted")
-    output_format = body.get("output_format")
-    if output_format is not None:
-        schema = output_format.get("schema") if isinstance(output_format, dict) else None
-        if output_format.get("type") != "json_schema" or not isinstance(schema, dict):
-            raise Invalid("output_format.type: Input should be 'json_schema' (with a schema)")
-        if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
-            raise Invalid("output_format.schema: objects must set additionalProperties to false")
-    for name in ("model", "max_tokens", "messages"):
-        if name not in body:
-            raise Invalid(f"{name}: Field required")
-    tokens = body["max_tokens"]
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
-        raise Invalid("max_tokens: Input should be greater than or equal to 1")
-    temperature = body.get("temperature")
-    if temperature is not None and not 0 <= temperature <= 1:
-        raise Invalid("temperature: range: 0..1")
-    stops = body.get("stop_sequences")
-    if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) for s in stops)):
-        raise Invalid("stop_sequences: Input should be a valid list of strings")
-    messages = body["messages"]
-    if not isinstance(messages, list) or not messages:
-        raise Invalid("messages: at least one message is required")
-    tool_ids: set[str] = set()
-    for i, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, dict) else None
-        if role == "system":
-            raise Invalid(
-                'messages: Unexpected role "system". The Messages API accepts a top-level '
-                '`system` parameter, not "system" as an input message role.'
-            )
-        if role not in ("user", "assistant"):
-            raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        content = message.get("content")
-        if isinstance(content, str):
-            if not content and not (role == "assistant" and i == len(messages) - 1):
-                raise Invalid(
-                    f"messages.{i}: all messages must have non-empty content except "
-                    "for the optional final assistant message"
-                )
-        elif isinstance(content, list):
-            for j, block in enumerate(content):
-                _check_block(block, f"messages.{i}.content.{j}", role, tool_ids)
-        else:
-            raise Invalid(f"messages.{i}.content: Input should be a valid list")
-        tool_ids = (
-            {b["id"] for b in content if b.get("type") == "tool_use"} if isinstance(content, list) else set()
-        )
-    tools = body.get("tools") or []
-    names = set()
-    for i, tool in enumerate(tools):
-        schema = tool.get("input_schema") if isinstance(tool, dict) else None
-        if not isinstance(schema, dict) or schema.get("type") != "object":
-            raise Invalid(f"tools.{i}.custom.input_schema.type: Input should be 'object'")
-        names.add(tool.get("name"))
-    choice = body.get("tool_choice")
-    if choice is not None:
-        if choice.get("type") not in ("auto", "any", "tool", "none"):
-            raise Invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-        if choice["type"] == "tool" and choice.get("name") not in names:
-            raise Invalid(f"tool_choice.name: Tool '{choice.get('name')}' not found in tools")
-
-
 class AnthropicServer(ScriptedServer):
     """The server's state: its model, key, scripts and every request it received."""
 
@@ -250,8 +99,10 @@ class AnthropicServer(ScriptedServer):
         self.model = model
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
+        self.cache = anthropic_caching.Cache(model.count_prompt_tokens, self._chat)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._wrap(self.messages))
+        app.router.add_post("/v1/messages/count_tokens", self._wrap(self.count_tokens))
         app.router.add_get("/v1/models", self._wrap(self.list_models))
         app.router.add_route("*", "/{tail:.*}", self._wrap(self.not_found))
         self._serve(app)
@@ -318,8 +169,8 @@ class AnthropicServer(ScriptedServer):
 
     # -- POST /v1/messages -------------------------------------------------------------
 
-    async def messages(self, request: web.Request, request_id: str) -> web.StreamResponse:
-        """``POST /v1/messages``: validate, apply a scripted fault, generate (streamed or not)."""
+    async def _body(self, request: web.Request, request_id: str) -> Any:
+        """The JSON body (recorded), or the API's 400 reply."""
         if request.content_type != "application/json":
             return self._error(
                 400, "invalid_request_error", "content-type: must be application/json", request_id
@@ -334,6 +185,29 @@ class AnthropicServer(ScriptedServer):
                 request_id,
             )
         self.requests.append({"headers": dict(request.headers), "body": body})
+        return body
+
+    async def count_tokens(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        """``POST /v1/messages/count_tokens``: the prompt's tokens, as ``messages`` counts them."""
+        body = await self._body(request, request_id)
+        if isinstance(body, web.Response):
+            return body
+        self.scripts.record(request, body)  # the script's faults are for its messages
+        extra = next((name for name in body if name not in anthropic_caching.COUNT_FIELDS), None)
+        try:
+            if extra is not None:
+                raise Invalid(f"{extra}: Extra inputs are not permitted")
+            validate({**body, "max_tokens": 1})
+        except Invalid as exc:
+            return self._error(400, "invalid_request_error", str(exc), request_id)
+        tokens = await asyncio.to_thread(self.model.count_prompt_tokens, self._chat(body))
+        return web.json_response({"input_tokens": tokens}, headers={"request-id": request_id})
+
+    async def messages(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        """``POST /v1/messages``: validate, apply a scripted fault, generate (streamed or not)."""
+        body = await self._body(request, request_id)
+        if isinstance(body, web.Response):
+            return body
         fault = self.scripts.take(request, body)
         if fault is not None and fault.kind == "status":
             return self._error(fault.status, fault.type, fault.message, request_id, fault.headers)
@@ -356,6 +230,9 @@ class AnthropicServer(ScriptedServer):
         betas = {b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip()}
         try:
             validate(body, betas)
+            problem = anthropic_caching.breakpoint_problem(body)
+            if problem is not None:
+                raise Invalid(problem)
         except Invalid as exc:
             return self._error(400, "invalid_request_error", str(exc), request_id)
         model = ALIASES.get(body["model"], body["model"])
@@ -379,6 +256,7 @@ class AnthropicServer(ScriptedServer):
                 f"prompt is too long: {input_tokens} tokens > {self.model.n_ctx - 1} maximum",
                 request_id,
             )
+        prompt = await asyncio.to_thread(self.cache.usage, body, input_tokens)
         tool = self._forced_tool(body)
         json_output = (body.get("output_format") or {}).get("schema")
         # the thinking is written, not generated: the answer keeps max_tokens less the budget
@@ -396,7 +274,7 @@ class AnthropicServer(ScriptedServer):
         message_id = "msg_" + uuid.uuid4().hex[:24]
         if body.get("stream"):
             return await self._stream(
-                request, request_id, message_id, model, input_tokens, generation, tool, fault, thinking
+                request, request_id, message_id, model, prompt, generation, tool, fault, thinking
             )
         async with contextlib.aclosing(generation.run()) as pieces:
             async for _ in pieces:
@@ -411,7 +289,7 @@ class AnthropicServer(ScriptedServer):
                 "content": thinking + content,
                 "stop_reason": stop_reason,
                 "stop_sequence": generation.stop_sequence,
-                "usage": {"input_tokens": input_tokens, "output_tokens": thought + generation.output_tokens},
+                "usage": {**prompt, "output_tokens": thought + generation.output_tokens},
             },
             headers={"request-id": request_id},
         )
@@ -551,7 +429,7 @@ class AnthropicServer(ScriptedServer):
         request_id: str,
         message_id: str,
         model: str,
-        input_tokens: int,
+        prompt: dict[str, Any],
         generation: Generation,
         tool: dict[str, Any] | None,
         fault: Fault | None,
@@ -578,7 +456,7 @@ class AnthropicServer(ScriptedServer):
                         "content": [],
                         "stop_reason": None,
                         "stop_sequence": None,
-                        "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+                        "usage": {**prompt, "output_tokens": 1},
                     },
                 },
             )
@@ -630,7 +508,8 @@ class AnthropicServer(ScriptedServer):
                         "stop_reason": self._stop_reason(generation, tool),
                         "stop_sequence": generation.stop_sequence,
                     },
-                    "usage": {"output_tokens": thought + generation.output_tokens},
+                    # cumulative, the prompt's figures repeated (as the API now sends them)
+                    "usage": {**prompt, "output_tokens": thought + generation.output_tokens},
                 },
             )
         )

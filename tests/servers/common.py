@@ -341,11 +341,17 @@ class Scripts:
 
     def take(self, request: web.Request, body: Any) -> Fault | None:
         """Record ``request`` in its script; the script's next fault, if any."""
-        script = self._scripts.get(request.headers.get("x-test-script", ""))
+        script = self.record(request, body)
         if script is None:
             return None
-        script.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
         return script.faults.popleft() if script.faults else None
+
+    def record(self, request: web.Request, body: Any) -> Script | None:
+        """Record ``request`` in its script (its faults kept for the requests they are for)."""
+        script = self._scripts.get(request.headers.get("x-test-script", ""))
+        if script is not None:
+            script.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+        return script
 
 
 class ScriptedServer:

@@ -272,7 +272,11 @@ class Usage:
     the back end reported none (llama-cpp-python's server in streams): the
     prompt exactly as the back end tokenizes it, the answer token by token.
     ``reasoning_tokens`` are the thinking tokens among ``output_tokens``, where
-    the back end reports them (0 otherwise).
+    the back end reports them (0 otherwise). ``input_tokens`` counts every
+    prompt token, cached ones included, on every provider; ``cached_tokens``
+    are the prompt tokens read from the back end's cache and
+    ``cache_write_tokens`` those written to it (Anthropic's cache writes), both
+    among ``input_tokens``.
     """
 
     input_tokens: int = 0
@@ -280,6 +284,8 @@ class Usage:
     total_tokens: int = 0
     counted: bool = False
     reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         """Counts summed (over the attempts of a re-ask, the steps of a tool loop, ...); counted
@@ -290,6 +296,8 @@ class Usage:
             self.total_tokens + other.total_tokens,
             self.counted or other.counted,
             self.reasoning_tokens + other.reasoning_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
 
     @classmethod
@@ -300,10 +308,20 @@ class Usage:
         *,
         counted: bool = False,
         reasoning_tokens: int | None = None,
+        cached_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
     ) -> Usage:
         """Usage from two counts, with the total computed."""
         i, o = int(input_tokens or 0), int(output_tokens or 0)
-        return cls(i, o, i + o, counted, int(reasoning_tokens or 0))
+        return cls(
+            i,
+            o,
+            i + o,
+            counted,
+            int(reasoning_tokens or 0),
+            int(cached_tokens or 0),
+            int(cache_write_tokens or 0),
+        )
 
 
 @dataclass(slots=True)

@@ -5,8 +5,12 @@ for local models, servers without a price list (Ollama, LM Studio, vLLM,
 openai-compatible) and models ``genai-prices`` does not know. The price per
 million tokens is looked up once per model and cached: ``genai-prices``'
 own calculation takes ~0.4 ms per call here, more than a whole request's
-overhead; a flat per-token price is then two multiplications. Tiered prices
-go through ``genai-prices`` each time.
+overhead; a flat per-token price is then four multiplications. Tiered prices
+go through ``genai-prices`` each time. Cached prompt tokens are priced at the
+provider's cache rates: ``usage.cached_tokens`` at the cache-read rate,
+``usage.cache_write_tokens`` at the cache-write rate (Anthropic's 5-minute
+one), the rest of ``usage.input_tokens`` (which counts them all) at the input
+rate.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ _lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=512)
-def _price(provider: str, model: str) -> tuple[float, float, float] | Any | None:
-    """(input, output, cache read) USD per million tokens; a ModelPrice when tiered; None if unknown."""
+def _price(provider: str, model: str) -> tuple[float, float, float, float] | Any | None:
+    """(input, output, cache read, cache write) USD per million tokens (a cache rate the data
+    leaves out is the input rate, as genai-prices bills it); a ModelPrice when tiered; None if
+    unknown."""
     try:
         from genai_prices import Usage as PriceUsage
         from genai_prices import calc_price
@@ -42,9 +48,17 @@ def _price(provider: str, model: str) -> tuple[float, float, float] | Any | None
     except (LookupError, ValueError):
         return None
     price = found.model_price
-    flat = [getattr(price, name, None) for name in ("input_mtok", "output_mtok", "cache_read_mtok")]
+    names = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+    flat = [getattr(price, name, None) for name in names]
     if all(value is None or isinstance(value, (Decimal, int, float)) for value in flat):
-        return tuple(float(value or 0) for value in flat)
+        per_input, per_output, per_read, per_write = (None if v is None else float(v) for v in flat)
+        base = per_input or 0.0
+        return (
+            base,
+            per_output or 0.0,
+            base if per_read is None else per_read,
+            base if per_write is None else per_write,
+        )
     return price
 
 
@@ -55,12 +69,24 @@ def cost_of(provider: str | None, model: str | None, usage: Usage | None) -> flo
     price = _price(PRICED_PROVIDERS[provider], model)
     if price is None:
         return None
+    read, written = usage.cached_tokens, usage.cache_write_tokens
     if isinstance(price, tuple):
-        per_input, per_output, _ = price
-        return float(usage.input_tokens * per_input + usage.output_tokens * per_output) / 1_000_000
+        per_input, per_output, per_read, per_write = price
+        uncached = max(usage.input_tokens - read - written, 0)
+        total = (
+            uncached * per_input + read * per_read + written * per_write + usage.output_tokens * per_output
+        )
+        return float(total) / 1_000_000
     from genai_prices import Usage as PriceUsage
 
-    result = price.calc_price(PriceUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens))
+    result = price.calc_price(
+        PriceUsage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=read or None,
+            cache_write_tokens=written or None,
+        )
+    )
     return float(result["total_price"])
 
 

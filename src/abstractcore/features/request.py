@@ -66,6 +66,11 @@ class CallKwargs(TypedDict, total=False):
     thinking_budget: int | None
     #: False turns thinking off where the model can (True turns it on at its default effort).
     reasoning: bool | None
+    #: Prompt caching: True places the cache breakpoints where the provider needs them
+    #: (Anthropic); on providers that cache by themselves it changes nothing. False: none.
+    cache: bool | None
+    #: How long a cache entry lives where the provider takes it: "5m" or "1h" (Anthropic).
+    cache_ttl: str | None
     top_p: float | None
     #: Stop sequences: a string or a list of strings.
     stop: str | Sequence[str] | None

@@ -36,7 +36,9 @@ from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 from abstractcore.wire.anthropic_messages import (
     MessagesStream,
+    cache_ttl,
     check_thinking,
+    count_body,
     is_error_event,
     is_message_stop,
     message_to_response,
@@ -106,12 +108,18 @@ class AnthropicProvider(HttpProvider):
     native JSON output, or the prompt, never the forced tool. The thinking comes back in
     ``reasoning`` / ``reasoning_parts`` (streamed as ``StreamChunk.reasoning``) and is sent back,
     signatures unchanged, with the assistant turns of ``run``, ``Session`` and passed history.
+
+    Prompt caching: ``cache=True`` places ``cache_control`` breakpoints on the last tool, the
+    system prompt and the conversation (``wire.anthropic_messages.caching``), ``cache_ttl="1h"``
+    for the one-hour cache ("5m" default). ``usage.input_tokens`` counts the whole prompt,
+    ``usage.cached_tokens`` the part read from the cache and ``usage.cache_write_tokens`` the
+    part written to it. ``count_tokens`` asks ``POST /v1/messages/count_tokens`` (exact).
     """
 
     name: ClassVar[str] = "anthropic"
     default_model: ClassVar[str | None] = "claude-haiku-4-5"
     extra_params: ClassVar[frozenset[str]] = frozenset(
-        {"top_k", "reasoning_effort", "thinking_budget", "reasoning"}
+        {"top_k", "reasoning_effort", "thinking_budget", "reasoning", "cache", "cache_ttl"}
     )
     key_required_hosts: ClassVar[tuple[str, ...]] = ("anthropic.com",)
     key_example: ClassVar[str] = "sk-ant-..."
@@ -131,6 +139,7 @@ class AnthropicProvider(HttpProvider):
         settings break a rule of the API."""
         bound = super()._bind(request)
         check_thinking(bound.model, bound.params, bound.tool_choice if bound.tools else None)
+        cache_ttl(bound.params)
         return bound
 
     def _normalise_base_url(self, url: str) -> str:
@@ -221,6 +230,25 @@ class AnthropicProvider(HttpProvider):
         finally:
             await events.aclose()
         yield state.last_chunk()
+
+    async def _count_tokens(self, request: Request) -> int:
+        """The prompt's tokens from ``POST /v1/messages/count_tokens`` (Anthropic's own count)."""
+        data = await self._http.request_json(
+            "POST",
+            "v1/messages/count_tokens",
+            count_body(self._body(request, stream=False)),
+            model=request.model,
+            timeout=request.timeout,
+            extras=self._extras(request),
+            headers=self._request_headers(request),
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
+            raise ResponseFormatError(
+                f"{self.name} token count has no input_tokens: {str(data)[:200]!r}",
+                provider=self.name,
+                model=request.model,
+            )
+        return int(data["input_tokens"])
 
     async def alist_models(self) -> list[str]:
         """Model ids from ``GET /v1/models``."""

@@ -315,6 +315,8 @@ class Service:
     async def _messages(self, headers: Headers, body: bytes, path: str) -> Reply:
         parsed = anthropic_messages.parse_messages(parse_json_object(body))
         name, llm = self.backends.resolve(parsed.model)
+        if "cache" not in getattr(pipeline_of(llm), "extra_params", ()):  # caches by itself, or not
+            parsed.params = {k: v for k, v in parsed.params.items() if k not in ("cache", "cache_ttl")}
         request = _request_of(parsed)
         request_id = new_id("req_")
         if parsed.stream:

@@ -6,16 +6,20 @@ role merged), ``message_to_response`` reads a reply, ``MessagesStream`` reads a 
 (the ``anthropic`` provider). ``server``: ``parse_messages`` reads a request into a
 ``ParsedCall``, ``message`` writes a reply, ``MessageStream`` writes a stream
 (``abstractcore.server``). ``thinking``: extended thinking on the client side (the control
-mapped to ``thinking``, its rules checked, thinking blocks read and sent back). ``shapes``:
+mapped to ``thinking``, its rules checked, thinking blocks read and sent back). ``caching``: the
+``cache_control`` breakpoints of ``cache=True``. ``shapes``:
 the one stop-reason map ``STOP_REASONS`` and usage.
 """
 
 from __future__ import annotations
 
+from abstractcore.wire.anthropic_messages.caching import add_breakpoints, cache_control, cache_ttl
 from abstractcore.wire.anthropic_messages.client import (
+    COUNT_FIELDS,
     DEFAULT_MAX_TOKENS,
     MessagesStream,
     content_blocks,
+    count_body,
     is_error_event,
     is_message_stop,
     message_to_response,
@@ -42,13 +46,18 @@ from abstractcore.wire.anthropic_messages.thinking import (
 )
 
 __all__ = [
+    "COUNT_FIELDS",
     "DEFAULT_MAX_TOKENS",
     "EFFORT_BUDGETS",
     "STOP_REASONS",
     "MessageStream",
     "MessagesStream",
+    "add_breakpoints",
+    "cache_control",
+    "cache_ttl",
     "check_thinking",
     "content_blocks",
+    "count_body",
     "finish_reason",
     "is_error_event",
     "is_message_stop",

@@ -26,11 +26,11 @@ from abstractcore.core.types import (
     ToolCall,
     ToolCallDelta,
     ToolSpec,
-    Usage,
 )
 from abstractcore.features.media import base64_image
 from abstractcore.features.tools.accumulator import ToolCallAccumulator, as_arguments
-from abstractcore.wire.anthropic_messages.shapes import finish_reason, usage_of
+from abstractcore.wire.anthropic_messages.caching import add_breakpoints, cache_ttl, caching_on
+from abstractcore.wire.anthropic_messages.shapes import INPUT_FIELDS, finish_reason, usage_of
 from abstractcore.wire.anthropic_messages.thinking import (
     joined_reasoning,
     max_tokens_for,
@@ -41,9 +41,11 @@ from abstractcore.wire.anthropic_messages.thinking import (
 )
 
 __all__ = [
+    "COUNT_FIELDS",
     "DEFAULT_MAX_TOKENS",
     "MessagesStream",
     "content_blocks",
+    "count_body",
     "is_error_event",
     "is_message_stop",
     "message_to_response",
@@ -172,7 +174,9 @@ def request_body(
 
     ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` (plus the thinking budget when thinking is
     on); ``seed`` and the penalties do not exist in this API and are not sent. The reasoning
-    control (``reasoning_effort``, ``thinking_budget``, ``reasoning``) becomes ``thinking``.
+    control (``reasoning_effort``, ``thinking_budget``, ``reasoning``) becomes ``thinking``;
+    ``cache=True`` places the ``cache_control`` breakpoints (``caching.add_breakpoints``, with
+    ``cache_ttl``).
     """
     budget = thinking_budget(params)
     body: dict[str, Any] = {
@@ -197,7 +201,19 @@ def request_body(
         body["output_format"] = {"type": "json_schema", "schema": output_schema}
     if stream:
         body["stream"] = True
+    if caching_on(params):
+        add_breakpoints(body, cache_ttl(params))
     return body
+
+
+#: The fields of a request that ``POST /v1/messages/count_tokens`` takes.
+COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+
+
+def count_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A ``/v1/messages`` body as a ``/v1/messages/count_tokens`` body (no max_tokens, sampling,
+    stop or stream)."""
+    return {name: body[name] for name in COUNT_FIELDS if name in body}
 
 
 def is_error_event(data: Any) -> bool:
@@ -217,7 +233,8 @@ class MessagesStream:
         self.model = model
         self.done = False
         self.stop_reason: str | None = None
-        self.input_tokens: int | None = None
+        #: The prompt's usage fields as last reported (message_start; message_delta may repeat them).
+        self.prompt: dict[str, int] = {}
         self.output_tokens: int | None = None
         self._tools = ToolCallAccumulator()
         self._tool_blocks: dict[int, int] = {}  # content block index -> tool call index
@@ -248,8 +265,10 @@ class MessagesStream:
 
     def _usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
-            if usage.get("input_tokens") is not None:
-                self.input_tokens = int(usage["input_tokens"])
+            # each figure replaces the one before: events repeat them, never add to them
+            for name in INPUT_FIELDS:
+                if usage.get(name) is not None:
+                    self.prompt[name] = int(usage[name])
             if usage.get("output_tokens") is not None:
                 self.output_tokens = int(usage["output_tokens"])  # cumulative, per the docs
 
@@ -304,8 +323,8 @@ class MessagesStream:
         """The closing chunk: finish reason, usage, any call not delivered yet and the whole
         thinking blocks (``reasoning_parts``, to send back)."""
         usage = (
-            Usage.of(self.input_tokens, self.output_tokens)
-            if self.input_tokens is not None or self.output_tokens is not None
+            usage_of({**self.prompt, "output_tokens": self.output_tokens})
+            if self.prompt or self.output_tokens is not None
             else None
         )
         return StreamChunk(

@@ -10,7 +10,9 @@ budget_tokens}`` is ``thinking_budget``, ``{type: "disabled"}`` ``reasoning=Fals
 thinking is a signed ``thinking`` block before its text, streamed as ``thinking_delta`` events
 and one ``signature_delta`` before the block's stop. Fields with no meaning here (``metadata``,
 ``service_tier``) are accepted and not forwarded; server tools, documents, MCP servers and
-containers are a 400.
+containers are a 400. ``cache_control`` on tools, system or message blocks is ``cache=True``
+(``cache_ttl="1h"`` when one asks for the hour) for a back end that caches on request; the usage
+reports ``cache_read_input_tokens`` / ``cache_creation_input_tokens``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from abstractcore.core.types import (
     Usage,
 )
 from abstractcore.features.media import decode_base64_image
+from abstractcore.wire.anthropic_messages.caching import MAX_BREAKPOINTS, TTLS
 from abstractcore.wire.anthropic_messages.shapes import stop_reason, usage_body
 from abstractcore.wire.anthropic_messages.signing import PREFIX, sign, verify
 from abstractcore.wire.encoding import dumps, new_id, sse_event
@@ -61,6 +64,7 @@ def parse_messages(body: Fields) -> ParsedCall:
         params["stop"] = stop
     body.refuse("mcp_servers", None, "MCP servers are not supported by this server")
     body.refuse("container", None, "containers are not supported by this server")
+    params.update(_cache(body))
     tools = _tools(body)
     choice = check_tools(tools, body.data.get("tool_choice"), tools_param="tools", choice_param="tool_choice")
     return ParsedCall(
@@ -72,6 +76,44 @@ def parse_messages(body: Fields) -> ParsedCall:
         stream=bool(body.boolean("stream")),
         answer=_answer(body),
     )
+
+
+def _controls(body: Fields) -> list[Fields]:
+    """The ``cache_control`` fields of the request's tools, system blocks and message blocks."""
+    found: list[Fields] = []
+    places = [body.objects("tools")]
+    if isinstance(body.data.get("system"), list):
+        places.append(body.objects("system"))
+    for turn in body.objects("messages"):
+        if isinstance(turn.data.get("content"), list):
+            places.append(turn.objects("content"))
+    for blocks in places:
+        for block in blocks:
+            control = block.object("cache_control")
+            if control is not None:
+                found.append(control)
+    return found
+
+
+def _cache(body: Fields) -> dict[str, Any]:
+    """``cache_control`` anywhere in the request as ``cache=True`` (``cache_ttl="1h"`` when a
+    breakpoint asks for the hour): the back end places its own breakpoints."""
+    controls = _controls(body)
+    if not controls:
+        return {}
+    if len(controls) > MAX_BREAKPOINTS:
+        raise FieldError(
+            "cache_control", f"at most {MAX_BREAKPOINTS} blocks may have cache_control; got {len(controls)}"
+        )
+    ttls = set()
+    for control in controls:
+        if control.string("type", required=True) != "ephemeral":
+            raise FieldError(control.path("type"), "must be 'ephemeral'")
+        ttl = control.string("ttl") or "5m"
+        if ttl not in TTLS:
+            raise FieldError(control.path("ttl"), "must be '5m' or '1h'")
+        ttls.add(ttl)
+    return {"cache": True, "cache_ttl": "1h"} if "1h" in ttls else {"cache": True}
 
 
 def _text_blocks(blocks: list[Fields]) -> str:

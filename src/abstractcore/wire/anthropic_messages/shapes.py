@@ -6,7 +6,7 @@ from typing import Any
 
 from abstractcore.core.types import Usage
 
-__all__ = ["STOP_REASONS", "finish_reason", "stop_reason", "usage_body", "usage_of"]
+__all__ = ["INPUT_FIELDS", "STOP_REASONS", "finish_reason", "stop_reason", "usage_body", "usage_of"]
 
 #: Common finish reason -> Anthropic's ``stop_reason``: what a server sends, and (read backwards,
 #: with the aliases below) what a client reads.
@@ -35,15 +35,37 @@ def stop_reason(reason: str | None, calls: bool) -> str:
     return STOP_REASONS.get(reason or "stop", "end_turn")
 
 
+#: Anthropic's usage fields for the prompt: the uncached part, read from and written to the cache.
+INPUT_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
 def usage_of(usage: Any) -> Usage | None:
-    """A reply's ``usage`` object as ``Usage`` (None when there is none)."""
+    """A reply's ``usage`` object as ``Usage`` (None when there is none).
+
+    Anthropic's ``input_tokens`` leaves out the cached prompt; ours counts every prompt token:
+    ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``, the read ones in
+    ``cached_tokens``, the written ones in ``cache_write_tokens``."""
     if not isinstance(usage, dict):
         return None
-    return Usage.of(usage.get("input_tokens"), usage.get("output_tokens"))
+    uncached, read, written = (int(usage.get(name) or 0) for name in INPUT_FIELDS)
+    return Usage.of(
+        uncached + read + written,
+        usage.get("output_tokens"),
+        cached_tokens=read,
+        cache_write_tokens=written,
+    )
 
 
 def usage_body(usage: Usage | None) -> dict[str, int]:
-    """Anthropic's usage (its SDK needs numbers: 0 when the back end did not count)."""
+    """Anthropic's usage (its SDK needs numbers: 0 when the back end did not count): the uncached
+    prompt in ``input_tokens``, the cached in ``cache_read_input_tokens`` /
+    ``cache_creation_input_tokens``."""
     if usage is None:
-        return {"input_tokens": 0, "output_tokens": 0}
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+        usage = Usage()
+    read, written = usage.cached_tokens, usage.cache_write_tokens
+    return {
+        "input_tokens": max(usage.input_tokens - read - written, 0),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
+        "output_tokens": usage.output_tokens,
+    }
