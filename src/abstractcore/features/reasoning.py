@@ -97,6 +97,12 @@ class ThinkingSplitter:
             return "", self._answer(pending)
         return "", pending
 
+    @property
+    def passing_through(self) -> bool:
+        """Whether the rest of the reply is all answer, as it comes (a stream reader may then
+        stop feeding the splitter: ``close()`` would give nothing)."""
+        return self._state == _ANSWER and (self._answer_started or not self.reasoning)
+
     def _answer(self, text: str) -> str:
         # the whitespace after a thinking block parts it from the answer; without one it is the answer's
         if not self._answer_started and self.reasoning:

@@ -217,7 +217,10 @@ class LineReader:
             chunk.reasoning, chunk.content = held_thinking + chunk.reasoning, held + chunk.content
         elif self._splitter is not None and chunk.content:
             chunk.reasoning, chunk.content = self._splitter.feed(chunk.content)
-        self._thinking.append(chunk.reasoning)
+            if self._splitter.passing_through:  # the answer has begun: the rest is not looked at
+                self._splitter = None
+        if chunk.reasoning:
+            self._thinking.append(chunk.reasoning)
         if not (chunk.content or chunk.reasoning or chunk.tool_calls):
             return None
         return chunk

@@ -202,9 +202,13 @@ class ChunkReader:
 
     def _split(self, content: str) -> tuple[str, str]:
         """(thinking, answer) of a content delta."""
-        if self._splitter is None or not content:
+        splitter = self._splitter
+        if splitter is None or not content:
             return "", content
-        return self._splitter.feed(content)
+        split = splitter.feed(content)
+        if splitter.passing_through:  # the answer has begun: the rest is not looked at again
+            self._splitter = None
+        return split
 
     def on_event(self, data: Any) -> list[StreamChunk]:
         """The chunks one event yields."""
@@ -229,8 +233,16 @@ class ChunkReader:
 
     def _delta(self, delta: dict[str, Any], data: Any) -> StreamChunk | None:
         raw = delta.get("content")
+        if self._splitter is None and not (
+            "tool_calls" in delta or "reasoning_content" in delta or "reasoning" in delta
+        ):  # the common delta, answer text only: the loop of every stream, kept short
+            if not isinstance(raw, str):
+                return None
+            self.tokens += 1
+            self._text.append(raw)
+            return StreamChunk(content=raw, model=self.model, raw=data) if raw else None
         content = raw if isinstance(raw, str) else ""
-        field = reasoning_of(delta)
+        field = reasoning_of(delta) if ("reasoning_content" in delta or "reasoning" in delta) else None
         thinking = ""
         if field is not None:
             # the server parses thinking itself: its content is the answer, as it comes
@@ -244,7 +256,7 @@ class ChunkReader:
         calls = delta.get("tool_calls")
         if isinstance(raw, str) or calls or field is not None:
             self.tokens += 1
-            self._text.append((field or "") + (raw or ""))
+            self._text.append(raw if field is None and raw else (field or "") + (raw or ""))
         if thinking:
             self._thinking.append(thinking)
         fragments = tool_call_deltas(delta) if calls else []
