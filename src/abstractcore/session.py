@@ -6,10 +6,13 @@ tools) and keeps the answer, so the next ``send`` continues the conversation.
 ``chat.messages`` is the history; ``chat.save(path)`` writes it as JSON (a
 schema with a ``version`` field) and ``Session.load(path, llm)`` reads it
 back. With ``max_history_tokens`` the oldest turns are dropped first when
-the history grows past that budget (the system prompt always stays; tool
-results never lose the call they answer). Tokens are estimated at four
-characters each: no tokenizer is needed, and the budget is a bound on the
-prompt, not an exact count.
+the prompt grows past that budget (the system prompt always stays; a turn is
+dropped whole, so tool results never lose the call they answer; the newest
+turn is always sent). The budget is the prompt's tokens as the back end
+counts them (``llm.count_tokens``: chat template, system prompt and tool
+definitions included) where it can count: the model in process, llama.cpp's
+servers. Where it cannot, tokens are estimated at four characters each (the
+system prompt included, the tool definitions not).
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ class AsyncSession:
         self.params = params
         self.messages: list[Message] = []
         self.usage = Usage()
+        #: False once the back end said it cannot count tokens (the budget is then estimated).
+        self._counts = True
 
     def __repr__(self) -> str:
         return f"Session({self.llm!r}, {len(self.messages)} messages)"
@@ -125,7 +130,7 @@ class AsyncSession:
             raise ConfigurationError(f"send() needs a non-empty prompt string; got {prompt!r}.")
         history = [*self.messages, Message("user", prompt)]
         merged: dict[str, Any] = {**self.params, **kwargs}
-        sent = self._fitted(history)
+        sent = await self._fitted(history, merged, response_model)
         if self.tools:
             result = await arun(
                 self.llm,
@@ -159,11 +164,53 @@ class AsyncSession:
         """Forget the conversation (the system prompt and tools stay)."""
         self.messages = []
 
-    def _fitted(self, history: list[Message]) -> list[Message]:
-        """The most recent part of ``history`` within the token budget (never cutting a tool exchange)."""
-        if self.max_history_tokens is None:
+    async def _fitted(
+        self, history: list[Message], params: dict[str, Any], response_model: Any
+    ) -> list[Message]:
+        """The most recent turns of ``history`` within the token budget, counted by the back end
+        where it can (a binary search over the turns' starts), else estimated."""
+        budget = self.max_history_tokens
+        if budget is None:
             return history
-        budget = self.max_history_tokens - (len(self.system_prompt or "") // _CHARS_PER_TOKEN)
+        if self._counts:
+            try:
+                return await self._counted_fit(history, budget, params, response_model)
+            except ConfigurationError as exc:
+                if "cannot count tokens" not in str(exc):
+                    raise
+                self._counts = False
+        return self._estimated_fit(history, budget)
+
+    async def _counted_fit(
+        self, history: list[Message], budget: int, params: dict[str, Any], response_model: Any
+    ) -> list[Message]:
+        pipeline = pipeline_of(self.llm)
+
+        async def fits(messages: list[Message]) -> bool:
+            request = build_request(
+                messages=messages,
+                system_prompt=self.system_prompt,
+                tools=self.tools or None,
+                response_model=response_model,
+                **params,
+            )
+            return bool(await pipeline._count(request) <= budget)
+
+        if await fits(history):
+            return history
+        starts = [i for i, m in enumerate(history) if m.role == "user" and i > 0]
+        best = starts[-1] if starts else 0  # the newest turn goes, whatever it costs
+        low, high = 0, len(starts) - 2
+        while low <= high:  # the earliest turn start whose suffix fits (counts fall as turns go)
+            middle = (low + high) // 2
+            if await fits(history[starts[middle] :]):
+                best, high = starts[middle], middle - 1
+            else:
+                low = middle + 1
+        return history[best:]
+
+    def _estimated_fit(self, history: list[Message], budget: int) -> list[Message]:
+        budget -= len(self.system_prompt or "") // _CHARS_PER_TOKEN
         kept: list[Message] = []
         used = 0
         for message in reversed(history):

@@ -57,4 +57,5 @@ def test_the_openai_usage_chunk_carries_the_last_chunks_usage() -> None:
         "prompt_tokens": 27,
         "completion_tokens": 8,
         "total_tokens": 35,
+        "prompt_tokens_details": {"cached_tokens": 0},
     }

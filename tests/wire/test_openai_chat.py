@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abstractcore.core.types import GenerateResponse, StreamChunk, ToolCallDelta, ToolSpec
+from abstractcore.core.types import GenerateResponse, StreamChunk, ToolCallDelta, ToolSpec, Usage
 from abstractcore.features.structured import OutputSpec
 from abstractcore.transport.sse import SSEDecoder
 from abstractcore.wire import openai_chat
@@ -144,3 +144,16 @@ def test_a_stream_the_server_writes_is_read_back_by_the_client(
     assert "".join(c.content for c in read) == answer.content
     assert [call for c in read for call in c.tool_calls] == answer.tool_calls
     assert (reader.usage, reader.finish_reason) == (answer.usage, answer.finish_reason)
+
+
+def test_usage_reads_the_cached_prompt_tokens() -> None:
+    """OpenAI's ``prompt_tokens_details.cached_tokens``; llama.cpp's ``timings.cache_n`` without it."""
+    from abstractcore.wire.openai_chat import usage_body, usage_of
+
+    details = {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 8}}
+    assert usage_of(details) == Usage.of(10, 2, cached_tokens=8)
+    plain = {"prompt_tokens": 10, "completion_tokens": 2}
+    assert usage_of(plain, {"cache_n": 7, "prompt_n": 3}).cached_tokens == 7  # type: ignore[union-attr]
+    assert usage_of(plain).cached_tokens == 0  # type: ignore[union-attr]
+    body = usage_body(Usage.of(10, 2, cached_tokens=8))
+    assert body is not None and body["prompt_tokens_details"] == {"cached_tokens": 8}

@@ -41,6 +41,9 @@ class Capabilities:
     trained_context_window: int | None = None
     #: Most tokens one answer may have.
     max_output_tokens: int | None = None
+    #: The back end reuses a repeated prompt prefix from its cache (automatically, or with
+    #: ``cache=True`` where the provider needs breakpoints); False: it cannot cache at all.
+    prompt_caching: bool | None = None
     #: The model runs on this machine.
     local: bool = False
     #: Where these figures come from: "defaults", "table", "server" or "model file".

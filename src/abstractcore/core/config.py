@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 
 from abstractcore.core.errors import ConfigurationError
 
-__all__ = ["GENERATION_PARAMS", "Timeout", "TimeoutLike", "check_base_url", "validate_params"]
+__all__ = [
+    "AUTOMATIC_CACHE_PARAMS",
+    "GENERATION_PARAMS",
+    "Timeout",
+    "TimeoutLike",
+    "check_base_url",
+    "validate_params",
+]
 
 #: Generation parameters every provider accepts (providers add their own).
 GENERATION_PARAMS = frozenset(
@@ -31,6 +38,10 @@ GENERATION_PARAMS = frozenset(
         "timeout",
     }
 )
+
+#: The caching control a provider that caches by itself accepts (``cache=True`` changes nothing
+#: there: the prefix cache is always on, and what it reused comes back in ``usage.cached_tokens``).
+AUTOMATIC_CACHE_PARAMS = frozenset({"cache", "cache_ttl"})
 
 
 @dataclass(frozen=True)

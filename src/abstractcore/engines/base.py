@@ -88,6 +88,8 @@ class Outcome:
     ``tool_calls`` are the calls in the Chat Completions form as the back end
     produced them (whole calls, or streamed fragments in order when
     ``tool_call_fragments`` is true); the provider assembles them.
+    ``cached_tokens`` are the prompt tokens whose KV cells the engine reused from
+    an earlier request (its prefix cache), among ``input_tokens``.
     """
 
     finish_reason: str
@@ -95,11 +97,12 @@ class Outcome:
     output_tokens: int
     tool_calls: tuple[dict[str, Any], ...] = ()
     tool_call_fragments: bool = False
+    cached_tokens: int = 0
 
     @property
     def usage(self) -> Usage:
         """The counts as a ``Usage``."""
-        return Usage.of(self.input_tokens, self.output_tokens)
+        return Usage.of(self.input_tokens, self.output_tokens, cached_tokens=self.cached_tokens)
 
 
 class ContextSizes(NamedTuple):
@@ -119,6 +122,9 @@ class Engine(abc.ABC):
     #: The ``extra_body`` fields a call may give this engine (llama.cpp: ``grammar``, a GBNF
     #: grammar as llama-server takes it); any other is refused by the provider.
     extra_body_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the engine reuses a repeated prompt prefix (KV cells kept from an earlier request)
+    #: and says how many tokens in ``Outcome.cached_tokens``.
+    prefix_cache: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod

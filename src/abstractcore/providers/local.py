@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import anyio
 
 from abstractcore.core.capabilities import Capabilities
-from abstractcore.core.config import Timeout
+from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS, Timeout
 from abstractcore.core.errors import ConfigurationError, ProviderTimeoutError
 from abstractcore.core.types import (
     EmbeddingResponse,
@@ -68,7 +68,7 @@ from abstractcore.wire.openai_chat import (
 __all__ = ["LOCAL_PARAMS", "LocalProvider"]
 
 #: Generation parameters in-process providers accept beyond the common ones.
-LOCAL_PARAMS = frozenset({"top_k", "min_p", "repeat_penalty"}) | REASONING_PARAMS
+LOCAL_PARAMS = frozenset({"top_k", "min_p", "repeat_penalty"}) | REASONING_PARAMS | AUTOMATIC_CACHE_PARAMS
 #: ``max_tokens`` of a grammar-constrained answer (``response_model``, a forced tool call) when the
 #: call gives none: without it a model that loops (a list it never closes) runs to the end of
 #: its context, minutes on a CPU, only to be refused as cut.
@@ -410,6 +410,7 @@ class LocalProvider(AsyncProvider):
         known = sizes.engine is not None or sizes.trained is not None
         return self.capabilities.merged(
             tools=type(engine).supports_tools,
+            prompt_caching=type(engine).prefix_cache,
             structured_output=True,
             context_window=sizes.engine,
             trained_context_window=sizes.trained,

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
-from abstractcore.core.config import Timeout
+from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS, Timeout
 from abstractcore.core.errors import (
     ModelNotFoundError,
     ProviderConnectionError,
@@ -80,14 +80,19 @@ class OllamaProvider(HttpProvider):
     """
 
     name: ClassVar[str] = "ollama"
-    extra_params: ClassVar[frozenset[str]] = frozenset(
-        {"num_ctx", "top_k", "keep_alive", "reasoning_effort", "thinking_budget", "reasoning"}
+    extra_params: ClassVar[frozenset[str]] = (
+        frozenset({"num_ctx", "top_k", "keep_alive", "reasoning_effort", "thinking_budget", "reasoning"})
+        | AUTOMATIC_CACHE_PARAMS
     )
     base_url_env: ClassVar[str | None] = "OLLAMA_HOST"
     default_base_url: ClassVar[str | None] = f"http://localhost:{DEFAULT_PORT}"
     default_scheme: ClassVar[str | None] = "http"
     # tools and images depend on the model (Ollama answers 400 for a model without them)
-    capabilities: Capabilities = Capabilities(structured_output=True, stream_usage=True, local=True)
+    #: ``prompt_caching``: Ollama keeps a prompt prefix in its KV cache between requests, but its
+    #: replies do not say how much was reused (``prompt_eval_count`` only): cached_tokens stays 0.
+    capabilities: Capabilities = Capabilities(
+        structured_output=True, stream_usage=True, local=True, prompt_caching=True
+    )
     error_table: ClassVar[ErrorTable] = OLLAMA_ERRORS
     #: No tool_choice in Ollama's API: a forced call is prompted, under ``format`` (its grammar).
     forced_choices: ClassVar[frozenset[ForcedKind]] = frozenset()

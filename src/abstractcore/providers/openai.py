@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from abstractcore.core.capabilities import Capabilities
+from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS
 from abstractcore.features.hosted_models import hosted_capabilities
 from abstractcore.providers.openai_compatible import REASONING_PARAMS, OpenAICompatibleProvider
 from abstractcore.wire.openai_chat.reasoning import Dialect
@@ -24,7 +25,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
-    extra_params: ClassVar[frozenset[str]] = REASONING_PARAMS
+    extra_params: ClassVar[frozenset[str]] = REASONING_PARAMS | AUTOMATIC_CACHE_PARAMS
     reasoning_dialect: ClassVar[Dialect] = "openai"
     #: OpenAI's models give no thinking text in Chat Completions: an answer starting "<think>" is the answer.
     think_tags: ClassVar[bool] = False
@@ -41,7 +42,9 @@ class OpenAIProvider(OpenAICompatibleProvider):
         host = (urlsplit(self.base_url).hostname or "").lower()
         return any(host == h or host.endswith("." + h) for h in self.key_required_hosts)
 
-    capabilities: Capabilities = Capabilities(tools=True, structured_output=True, stream_usage=True)
+    capabilities: Capabilities = Capabilities(
+        tools=True, structured_output=True, stream_usage=True, prompt_caching=True
+    )
 
     async def _fetch_capabilities(self) -> Capabilities:
         """From the table of hosted models (OpenAI's ``/models`` does not say what a model can do)."""

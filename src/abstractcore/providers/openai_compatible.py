@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
-from abstractcore.core.config import Timeout
+from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS, Timeout
 from abstractcore.core.errors import (
     BadRequestError,
     ContextLengthExceededError,
@@ -102,12 +102,12 @@ class OpenAICompatibleProvider(HttpProvider):
 
     name: ClassVar[str] = "openai-compatible"
     default_model: ClassVar[str | None] = "default"
-    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"}) | REASONING_PARAMS
+    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"}) | REASONING_PARAMS | AUTOMATIC_CACHE_PARAMS
     base_url_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_BASE_URL"
     api_key_env: ClassVar[str | None] = "OPENAI_COMPATIBLE_API_KEY"
     error_table: ClassVar[ErrorTable] = LLAMA_CPP_ERRORS
     # images and usage in streams depend on the server and its model (llama-cpp-python's sends none)
-    capabilities: Capabilities = Capabilities(tools=True, structured_output=True)
+    capabilities: Capabilities = Capabilities(tools=True, structured_output=True, prompt_caching=True)
     #: How ``response_model`` asks for JSON: "json_schema" (OpenAI) or "json_object" with a
     #: schema (llama.cpp's server, which answers json_schema with HTTP 500).
     json_mode: ClassVar[str] = "json_schema"

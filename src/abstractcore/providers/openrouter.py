@@ -6,6 +6,7 @@ import os
 from typing import Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
+from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS
 from abstractcore.providers.openai_compatible import REASONING_PARAMS, OpenAICompatibleProvider
 from abstractcore.wire.openai_chat.reasoning import Dialect
 
@@ -28,7 +29,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
     base_url_env: ClassVar[str | None] = "OPENROUTER_BASE_URL"
     default_base_url: ClassVar[str | None] = "https://openrouter.ai/api/v1"
     options: ClassVar[frozenset[str]] = OpenAICompatibleProvider.options | {"app_url", "app_name"}
-    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"}) | REASONING_PARAMS
+    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"}) | REASONING_PARAMS | AUTOMATIC_CACHE_PARAMS
     reasoning_dialect: ClassVar[Dialect] = "openrouter"
     # its thinking comes back in ``reasoning``; continuing it takes ``reasoning_details`` verbatim
     echo_reasoning: ClassVar[bool] = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS
 from abstractcore.providers.openai_compatible import REASONING_PARAMS, OpenAICompatibleProvider, with_v1
 
 __all__ = ["VLLMProvider"]
@@ -21,7 +22,7 @@ class VLLMProvider(OpenAICompatibleProvider):
     base_url_env: ClassVar[str | None] = "VLLM_BASE_URL"
     default_base_url: ClassVar[str | None] = "http://localhost:8000/v1"
     default_scheme: ClassVar[str | None] = "http"
-    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"}) | REASONING_PARAMS
+    extra_params: ClassVar[frozenset[str]] = frozenset({"top_k"}) | REASONING_PARAMS | AUTOMATIC_CACHE_PARAMS
     connect_hint: ClassVar[str | None] = "Start it with `vllm serve <model>` or check VLLM_BASE_URL"
 
     def _normalise_base_url(self, url: str) -> str:

@@ -8,6 +8,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from abstractcore.engines import llamacpp_native
 from abstractcore.engines.base import (
@@ -39,6 +40,8 @@ class LlamaCppBatchEngine(BatchEngine):
     (``tool_choice`` naming it) is generated under a grammar of its parameters and returned in
     ``Outcome.tool_calls``; otherwise the text is returned as generated.
     """
+
+    prefix_cache: ClassVar[bool] = True
 
     supports_tools = True
     extra_body_fields = frozenset({"grammar"})

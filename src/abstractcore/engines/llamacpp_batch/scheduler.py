@@ -415,4 +415,6 @@ class Scheduler:
             arguments = "".join(request.text)
             function = {"name": request.tool, "arguments": arguments}
             calls = ({"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function", "function": function},)
-        future.set_result(Outcome(reason, len(request.prompt), len(request.completion), calls))
+        future.set_result(
+            Outcome(reason, len(request.prompt), len(request.completion), calls, cached_tokens=request.cached)
+        )

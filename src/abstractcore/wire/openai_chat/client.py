@@ -145,7 +145,7 @@ def reply_to_response(
         raise ResponseFormatError(
             f"{provider} reply has no choices: {str(data)[:200]!r}", provider=provider, model=model
         ) from None
-    usage = usage_of(data.get("usage"))
+    usage = usage_of(data.get("usage"), data.get("timings"))
     reason = finish_reason(choice.get("finish_reason"))
     content = message.get("content") or ""
     thinking = reasoning_of(message)
@@ -218,7 +218,7 @@ class ChunkReader:
             )
         self.model = data.get("model") or self.model
         if data.get("usage"):
-            self.usage = usage_of(data["usage"])
+            self.usage = usage_of(data["usage"], data.get("timings"))
         out: list[StreamChunk] = []
         for choice in data.get("choices") or ():
             delta = choice.get("delta")

@@ -134,27 +134,41 @@ def tool_call_deltas(delta: dict[str, Any]) -> list[ToolCallDelta]:
     return out
 
 
-def usage_of(data: Any) -> Usage | None:
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def usage_of(data: Any, timings: Any = None) -> Usage | None:
     """A reply's ``usage`` object as ``Usage`` (None when there is none); the thinking tokens among
-    the completion tokens from ``completion_tokens_details.reasoning_tokens``."""
+    the completion tokens from ``completion_tokens_details.reasoning_tokens``; the cached prompt
+    tokens from ``prompt_tokens_details.cached_tokens`` or, without it, from the reply's
+    ``timings.cache_n`` (llama.cpp's server: the prompt tokens it reused from its KV cache)."""
     if not isinstance(data, dict):
         return None
     details = data.get("completion_tokens_details")
-    thinking = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    thinking = _int(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+    prompt_details = data.get("prompt_tokens_details")
+    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None
+    if cached is None and isinstance(timings, dict):
+        cached = _int(timings.get("cache_n"))
     return Usage.of(
         data.get("prompt_tokens"),
         data.get("completion_tokens"),
-        reasoning_tokens=thinking if isinstance(thinking, int) else None,
+        reasoning_tokens=thinking,
+        cached_tokens=cached,
     )
 
 
-def usage_body(usage: Usage | None) -> dict[str, int] | None:
+def usage_body(usage: Usage | None) -> dict[str, Any] | None:
+    """``Usage`` as a Chat Completions ``usage`` (the cached prompt tokens in
+    ``prompt_tokens_details.cached_tokens``, always given: 0 when nothing was cached)."""
     if usage is None:
         return None
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
 
 
