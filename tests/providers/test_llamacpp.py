@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from contextlib import aclosing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,10 @@ def test_stream_yields_tokens_then_usage_on_the_last_chunk(llm: LLM) -> None:
     assert arrivals[-1] - arrivals[0] > 0.25 * (arrivals[-1] - start)
     plain = llm.generate("Tell me a story about a cat.", max_tokens=40)
     assert "".join(texts) == plain.content
-    assert plain.usage == last.usage
+    # what the prefix cache held depends on the call before (the stream's own answer, here), so
+    # the reused count may differ by a token; every other figure is the same
+    assert replace(plain.usage, cached_tokens=0) == replace(last.usage, cached_tokens=0)
+    assert plain.usage.cached_tokens > 0 and last.usage.cached_tokens > 0
 
 
 def test_seed_and_temperature_are_honoured(llm: LLM) -> None:
