@@ -113,3 +113,13 @@ def async_anthropic_client(server: RunningServer) -> anthropic.AsyncAnthropic:
 
 #: For back ends whose faults a test scripts: one attempt, so a scripted status comes back as it is.
 NO_RETRY = RetryConfig(max_attempts=1)
+
+
+def prompt_tokens(usage: Any) -> int:
+    """All the prompt's tokens of an Anthropic usage: ``input_tokens`` excludes what the cache
+    read or wrote, and message_start cannot know that split yet (a counted total, cache 0)."""
+    return (
+        int(usage.input_tokens or 0)
+        + int(usage.cache_read_input_tokens or 0)
+        + int(usage.cache_creation_input_tokens or 0)
+    )
