@@ -10,8 +10,10 @@ from abstractcore import (
     AuthenticationError,
     BackendNotInstalledError,
     ConfigurationError,
+    Message,
     ProviderError,
     RetryConfig,
+    TextPart,
     Timeout,
     create_llm,
 )
@@ -126,7 +128,6 @@ def test_abstractllm_alias_runs_seed_imports() -> None:
 
 
 def test_messages_from_dicts_accept_both_tool_call_shapes_and_reject_bad_ones() -> None:
-    from abstractcore import Message
 
     openai_shape = Message.from_dict(
         {
@@ -151,3 +152,14 @@ def test_messages_from_dicts_accept_both_tool_call_shapes_and_reject_bad_ones() 
         )
     with pytest.raises(ConfigurationError, match="role must be one of"):
         Message.from_dict({"role": "robot", "content": "hi"})
+
+
+def test_a_messages_cache_control_marks_its_last_part_and_a_parts_its_own() -> None:
+    control = {"type": "ephemeral"}
+    message = Message.from_dict({"role": "user", "content": "Long document.", "cache_control": control})
+    assert message.content == [TextPart("Long document.", cache_control=control)]
+    parts = Message.from_dict(
+        {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": control}, "b"]}
+    ).content
+    assert parts == [TextPart("a", cache_control=control), TextPart("b")]
+    assert repr(TextPart("a", cache_control=control)) == "TextPart(text='a')"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from abstractcore import ConfigurationError, Message, Session, create_llm
+from abstractcore import ConfigurationError, Message, Session, TextPart, create_llm
 from tests.servers.anthropic_server import API_KEY, AnthropicServer
 
 pytestmark = pytest.mark.slow
@@ -163,3 +163,40 @@ def test_a_cached_turn_costs_the_published_cache_rates(anthropic_test_server: An
     assert response.cost == pytest.approx(expected, rel=1e-9)
     full = (usage.input_tokens * SONNET["input"] + usage.output_tokens * SONNET["output"]) / 1_000_000
     assert response.cost != pytest.approx(full)
+
+
+def test_explicit_cache_control_on_parts_is_sent_unchanged_where_it_was_put(
+    anthropic_test_server: AnthropicServer,
+) -> None:
+    llm, script = make(anthropic_test_server)  # no cache=True: only the caller's breakpoints
+    document = "The shop's manual. " + "Aisle rules apply. " * 80
+    system = Message("system", [TextPart(system_prompt(), cache_control={"type": "ephemeral", "ttl": "1h"})])
+    messages: list[Any] = [
+        system,
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": document, "cache_control": {"type": "ephemeral"}}],
+        },
+        {"role": "assistant", "content": "Read."},
+        {"role": "user", "content": "What is in aisle 2?", "cache_control": {"type": "ephemeral"}},
+    ]
+    first = llm.generate(messages=messages).usage
+    second = llm.generate(messages=messages).usage
+    body = script.requests[0]["body"]
+    assert breakpoints(body) == ["system", "messages.0", "messages.2"]
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body["messages"][2]["content"] == [
+        {"type": "text", "text": "What is in aisle 2?", "cache_control": {"type": "ephemeral"}}
+    ]
+    assert first.cache_write_tokens > 0 and first.cached_tokens == 0
+    assert second.cached_tokens == first.cache_write_tokens and second.cache_write_tokens == 0
+
+
+def test_a_cache_control_that_is_not_a_breakpoint_is_refused_before_sending(
+    anthropic_test_server: AnthropicServer,
+) -> None:
+    llm, script = make(anthropic_test_server)
+    with pytest.raises(ConfigurationError, match="cache_control must be a dict like"):
+        llm.generate(messages=[{"role": "user", "content": "Hi", "cache_control": "yes"}])
+    assert script.requests == []

@@ -90,3 +90,29 @@ def test_cache_control_on_a_back_end_that_caches_by_itself_is_accepted(
     )
     assert reply.usage.output_tokens > 0
     assert reply.usage.cache_read_input_tokens is not None  # the field is there, 0 or what was reused
+
+
+def test_a_clients_breakpoint_reaches_the_back_end_on_the_same_block(
+    anthropic_test_server: AnthropicServer,
+) -> None:
+    script = anthropic_test_server.script()
+    backend = create_llm(
+        "anthropic",
+        model="claude-haiku-4-5",
+        base_url=anthropic_test_server.url,
+        api_key=ANTHROPIC_KEY,
+        headers=script.headers,
+    )
+    document = f"Manual {uuid.uuid4().hex}. " + "Aisle rules apply. " * 60
+    content: Any = [
+        {"type": "text", "text": document, "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "What is in aisle 2?"},
+    ]
+    with running_server({"claude": backend}) as server:
+        anthropic_client(server).messages.create(
+            model="claude", max_tokens=4, messages=[{"role": "user", "content": content}]
+        )
+    [body] = [r["body"] for r in script.requests if r["path"] == "/v1/messages"]
+    sent = body["messages"][0]["content"]
+    assert sent[0] == {"type": "text", "text": document, "cache_control": {"type": "ephemeral"}}
+    assert sent[1]["text"] == "What is in aisle 2?"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Union
 
 __all__ = [
@@ -28,14 +28,19 @@ __all__ = [
 
 Role = Literal["system", "user", "assistant", "tool"]
 _ROLES = ("system", "user", "assistant", "tool")
-_MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name", "reasoning")
+_MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name", "reasoning", "cache_control")
 
 
 @dataclass(frozen=True)
 class TextPart:
-    """A piece of text inside a message."""
+    """A piece of text inside a message.
+
+    ``cache_control`` (e.g. ``{"type": "ephemeral"}``) marks a prompt-cache breakpoint after this
+    part, sent unchanged to a provider that caches on request (Anthropic); others ignore it.
+    """
 
     text: str
+    cache_control: Mapping[str, Any] | None = field(default=None, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class ImagePart:
     data: bytes | None = None
     mime_type: str = "image/png"
     url: str | None = None
+    #: A prompt-cache breakpoint after this image, as on ``TextPart``.
+    cache_control: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __repr__(self) -> str:
         size = f"{len(self.data)} bytes" if self.data is not None else self.url
@@ -192,6 +199,8 @@ class Message:
                 f"{where}: content must be a string or a list of parts; got {type(content).__name__}. "
                 "A message looks like {'role': 'user', 'content': 'Hi'}."
             )
+        if data.get("cache_control") is not None:  # the message's breakpoint: after its last part
+            parts = _cached_last(parts, _cache_control_of(data, where))
         raw_calls = data.get("tool_calls") or []
         if not isinstance(raw_calls, list) or not all(isinstance(c, (ToolCall, Mapping)) for c in raw_calls):
             raise ConfigurationError(f"{where}: tool_calls must be a list of calls (dicts or ToolCall).")
@@ -243,6 +252,27 @@ def _arguments_of(call: Mapping[str, Any]) -> dict[str, Any]:
     return dict(args)
 
 
+def _cache_control_of(data: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
+    control = data.get("cache_control")
+    if control is None or (isinstance(control, Mapping) and isinstance(control.get("type"), str)):
+        return control
+    from abstractcore.core.errors import ConfigurationError
+
+    raise ConfigurationError(
+        f"{where}: cache_control must be a dict like {{'type': 'ephemeral'}} "
+        f"(or {{'type': 'ephemeral', 'ttl': '1h'}}); got {control!r}."
+    )
+
+
+def _cached_last(parts: str | list[ContentPart], control: Mapping[str, Any] | None) -> list[ContentPart]:
+    """``parts`` with ``control`` on the last one (a string becomes one text part)."""
+    listed: list[ContentPart] = [TextPart(parts)] if isinstance(parts, str) else list(parts)
+    if listed:
+        last = listed[-1]
+        listed[-1] = replace(last, cache_control=control)
+    return listed
+
+
 def _part_from_dict(part: Any) -> ContentPart:
     from abstractcore.core.errors import ConfigurationError
 
@@ -252,12 +282,13 @@ def _part_from_dict(part: Any) -> ContentPart:
         return TextPart(part)
     if isinstance(part, Mapping):
         kind = part.get("type")
+        control = _cache_control_of(part, "a content part")
         if kind == "text":
-            return TextPart(str(part.get("text", "")))
+            return TextPart(str(part.get("text", "")), cache_control=control)
         if kind == "image_url":
             url = part.get("image_url")
             url = url.get("url") if isinstance(url, Mapping) else url
-            return ImagePart(url=str(url))
+            return ImagePart(url=str(url), cache_control=control)
     raise ConfigurationError(
         f"Unknown content part {part!r}; use {{'type': 'text', 'text': ...}} or an ImagePart."
     )

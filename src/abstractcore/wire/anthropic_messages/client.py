@@ -68,6 +68,13 @@ def _image_block(part: ImagePart) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
 
 
+def _with_control(block: dict[str, Any], part: TextPart | ImagePart) -> dict[str, Any]:
+    """``block`` with the part's explicit ``cache_control``, unchanged, where it has one."""
+    if part.cache_control is not None:
+        block["cache_control"] = dict(part.cache_control)
+    return block
+
+
 def content_blocks(content: str | list[TextPart | ImagePart]) -> list[dict[str, Any]]:
     """Text and image parts as Anthropic content blocks (empty text left out: the API rejects it)."""
     parts = [TextPart(content)] if isinstance(content, str) else content
@@ -75,10 +82,19 @@ def content_blocks(content: str | list[TextPart | ImagePart]) -> list[dict[str, 
     for part in parts:
         if isinstance(part, TextPart):
             if part.text:  # the API rejects empty text blocks
-                blocks.append({"type": "text", "text": part.text})
+                blocks.append(_with_control({"type": "text", "text": part.text}, part))
         else:
-            blocks.append(_image_block(part))
+            blocks.append(_with_control(_image_block(part), part))
     return blocks
+
+
+def _system_field(messages: list[Message], system: str) -> str | list[dict[str, Any]]:
+    """The ``system`` field: the joined text, or the system messages' blocks where one of their
+    parts carries an explicit ``cache_control`` (kept where the caller put it)."""
+    parts = [p for m in messages if m.role == "system" and not isinstance(m.content, str) for p in m.content]
+    if not any(p.cache_control is not None for p in parts):
+        return system
+    return [b for m in messages if m.role == "system" for b in content_blocks(m.content)]
 
 
 def _turn(message: Message, thinking: bool) -> tuple[str, list[dict[str, Any]]]:
@@ -187,7 +203,7 @@ def request_body(
     if budget is not None:
         body["thinking"] = thinking_field(budget)
     if system:
-        body["system"] = system
+        body["system"] = _system_field(messages, system)
     for name in ("temperature", "top_p", "top_k"):
         if params.get(name) is not None:
             body[name] = params[name]

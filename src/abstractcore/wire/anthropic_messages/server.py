@@ -11,13 +11,16 @@ thinking is a signed ``thinking`` block before its text, streamed as ``thinking_
 and one ``signature_delta`` before the block's stop. Fields with no meaning here (``metadata``,
 ``service_tier``) are accepted and not forwarded; server tools, documents, MCP servers and
 containers are a 400. ``cache_control`` on tools, system or message blocks is ``cache=True``
-(``cache_ttl="1h"`` when one asks for the hour) for a back end that caches on request; the usage
-reports ``cache_read_input_tokens`` / ``cache_creation_input_tokens``.
+(``cache_ttl="1h"`` when one asks for the hour) for a back end that caches on request, and the
+system and message blocks keep theirs (``TextPart.cache_control``: an Anthropic back end gets
+each breakpoint on the block the client put it on); the usage reports
+``cache_read_input_tokens`` / ``cache_creation_input_tokens``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from abstractcore.core.errors import ConfigurationError
@@ -125,10 +128,22 @@ def _text_blocks(blocks: list[Fields]) -> str:
     return "\n".join(texts)
 
 
+def _control(block: Fields) -> dict[str, Any] | None:
+    """A block's ``cache_control``, kept as sent (``_cache`` checked it)."""
+    control = block.data.get("cache_control")
+    return dict(control) if isinstance(control, dict) else None
+
+
 def _system(body: Fields) -> list[Message]:
     value = body.data.get("system")
     if value is None or value == "":
         return []
+    if isinstance(value, list) and any(isinstance(b, dict) and "cache_control" in b for b in value):
+        _text_blocks(body.objects("system"))  # text blocks only
+        parts: list[ContentPart] = [
+            TextPart(b.string("text") or "", cache_control=_control(b)) for b in body.objects("system")
+        ]
+        return [Message("system", parts)]
     text = value if isinstance(value, str) else _text_blocks(body.objects("system"))
     return [Message("system", text)] if text else []
 
@@ -156,16 +171,16 @@ def _user_turn(blocks: list[Fields]) -> list[Message]:
     for block in blocks:
         kind = block.string("type", required=True)
         if kind == "text":
-            parts.append(TextPart(block.string("text", required=True) or ""))
+            parts.append(TextPart(block.string("text", required=True) or "", cache_control=_control(block)))
         elif kind == "image":
-            parts.append(_image(block))
+            parts.append(replace(_image(block), cache_control=_control(block)))
         elif kind == "tool_result":
             results.append(_tool_result(block))
         else:
             raise FieldError(block.path("type"), f"{kind!r} blocks are not supported by this server")
     if not parts:
         return results
-    if all(isinstance(p, TextPart) for p in parts):
+    if all(isinstance(p, TextPart) and p.cache_control is None for p in parts):
         return [*results, Message("user", "\n".join(p.text for p in parts if isinstance(p, TextPart)))]
     return [*results, Message("user", parts)]
 

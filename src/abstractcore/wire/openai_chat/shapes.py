@@ -57,6 +57,10 @@ def _image_url(part: ImagePart) -> str:
 def _content(message: Message) -> str | list[dict[str, Any]]:
     if isinstance(message.content, str):
         return message.content
+    if all(isinstance(p, TextPart) for p in message.content) and any(
+        p.cache_control is not None for p in message.content
+    ):  # cache breakpoints mean nothing here: the text as one string, as the blocks joined
+        return "\n".join(p.text for p in message.content if isinstance(p, TextPart))
     parts: list[dict[str, Any]] = []
     for part in message.content:
         if isinstance(part, TextPart):
