@@ -95,6 +95,9 @@ MODULE_LAYERS = {
     "abstractcore.wire.openai_chat.server": "features",
     "abstractcore.wire.openai_chat.shapes": "features",
     "abstractcore.wire.openai_chat.reasoning": "features",
+    "abstractcore.wire.openai_responses.server": "features",
+    "abstractcore.wire.openai_responses.server_stream": "features",
+    "abstractcore.wire.openai_responses.shapes": "features",
     # providers
     "abstractcore.providers": "providers",
     "abstractcore.providers.anthropic": "providers",
@@ -140,6 +143,7 @@ MODULE_LAYERS = {
     "abstractcore.server.config": "faces",
     "abstractcore.server.embeddings": "faces",
     "abstractcore.server.errors": "faces",
+    "abstractcore.server.responses": "faces",
     "abstractcore.server.service": "faces",
     "abstractllm": "faces",
     "abstractllm.core": "faces",

@@ -8,6 +8,8 @@ YAML (``.yaml`` / ``.yml``, needs PyYAML: ``pip install "abstractcore[server]"``
     api_key_env: MY_SERVER_KEY # clients must send this key (Authorization: Bearer / x-api-key)
     cors_origins: [http://localhost:5173]
     max_request_bytes: 33554432
+    responses_store_size: 1000 # responses kept for previous_response_id (0: none)
+    responses_store_ttl: 3600  # seconds each is kept
     models:
       - provider: huggingface               # served as "huggingface/smollm2-135m-instruct"
       - provider: ollama
@@ -39,7 +41,17 @@ API_KEY_ENV = "ABSTRACTCORE_SERVER_API_KEY"
 #: 32 MiB, Anthropic's own limit for a Messages request (images travel as base64).
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
-_SERVER_KEYS = ("host", "port", "api_key", "api_key_env", "cors_origins", "max_request_bytes", "models")
+_SERVER_KEYS = (
+    "host",
+    "port",
+    "api_key",
+    "api_key_env",
+    "cors_origins",
+    "max_request_bytes",
+    "responses_store_size",
+    "responses_store_ttl",
+    "models",
+)
 _MODEL_KEYS = ("provider", "model", "name", "aliases", "options")
 
 
@@ -60,7 +72,10 @@ class ServerConfig:
     """Where the server listens and what it accepts.
 
     ``api_key`` (optional) is the key clients must send; ``cors_origins`` the browser origins
-    allowed to call it (none: CORS off); ``max_request_bytes`` the largest request body.
+    allowed to call it (none: CORS off); ``max_request_bytes`` the largest request body;
+    ``responses_store_size`` and ``responses_store_ttl`` bound the responses kept in memory for
+    ``previous_response_id`` (how many, the least recently used dropped first; for how many
+    seconds each).
     """
 
     host: str = "127.0.0.1"
@@ -69,8 +84,15 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     models: tuple[ModelEntry, ...] = ()
+    responses_store_size: int = 1000
+    responses_store_ttl: float = 3600.0
 
     def __post_init__(self) -> None:
+        size, ttl = self.responses_store_size, self.responses_store_ttl
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ConfigurationError(f"responses_store_size must be an integer >= 0; got {size!r}.")
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
+            raise ConfigurationError(f"responses_store_ttl must be a number of seconds > 0; got {ttl!r}.")
         if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port must be an integer 0-65535; got {self.port!r}.")
         if not isinstance(self.max_request_bytes, int) or self.max_request_bytes < 1024:
@@ -169,5 +191,7 @@ def load_config(path: str | os.PathLike[str]) -> ServerConfig:
         api_key=_api_key(data, where),
         cors_origins=tuple(origins),
         max_request_bytes=data.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES),
+        responses_store_size=data.get("responses_store_size", 1000),
+        responses_store_ttl=data.get("responses_store_ttl", 3600.0),
         models=tuple(_entry(m, f"{where}: models[{i}]") for i, m in enumerate(models)),
     )

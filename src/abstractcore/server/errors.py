@@ -33,6 +33,7 @@ _KINDS: dict[str, tuple[str, str | None, str]] = {
     "authentication": ("invalid_request_error", "invalid_api_key", "authentication_error"),
     "permission": ("invalid_request_error", "permission_denied", "permission_error"),
     "not_found": ("invalid_request_error", "model_not_found", "not_found_error"),
+    "response_not_found": ("invalid_request_error", "previous_response_not_found", "not_found_error"),
     "too_large": ("invalid_request_error", "request_too_large", "request_too_large"),
     "context_length": ("invalid_request_error", "context_length_exceeded", "invalid_request_error"),
     "rate_limit": ("rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),

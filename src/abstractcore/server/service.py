@@ -36,7 +36,8 @@ from abstractcore.server.backends import Backends
 from abstractcore.server.config import ServerConfig
 from abstractcore.server.embeddings import embedding_list, parse_embeddings
 from abstractcore.server.errors import ApiError, anthropic_body, from_exception, openai_body
-from abstractcore.wire import anthropic_messages, openai_chat
+from abstractcore.server.responses import ResponseStore, kept_after
+from abstractcore.wire import anthropic_messages, openai_chat, openai_responses
 from abstractcore.wire.encoding import JSON_HEADERS, SSE_HEADERS, dumps, new_id
 from abstractcore.wire.fields import ParsedCall, parse_json_object
 
@@ -166,9 +167,12 @@ class Service:
         key = config.api_key
         self._key = hashlib.sha256(key.reveal().encode()).digest() if key else None
         self._origins = frozenset(config.cors_origins)
+        #: The responses kept for ``previous_response_id`` (``store`` true, the default).
+        self.responses = ResponseStore(config.responses_store_size, config.responses_store_ttl)
         self._routes: dict[tuple[str, str], _Handler] = {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/messages"): self._messages,
+            ("POST", "/v1/responses"): self._responses,
             ("POST", "/v1/embeddings"): self._embeddings,
             ("GET", "/v1/models"): self._models,
         }
@@ -186,6 +190,8 @@ class Service:
                 return v1, handler
         if handler is None and method == "GET" and path.startswith("/v1/models/"):
             return path, self._model
+        if handler is None and method == "GET" and path.startswith("/v1/responses/"):
+            return path, self._response
         return path, handler
 
     def check(self, method: str, path: str, headers: Headers) -> Reply | None:
@@ -197,7 +203,9 @@ class Service:
             return _json({"status": "ok"})
         canonical, handler = self.route(method, path)
         if handler is None:
-            known = any(p == canonical for _, p in self._routes) or canonical.startswith("/v1/models/")
+            known = any(p == canonical for _, p in self._routes) or canonical.startswith(
+                ("/v1/models/", "/v1/responses/")
+            )
             status, what = (
                 (405, f"{method} is not allowed on {canonical}") if known else (404, f"No route {path}")
             )
@@ -326,6 +334,33 @@ class Service:
             reply = _json(anthropic_messages.message(name, await self._generate(llm, request)))
         reply.headers["request-id"] = request_id
         return reply
+
+    async def _responses(self, headers: Headers, body: bytes, path: str) -> Reply:
+        call = openai_responses.parse_responses(parse_json_object(body))
+        history = self.responses.conversation(call.previous_response_id)
+        name, llm = self.backends.resolve(call.call.model)
+        given = call.call.messages
+        call.call.messages = call.messages(history)
+        request = _request_of(call.call)
+        response_id = new_id("resp_")
+
+        def keep(answer: dict[str, Any] | None) -> None:
+            if call.store and answer is not None:
+                output = openai_responses.conversation_of(answer["output"])
+                self.responses.put(response_id, answer, [*history, *given, *output])
+
+        if call.call.stream:
+            stream = openai_responses.ResponseStream(response_id, name, call.echo)
+            reply = await self._stream(llm, request, stream, openai_body)
+            assert reply.stream is not None
+            reply.stream = kept_after(reply.stream, lambda: keep(stream.final))
+            return reply
+        answer = openai_responses.completed(response_id, name, call.echo, await self._generate(llm, request))
+        keep(answer)
+        return _json(answer)
+
+    async def _response(self, headers: Headers, body: bytes, path: str) -> Reply:
+        return _json(self.responses.body(path.removeprefix("/v1/responses/")))
 
     async def _embeddings(self, headers: Headers, body: bytes, path: str) -> Reply:
         call = parse_embeddings(parse_json_object(body))
