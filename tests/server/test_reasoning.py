@@ -85,3 +85,23 @@ def test_the_anthropic_endpoint_returns_signed_thinking_and_takes_it_back(
             max_tokens=60,
             messages=[*ask, {"role": "assistant", "content": [changed]}, {"role": "user", "content": "?"}],
         )
+
+
+@pytest.mark.slow
+def test_the_responses_endpoint_returns_a_reasoning_item_whole_and_streamed(
+    thinking_server: RunningServer,
+) -> None:
+    client = openai_client(thinking_server)
+    r = client.responses.create(model=MODEL, input="A country?", store=False)
+    reasoning = [item for item in r.output if item.type == "reasoning"]
+    assert len(reasoning) == 1 and r.output[0].type == "reasoning"  # the thinking comes first
+    summary = "".join(part.text for part in reasoning[0].summary)
+    assert summary and "<think>" not in summary
+    assert r.output_text.isalpha()
+    with client.responses.stream(model=MODEL, input="A country?", store=False) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    streamed = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert streamed == summary
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == r.output_text
+    assert final.output_text == r.output_text
