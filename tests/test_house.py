@@ -75,6 +75,8 @@ MODULE_LAYERS = {
     "abstractcore.features.tools.forced": "features",
     "abstractcore.features.tools.prompted": "features",
     "abstractcore.features.tools.schema": "features",
+    "abstractcore.features.tools.results": "features",
+    "abstractcore.features.tools.sources": "features",
     "abstractcore.features.tools.strategy": "features",
     "abstractcore.features.tools.text_calls": "features",
     "abstractcore.wire": "features",
@@ -123,6 +125,9 @@ MODULE_LAYERS = {
     "abstractcore.router.provider": "apps",
     "abstractcore.router.records": "apps",
     "abstractcore.router.strategies": "apps",
+    "abstractcore.integrations": "apps",
+    "abstractcore.integrations.mcp.connection": "apps",
+    "abstractcore.integrations.mcp.results": "apps",
     "abstractcore.run": "apps",
     "abstractcore.session": "apps",
     # sync face
@@ -130,6 +135,9 @@ MODULE_LAYERS = {
     "abstractcore._portal": "sync face",
     "abstractcore._sync": "sync face",
     "abstractcore._sync_session": "sync face",
+    # MCPTools: its plain ``with`` holds the connection on the sync face's background loop
+    "abstractcore.integrations.mcp": "sync face",
+    "abstractcore.integrations.mcp.tools": "sync face",
     # faces
     "abstractcore": "faces",
     "abstractcore.__main__": "faces",
@@ -309,6 +317,8 @@ EXPORTED = {
     "GenerateResponse",
     "ImagePart",
     "LocalBackendError",
+    "MCPConnectionError",
+    "MCPTools",
     "Message",
     "ReasoningPart",
     "ModelLoadError",
@@ -365,6 +375,7 @@ def test_the_package_exports_exactly_its_public_surface() -> None:
         "batch",
         "server",
         "wire",
+        "integrations",
     }
     stray = {n for n in dir(abstractcore) if not n.startswith("_")} - EXPORTED - subpackages
     assert stray == set(), f"public names outside __all__: {stray}"

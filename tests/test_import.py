@@ -17,6 +17,7 @@ HEAVY = [
     "transformers",
     "mlx",
     "numpy",
+    "mcp",
 ]
 
 

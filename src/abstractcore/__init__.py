@@ -25,6 +25,7 @@ from abstractcore.core.errors import (
     ContextLengthExceededError,
     EndpointNotFoundError,
     LocalBackendError,
+    MCPConnectionError,
     ModelLoadError,
     ModelNotFoundError,
     PermissionDeniedError,
@@ -54,6 +55,7 @@ from abstractcore.core.types import (
     Usage,
 )
 from abstractcore.features.tools.schema import Tool, tool
+from abstractcore.integrations.mcp import MCPTools
 from abstractcore.registry import PROVIDERS
 from abstractcore.registry import create_provider as _create_provider
 from abstractcore.router import Deployment, NoDeploymentAvailableError, RouteAttempt
@@ -76,6 +78,8 @@ __all__ = [
     "GenerateResponse",
     "ImagePart",
     "LocalBackendError",
+    "MCPConnectionError",
+    "MCPTools",
     "Message",
     "ReasoningPart",
     "ModelLoadError",

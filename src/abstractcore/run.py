@@ -35,10 +35,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from abstractcore.core.errors import ConfigurationError, RunTimeoutError, ToolCallError, ToolLoopError
+from abstractcore.core.errors import (
+    ConfigurationError,
+    MCPConnectionError,
+    RunTimeoutError,
+    ToolCallError,
+    ToolLoopError,
+)
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, Usage
 from abstractcore.features.request import Pipeline, Request, build_request, pipeline_of
+from abstractcore.features.tools.results import image_parts, tool_content
 from abstractcore.features.tools.schema import Tool, to_tools
+from abstractcore.features.tools.sources import refresh_sources
 
 __all__ = [
     "RunEvent",
@@ -65,15 +73,23 @@ class ToolExecution:
     result: Any = None
     error: str | None = None
     seconds: float = 0.0
+    #: An error that ends the run (an MCP server died), raised once every call of the step is done.
+    fatal: Exception | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         """True when the tool ran and returned."""
         return self.error is None
 
-    def as_message(self) -> Message:
-        """The ``tool`` turn that hands this result back to the model."""
-        content = f"Error: {self.error}" if self.error is not None else as_text(self.result)
+    def as_message(self, *, images: bool = True) -> Message:
+        """The ``tool`` turn that hands this result back to the model (a result's images only
+        when ``images``: the model takes them; a note in their place otherwise)."""
+        parts = image_parts(self.result) if self.error is None else None
+        content: str | list[Any]
+        if parts is not None:
+            content = tool_content(parts, images=images)
+        else:
+            content = f"Error: {self.error}" if self.error is not None else as_text(self.result)
         return Message("tool", content, tool_call_id=self.call.id, name=self.call.name)
 
 
@@ -166,6 +182,8 @@ async def _execute(
             execution.result = kwargs["value"] if list(kwargs) == ["value"] else kwargs
         else:
             execution.result = await _call_tool(found, kwargs, timeout)
+    except MCPConnectionError as exc:  # the server is gone: the run ends with this error
+        execution.error, execution.fatal = str(exc), exc
     except Exception as exc:  # the model sees the error; the loop goes on
         execution.error = str(exc) if isinstance(exc, ToolCallError) else f"{type(exc).__name__}: {exc}"
     execution.seconds = time.perf_counter() - start
@@ -214,6 +232,11 @@ async def _execute_all(
         for index, call in enumerate(calls):
             group.start_soon(one, index, call)
     return [r for r in results if r is not None]
+
+
+async def _takes_images(llm: Pipeline) -> bool:
+    capabilities = getattr(llm, "acapabilities", None)
+    return callable(capabilities) and (await capabilities()).vision is True
 
 
 def _start(
@@ -289,6 +312,7 @@ class _Loop:
         self.tool_timeout = _check_seconds("tool_timeout", tool_timeout)
         self.run_timeout = _check_seconds("run_timeout", run_timeout)
         self.by_name = _check(tools, max_turns)
+        self.tools = list(tools or [])
         self.transcript = _start(prompt, messages, system_prompt)
         #: The call, built once (tools as specs, parameters checked); each turn changes its messages.
         self.request = build_request(
@@ -302,8 +326,12 @@ class _Loop:
         self.usage = Usage()
         self.max_turns = max_turns
 
-    def turn(self) -> Request:
-        """The request of the next model call: the transcript so far, the tools, no output spec."""
+    async def turn(self) -> Request:
+        """The request of the next model call: the transcript so far, the tools (a tool source
+        whose list changed listed again), no output spec."""
+        if await refresh_sources(self.tools):
+            self.by_name = {t.name: t for t in to_tools(self.tools)}
+            self.request = replace(self.request, tools=[t.spec for t in self.by_name.values()])
         return replace(self.request, messages=list(self.transcript), output=None, structured_mode=None)
 
     def record(self, response: GenerateResponse) -> RunStep:
@@ -315,12 +343,16 @@ class _Loop:
         self.transcript.append(response.message())  # thinking blocks included: the provider needs them back
         return step
 
-    async def execute(self, step: RunStep, approve: Approve | None) -> None:
+    async def execute(self, llm: Pipeline, step: RunStep, approve: Approve | None) -> None:
         """Run the step's calls and add their results to the transcript."""
         step.executions = await _execute_all(
             step.response.tool_calls, self.by_name, approve, self.tool_timeout
         )
-        self.transcript.extend(e.as_message() for e in step.executions)
+        fatal = next((e.fatal for e in step.executions if e.fatal is not None), None)
+        if fatal is not None:
+            raise fatal
+        images = any(image_parts(e.result) for e in step.executions) and await _takes_images(llm)
+        self.transcript.extend(e.as_message(images=images) for e in step.executions)
         if self.request.tool_choice not in (None, "auto", "none"):
             self.request = replace(self.request, tool_choice="auto")  # a forced first call: once
 
@@ -386,11 +418,11 @@ async def arun(
     )
     with anyio.CancelScope(deadline=loop.deadline()):
         for _ in range(max_turns):
-            response = await pipeline._send(loop.turn())
+            response = await pipeline._send(await loop.turn())
             step = loop.record(response)
             if not response.tool_calls:
                 return await loop.result(pipeline, response)
-            await loop.execute(step, approve)
+            await loop.execute(pipeline, step, approve)
         raise loop.exhausted()
     raise loop.timed_out()  # reached only when the deadline cut the run short
 
@@ -433,7 +465,7 @@ async def astream_run(
         texts: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCall] = []
-        stream = pipeline._send_stream(loop.turn())
+        stream = pipeline._send_stream(await loop.turn())
         try:
             while True:
                 with anyio.CancelScope(deadline=deadline) as scope:
@@ -476,7 +508,7 @@ async def astream_run(
         for call in response.tool_calls:
             yield RunEvent("tool_call", call=call)
         with anyio.CancelScope(deadline=deadline) as scope:
-            await loop.execute(step, approve)
+            await loop.execute(pipeline, step, approve)
         if scope.cancelled_caught:
             raise loop.timed_out()
         for execution in step.executions:

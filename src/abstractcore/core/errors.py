@@ -15,7 +15,8 @@ Every failure a user can meet is one of these classes, never text in a reply::
     │  └─ ResponseFormatError                 malformed reply / stream
     ├─ StructuredOutputError (.raw .validation_errors)
     ├─ ToolCallError ── ToolLoopError          max_turns reached; carries the transcript
-    │                   └─ RunTimeoutError     run_timeout reached
+    │  │                └─ RunTimeoutError     run_timeout reached
+    │  └─ MCPConnectionError (.server .stderr)  an MCP server failed to start or died
     └─ LocalBackendError ── ModelLoadError
 
 ``ModelNotFoundError`` is also raised by in-process back ends for a missing
@@ -76,6 +77,7 @@ __all__ = [
     "ContextLengthExceededError",
     "EndpointNotFoundError",
     "LocalBackendError",
+    "MCPConnectionError",
     "ModelLoadError",
     "ModelNotFoundError",
     "PermissionDeniedError",
@@ -325,6 +327,17 @@ class StructuredOutputError(AbstractCoreError):
 
 class ToolCallError(AbstractCoreError):
     """A tool definition or a tool call from the model is invalid."""
+
+
+class MCPConnectionError(ToolCallError):
+    """An MCP server could not be reached, failed to start or died.
+
+    ``server`` names it (its command or URL); ``stderr`` holds the last lines it wrote to
+    stderr (a stdio server's; empty for HTTP). It ends a tool loop: the server's tools are gone.
+    """
+
+    server: str
+    stderr: str
 
 
 class ToolLoopError(ToolCallError):

@@ -15,7 +15,10 @@ pydantic's errors, which the tool loop hands back to the model.
   function: calling it yields the validated instance);
 - an OpenAI-style dict (``{"type": "function", "function": {...}}`` or
   ``{"name", "description", "parameters"}``) or a ``ToolSpec`` is a schema
-  only (no validation, no function).
+  only (no validation, no function);
+- a tool source (``ToolSource``: an object with ``__abstractcore_tools__()``,
+  such as an ``MCPTools``) stands for the tools it holds now; ``to_tools``
+  expands it in place.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, TypeVar, overload
 
 from abstractcore.core.errors import ToolCallError
 from abstractcore.core.types import ToolSpec
+from abstractcore.features.tools.sources import expand_sources, has_sources
 
 __all__ = [
     "TOOL_CHOICES",
@@ -366,12 +370,18 @@ def to_tool(value: Any) -> Tool:
 
 
 def to_tools(values: Iterable[Any] | None) -> list[Tool]:
-    """``to_tool`` over a list; duplicate and reserved names are an error."""
-    tools = [to_tool(v) for v in values or []]
+    """``to_tool`` over a list (tool sources expanded); duplicate and reserved names are an error."""
+    given = list(values or [])
+    tools = [to_tool(v) for v in expand_sources(given)]
     names = [t.name for t in tools]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ToolCallError(f"Tool names must be unique; repeated: {', '.join(duplicates)}.")
+        hint = (
+            " Two tool sources offer the same name: give one a prefix (MCPTools.stdio(..., prefix='docs_'))."
+            if has_sources(given)
+            else ""
+        )
+        raise ToolCallError(f"Tool names must be unique; repeated: {', '.join(duplicates)}.{hint}")
     reserved = sorted(set(names) & {*TOOL_CHOICES, "any"})
     if reserved:
         raise ToolCallError(f"Tool names {reserved} are reserved words of tool_choice; rename the tool.")
