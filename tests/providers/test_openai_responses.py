@@ -219,3 +219,63 @@ async def test_stream_failing_midway_raises_after_the_first_chunks(server: FakeR
         async for chunk in make(server).astream("count"):
             seen.append(chunk.content or "")
     assert "".join(seen) == "one two"
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "error"),
+    [("error", "rate_limit_exceeded", RateLimitError), ("failed", "invalid_prompt", BadRequestError)],
+)
+async def test_a_failed_streams_code_picks_the_error_class(
+    server: FakeResponses, how: str, code: str, error: type[Exception]
+) -> None:
+    server.script.append(Reply.text("one two three", fail=how, fail_after=1, fail_code=code))
+    with pytest.raises(error):
+        async for _ in make(server).astream("count"):
+            pass
+
+
+async def test_a_tool_loop_of_a_reasoning_model_sends_its_reasoning_before_the_call(
+    server: FakeResponses,
+) -> None:
+    server.script.append(Reply(output=[*THOUGHT, call_item("get_weather", {"city": "Oslo"}, "call_r")]))
+    server.script.append(Reply.text("Sunny."))
+    events = [e async for e in make(server, model="o4-mini").astream_run("Oslo?", tools=[get_weather])]
+    assert events
+    kinds = [item.get("type") or item.get("role") for item in server.requests[1]["input"]]
+    assert kinds == ["user", "reasoning", "function_call", "function_call_output"]
+    assert server.requests[1]["input"][1]["encrypted_content"] == "gAAAA-encrypted-blob"
+
+
+async def test_count_tokens_asks_the_input_tokens_endpoint(server: FakeResponses) -> None:
+    count = await make(server).acount_tokens("How many tokens is this?", system_prompt="Be brief.")
+    assert count > 0
+    (body,) = server.counted
+    assert body["input"] == [{"role": "user", "content": "How many tokens is this?"}]
+    assert body["instructions"] == "Be brief."
+    assert "store" not in body and "stream" not in body  # the endpoint takes no such fields
+    assert server.requests == []  # nothing generated
+
+
+async def test_429_retried_when_retries_are_on(server: FakeResponses) -> None:
+    body = error_body("Rate limit reached.", "requests", "rate_limit_exceeded")
+    server.script.append(Reply.error(429, body, **{"retry-after": "0"}))
+    fast = RetryConfig(max_attempts=2, initial_delay=0.01, max_delay=0.02, jitter=False)
+    r = await make(server, retry_config=fast).agenerate("hi")
+    assert r.content == "Hello." and len(server.requests) == 2
+
+
+async def test_a_200_whose_response_failed_raises(server: FakeResponses) -> None:
+    server.script.append(Reply(fail="failed", fail_code="server_error"))
+    with pytest.raises(ServerError, match="failed midway"):
+        await make(server).agenerate("hi")
+
+
+async def test_cut_by_max_output_tokens_is_length(server: FakeResponses) -> None:
+    llm = make(server)
+    server.script.append(Reply.text("Once upon", incomplete="max_output_tokens"))
+    r = await llm.agenerate("A story.", max_tokens=2)
+    assert (r.content, r.finish_reason) == ("Once upon", "length")
+    server.script.append(Reply.text("Once upon", incomplete="max_output_tokens"))
+    chunks = [c async for c in llm.astream("A story.", max_tokens=2)]
+    assert "".join(c.content or "" for c in chunks) == "Once upon"
+    assert chunks[-1].finish_reason == "length" and chunks[-1].usage == r.usage

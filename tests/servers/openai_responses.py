@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from openai.types.responses import Response, ResponseStreamEvent
+from openai.types.responses import InputTokenCountResponse, Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from tests.servers.common import ThreadedServer
@@ -96,6 +96,9 @@ class Reply:
     #: a stream that fails after this many text deltas: "failed" (response.failed) or "error"
     fail: str | None = None
     fail_after: int = 2
+    fail_code: str = "server_error"
+    #: cut short: ``status: "incomplete"`` with this ``incomplete_details.reason``
+    incomplete: str | None = None
 
     @classmethod
     def text(cls, text: str, **kw: Any) -> Reply:
@@ -117,6 +120,7 @@ class FakeResponses:
     def __init__(self) -> None:
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.counted: list[dict[str, Any]] = []  # the bodies of POST /v1/responses/input_tokens
         self.base_url = ""
         self._seq = 0
         self._count = 0
@@ -124,9 +128,10 @@ class FakeResponses:
     def reset(self) -> None:
         self.script.clear()
         self.requests.clear()
+        self.counted.clear()
 
     def _response(self, body: dict[str, Any], reply: Reply, status: str, output: list[Any]) -> dict[str, Any]:
-        done = status in ("completed", "failed")
+        done = status in ("completed", "failed", "incomplete")
         data = {
             "id": f"resp_{self._count}",
             "object": "response",
@@ -142,10 +147,12 @@ class FakeResponses:
             "error": None,
             "incomplete_details": None,
             "instructions": body.get("instructions"),
-            "usage": reply.usage if status == "completed" else None,
+            "usage": reply.usage if status in ("completed", "incomplete") else None,
         }
+        if status == "incomplete":
+            data["incomplete_details"] = {"reason": reply.incomplete}
         if done and status == "failed":
-            data["error"] = {"code": "server_error", "message": "The model failed midway."}
+            data["error"] = {"code": reply.fail_code, "message": "The model failed midway."}
         Response.model_validate(data)  # the published shape
         return data
 
@@ -164,8 +171,19 @@ class FakeResponses:
         if reply.status != 200:
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
         if not body.get("stream"):
-            return web.json_response(self._response(body, reply, "completed", reply.output))
+            if reply.fail == "failed":  # a 200 whose response failed
+                return web.json_response(self._response(body, reply, "failed", []))
+            return web.json_response(self._response(body, reply, _final(reply), reply.output))
         return await self._stream(request, body, reply)
+
+    async def input_tokens(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses/input_tokens``: a stand-in count, one token per 4 characters of
+        the JSON of ``input`` and ``instructions``."""
+        body = json.loads(await request.read())
+        self.counted.append(body)
+        counted = json.dumps([body.get("input"), body.get("instructions")])
+        reply = InputTokenCountResponse(object="response.input_tokens", input_tokens=len(counted) // 4)
+        return web.json_response(reply.model_dump())
 
     # -- the stream --------------------------------------------------------------------------
 
@@ -187,8 +205,8 @@ class FakeResponses:
                 kind = event.pop("type")
                 await self._send(out, kind, **event)
             await self._send(out, "response.output_item.done", output_index=index, item=item)
-        final = self._response(body, reply, "completed", reply.output)
-        await self._send(out, "response.completed", response=final)
+        final = self._response(body, reply, _final(reply), reply.output)
+        await self._send(out, f"response.{_final(reply)}", response=final)
         await out.write_eof()
         return out
 
@@ -197,7 +215,7 @@ class FakeResponses:
             await self._send(out, "response.failed", response=self._response(body, reply, "failed", []))
         else:
             await self._send(
-                out, "error", code="server_error", message="The server had an error.", param=None
+                out, "error", code=reply.fail_code, message="The server had an error.", param=None
             )
         await out.write_eof()
 
@@ -206,6 +224,10 @@ class FakeResponses:
         self._seq += 1
         _EVENT.validate_python(event)  # the published shape
         await out.write(f"event: {kind}\ndata: {json.dumps(event)}\n\n".encode())
+
+
+def _final(reply: Reply) -> str:
+    return "incomplete" if reply.incomplete else "completed"
 
 
 def _opened(item: dict[str, Any]) -> dict[str, Any]:
@@ -271,6 +293,7 @@ def running_fake_responses() -> Iterator[FakeResponses]:
     state = FakeResponses()
     app = web.Application()
     app.router.add_post("/v1/responses", state.responses)
+    app.router.add_post("/v1/responses/input_tokens", state.input_tokens)
     server = ThreadedServer(app).start()
     state.base_url = f"{server.url}/v1"
     try:
