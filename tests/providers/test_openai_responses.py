@@ -15,6 +15,7 @@ from abstractcore import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    ProviderConnectionError,
     RateLimitError,
     RetryConfig,
     ServerError,
@@ -86,6 +87,7 @@ async def test_stream_text_deltas_and_usage_once_equal_to_generate(server: FakeR
     assert len(with_usage) == 1 and with_usage[0] is chunks[-1]
     assert with_usage[0].usage == whole.usage
     assert chunks[-1].finish_reason == "stop"
+    assert chunks[-1].raw["id"] == f"resp_{len(server.requests)}"  # for previous_response_id
 
 
 def get_weather(city: str) -> str:
@@ -279,3 +281,12 @@ async def test_cut_by_max_output_tokens_is_length(server: FakeResponses) -> None
     chunks = [c async for c in llm.astream("A story.", max_tokens=2)]
     assert "".join(c.content or "" for c in chunks) == "Once upon"
     assert chunks[-1].finish_reason == "length" and chunks[-1].usage == r.usage
+
+
+async def test_a_stream_cut_without_its_closing_event_raises(server: FakeResponses) -> None:
+    server.script.append(Reply.text("one two three", fail="drop", fail_after=2))
+    seen: list[str] = []
+    with pytest.raises(ProviderConnectionError, match=r"response\.completed"):
+        async for chunk in make(server).astream("count"):
+            seen.append(chunk.content or "")
+    assert "".join(seen) == "one two"

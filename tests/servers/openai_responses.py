@@ -93,7 +93,8 @@ class Reply:
     status: int = 200
     body: dict[str, Any] | None = None  # an error status's body
     headers: dict[str, str] = field(default_factory=dict)
-    #: a stream that fails after this many text deltas: "failed" (response.failed) or "error"
+    #: a stream that fails after this many text deltas: "failed" (response.failed), "error" (an
+    #: ``error`` event) or "drop" (the connection closed with no closing event)
     fail: str | None = None
     fail_after: int = 2
     fail_code: str = "server_error"
@@ -123,7 +124,6 @@ class FakeResponses:
         self.counted: list[dict[str, Any]] = []  # the bodies of POST /v1/responses/input_tokens
         self.base_url = ""
         self._seq = 0
-        self._count = 0
 
     def reset(self) -> None:
         self.script.clear()
@@ -133,7 +133,7 @@ class FakeResponses:
     def _response(self, body: dict[str, Any], reply: Reply, status: str, output: list[Any]) -> dict[str, Any]:
         done = status in ("completed", "failed", "incomplete")
         data = {
-            "id": f"resp_{self._count}",
+            "id": f"resp_{len(self.requests)}",
             "object": "response",
             "created_at": 1_700_000_000,
             "model": body.get("model", "gpt-test"),
@@ -159,7 +159,6 @@ class FakeResponses:
     async def responses(self, request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())
         self.requests.append(body)
-        self._count += 1
         if request.headers.get("Authorization") != f"Bearer {KEY}":
             return web.json_response(
                 error_body(
@@ -211,6 +210,9 @@ class FakeResponses:
         return out
 
     async def _fail(self, out: web.StreamResponse, body: dict[str, Any], reply: Reply) -> None:
+        if reply.fail == "drop":
+            await out.write_eof()
+            return
         if reply.fail == "failed":
             await self._send(out, "response.failed", response=self._response(body, reply, "failed", []))
         else:
