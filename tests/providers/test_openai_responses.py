@@ -290,3 +290,24 @@ async def test_a_stream_cut_without_its_closing_event_raises(server: FakeRespons
         async for chunk in make(server).astream("count"):
             seen.append(chunk.content or "")
     assert "".join(seen) == "one two"
+
+
+async def test_a_session_with_tools_sends_each_turns_reasoning_back(server: FakeResponses) -> None:
+    chat = make(server, model="o4-mini").session(tools=[get_weather])
+    server.script.append(Reply(output=[*THOUGHT, call_item("get_weather", {"city": "Oslo"}, "call_a")]))
+    server.script.append(Reply(output=[reasoning_item("Done.", "enc-2", "rs_2"), message_item("Sunny.")]))
+    server.script.append(Reply.text("Yes."))
+    first = await chat.asend("Weather in Oslo?")
+    assert (first.output, first.response.reasoning) == ("Sunny.", "Done.")
+    await chat.asend("A coat?")
+    sent = server.requests[-1]["input"]
+    assert [i.get("id") or i.get("role") or i["type"] for i in sent] == [
+        "user",
+        "rs_abc123",
+        "function_call",
+        "function_call_output",
+        "rs_2",
+        "assistant",
+        "user",
+    ]
+    assert sent[4]["encrypted_content"] == "enc-2"
