@@ -4,7 +4,9 @@ It follows the published wire format: every response object and stream event it 
 validated by the official ``openai`` SDK's types before it leaves (``Response``,
 ``ResponseStreamEvent``), so a client that reads it reads OpenAI. A test puts ``Reply``s in
 ``FakeResponses.script`` (one per request; with none it answers ``Reply.text("Hello.")``) and
-reads the request bodies it received in ``requests``. A reply is a list of output items
+reads the request bodies it received in ``requests``; a body with a field the SDK's parameters do
+not have (or that the SDK's ``ResponseCreateParams`` rejects) is answered 400 as OpenAI would.
+A reply is a list of output items
 (``message``, ``function_call``, ``reasoning`` with a summary and ``encrypted_content``) plus usage,
 answered whole or streamed in OpenAI's event order (``response.created`` → ``in_progress`` →
 ``output_item.added`` → ``content_part.added`` → ``output_text.delta``… → ``output_text.done`` →
@@ -24,12 +26,16 @@ from typing import Any
 
 from aiohttp import web
 from openai.types.responses import InputTokenCountResponse, Response, ResponseStreamEvent
-from pydantic import TypeAdapter
+from openai.types.responses.response_create_params import ResponseCreateParamsNonStreaming
+from pydantic import TypeAdapter, ValidationError
 
 from tests.servers.common import ThreadedServer
 
 KEY = "sk-test-responses-key-0987654321"
 _EVENT = TypeAdapter(ResponseStreamEvent)
+_BODY = TypeAdapter(ResponseCreateParamsNonStreaming)
+#: The fields a request body may have (the SDK's parameters).
+FIELDS = frozenset(ResponseCreateParamsNonStreaming.__annotations__) | {"stream"}
 
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -166,6 +172,9 @@ class FakeResponses:
                 ),
                 status=401,
             )
+        refused = _refusal(body)
+        if refused is not None:  # a body OpenAI would refuse (a client bug): 400 as it answers
+            return web.json_response(refused, status=400)
         reply = self.script.popleft() if self.script else Reply.text("Hello.")
         if reply.status != 200:
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
@@ -226,6 +235,18 @@ class FakeResponses:
         self._seq += 1
         _EVENT.validate_python(event)  # the published shape
         await out.write(f"event: {kind}\ndata: {json.dumps(event)}\n\n".encode())
+
+
+def _refusal(body: dict[str, Any]) -> dict[str, Any] | None:
+    """OpenAI's 400 body for a request body the published parameters do not allow, else None."""
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        return error_body(f"Unknown parameter: '{unknown[0]}'.", "invalid_request_error", None, unknown[0])
+    try:
+        _BODY.validate_python({k: v for k, v in body.items() if k != "stream"})
+    except ValidationError as exc:
+        return error_body(f"Invalid body: {exc}", "invalid_request_error", "invalid_value")
+    return None
 
 
 def _final(reply: Reply) -> str:
