@@ -195,6 +195,9 @@ async def test_401_is_authentication_error(server: FakeResponses) -> None:
         await llm.agenerate("hi")
     assert caught.value.status_code == 401
     assert "sk-wrong" not in str(caught.value)
+    with pytest.raises(AuthenticationError):
+        async for _ in llm.astream("hi"):
+            pass
 
 
 async def test_429_is_rate_limit_error_with_retry_after(server: FakeResponses) -> None:
@@ -311,3 +314,14 @@ async def test_a_session_with_tools_sends_each_turns_reasoning_back(server: Fake
         "user",
     ]
     assert sent[4]["encrypted_content"] == "enc-2"
+
+
+async def test_summary_parts_read_the_same_streamed_or_not(server: FakeResponses) -> None:
+    llm = make(server, model="o4-mini")
+    items = [reasoning_item(["First I look.", "Then I answer."], "enc", "rs_m"), message_item("Done.")]
+    server.script.append(Reply(output=items))
+    whole = await llm.agenerate("Go.")
+    server.script.append(Reply(output=items))
+    chunks = [c async for c in llm.astream("Go.")]
+    assert whole.reasoning == "First I look.\n\nThen I answer."
+    assert "".join(c.reasoning or "" for c in chunks) == whole.reasoning

@@ -6,8 +6,8 @@ validated by the official ``openai`` SDK's types before it leaves (``Response``,
 ``FakeResponses.script`` (one per request; with none it answers ``Reply.text("Hello.")``) and
 reads the request bodies it received in ``requests``; a body with a field the SDK's parameters do
 not have (or that the SDK's ``ResponseCreateParams`` rejects) is answered 400 as OpenAI would.
-A reply is a list of output items
-(``message``, ``function_call``, ``reasoning`` with a summary and ``encrypted_content``) plus usage,
+A reply is a list of output items (``message``, ``function_call``, ``reasoning`` with its summary
+and ``encrypted_content``) plus usage,
 answered whole or streamed in OpenAI's event order (``response.created`` → ``in_progress`` →
 ``output_item.added`` → ``content_part.added`` → ``output_text.delta``… → ``output_text.done`` →
 ``content_part.done`` → ``output_item.done`` → ``response.completed``); or an error status with
@@ -67,12 +67,13 @@ def call_item(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> 
     }
 
 
-def reasoning_item(summary: str, encrypted: str, item_id: str = "rs_1") -> dict[str, Any]:
-    """A ``reasoning`` output item with one summary part and its ``encrypted_content``."""
+def reasoning_item(summary: str | list[str], encrypted: str, item_id: str = "rs_1") -> dict[str, Any]:
+    """A ``reasoning`` output item with its summary parts and its ``encrypted_content``."""
+    texts = [summary] if isinstance(summary, str) else summary
     return {
         "type": "reasoning",
         "id": item_id,
-        "summary": [{"type": "summary_text", "text": summary}],
+        "summary": [{"type": "summary_text", "text": text} for text in texts],
         "encrypted_content": encrypted,
     }
 
