@@ -278,10 +278,10 @@ async def test_a_200_whose_response_failed_raises(server: FakeResponses) -> None
 async def test_cut_by_max_output_tokens_is_length(server: FakeResponses) -> None:
     llm = make(server)
     server.script.append(Reply.text("Once upon", incomplete="max_output_tokens"))
-    r = await llm.agenerate("A story.", max_tokens=2)
+    r = await llm.agenerate("A story.", max_tokens=20)
     assert (r.content, r.finish_reason) == ("Once upon", "length")
     server.script.append(Reply.text("Once upon", incomplete="max_output_tokens"))
-    chunks = [c async for c in llm.astream("A story.", max_tokens=2)]
+    chunks = [c async for c in llm.astream("A story.", max_tokens=20)]
     assert "".join(c.content or "" for c in chunks) == "Once upon"
     assert chunks[-1].finish_reason == "length" and chunks[-1].usage == r.usage
 
@@ -325,3 +325,11 @@ async def test_summary_parts_read_the_same_streamed_or_not(server: FakeResponses
     chunks = [c async for c in llm.astream("Go.")]
     assert whole.reasoning == "First I look.\n\nThen I answer."
     assert "".join(c.reasoning or "" for c in chunks) == whole.reasoning
+
+
+async def test_a_forced_tool_is_named_in_tool_choice(server: FakeResponses) -> None:
+    server.script.append(Reply(output=[call_item("get_weather", {"city": "Bergen"}, "call_f")]))
+    r = await make(server).agenerate("Bergen", tools=[get_weather], tool_choice="get_weather")
+    assert [(c.id, c.arguments) for c in r.tool_calls] == [("call_f", {"city": "Bergen"})]
+    assert r.finish_reason == "tool_calls"
+    assert server.requests[-1]["tool_choice"] == {"type": "function", "name": "get_weather"}
