@@ -84,6 +84,9 @@ MODULE_LAYERS = {
     "abstractcore.wire.ollama_chat": "features",
     "abstractcore.wire.openai_chat": "features",
     "abstractcore.wire.openai_responses": "features",
+    "abstractcore.wire.openai_responses.client": "features",
+    "abstractcore.wire.openai_responses.events": "features",
+    "abstractcore.wire.openai_responses.shapes": "features",
     "abstractcore.wire.anthropic_messages.client": "features",
     "abstractcore.wire.anthropic_messages.server": "features",
     "abstractcore.wire.anthropic_messages.shapes": "features",
@@ -99,7 +102,6 @@ MODULE_LAYERS = {
     "abstractcore.wire.openai_chat.reasoning": "features",
     "abstractcore.wire.openai_responses.server": "features",
     "abstractcore.wire.openai_responses.server_stream": "features",
-    "abstractcore.wire.openai_responses.shapes": "features",
     # providers
     "abstractcore.providers": "providers",
     "abstractcore.providers.anthropic": "providers",

@@ -69,13 +69,16 @@ class ReasoningPart:
     (Anthropic's) and ``redacted`` (the encrypted data of Anthropic's ``redacted_thinking``)
     must go back unchanged to the provider that made them; ``source`` names that provider
     ("anthropic", "openai", ...), and a wire format sends a part back only to its own kind:
-    anywhere else it is dropped, never sent in a shape the other side rejects.
+    anywhere else it is dropped, never sent in a shape the other side rejects. ``id`` is the
+    provider's id of the block (OpenAI Responses' reasoning item ``rs_...``, whose
+    ``encrypted_content`` is then the ``signature``).
     """
 
     text: str = ""
     signature: str | None = None
     redacted: str | None = None
     source: str | None = None
+    id: str | None = None
 
     def __repr__(self) -> str:
         kind = "redacted" if self.redacted is not None else f"{len(self.text)} chars"
@@ -84,24 +87,25 @@ class ReasoningPart:
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "a reasoning part") -> ReasoningPart:
-        """A part from ``{"text": ..., "signature": ..., "redacted": ..., "source": ...}`` (or a
-        plain string: thinking text with no signature)."""
+        """A part from ``{"text": ..., "signature": ..., "redacted": ..., "source": ..., "id": ...}``
+        (or a plain string: thinking text with no signature)."""
         if isinstance(data, ReasoningPart):
             return data
         if isinstance(data, str):
             return cls(data)
-        if isinstance(data, Mapping) and set(data) <= {"text", "signature", "redacted", "source"}:
+        if isinstance(data, Mapping) and set(data) <= {"text", "signature", "redacted", "source", "id"}:
             return cls(
                 str(data.get("text") or ""),
                 _optional_str(data.get("signature")),
                 _optional_str(data.get("redacted")),
                 _optional_str(data.get("source")),
+                _optional_str(data.get("id")),
             )
         from abstractcore.core.errors import ConfigurationError
 
         raise ConfigurationError(
             f"{where} must be a ReasoningPart, a string or a dict with the keys text, signature, "
-            f"redacted, source; got {data!r:.100}."
+            f"redacted, source, id; got {data!r:.100}."
         )
 
 

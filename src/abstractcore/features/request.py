@@ -89,6 +89,11 @@ class CallKwargs(TypedDict, total=False):
     num_ctx: int | None
     #: Ollama only: how long the model stays loaded ("5m", seconds, -1).
     keep_alive: str | int | float | None
+    #: OpenAI's Responses API only (``api="responses"``): whether OpenAI keeps the response
+    #: (default False: nothing kept, reasoning goes back encrypted with the next turn).
+    store: bool | None
+    #: OpenAI's Responses API only: continue the stored response with this id (``raw["id"]``).
+    previous_response_id: str | None
     #: Fields merged into the wire body as they are (llama.cpp's ``grammar``, vLLM's
     #: ``guided_json``, OpenRouter's ``provider``); in process, the engine's own options.
     extra_body: Mapping[str, Any] | None
