@@ -53,6 +53,7 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
+from abstractcore.features.telemetry import instrument
 from abstractcore.features.tools.schema import Tool, tool
 from abstractcore.registry import PROVIDERS
 from abstractcore.registry import create_provider as _create_provider
@@ -106,6 +107,7 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "create_llm",
+    "instrument",
     "tool",
 ]
 
