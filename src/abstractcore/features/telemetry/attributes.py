@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,8 +44,11 @@ _PARAMS = {
 def server_of(provider: Any) -> tuple[str, int] | None:
     """``server.address`` and ``server.port`` of an HTTP provider (None in process)."""
     base_url = getattr(provider, "base_url", None)
-    if not isinstance(base_url, str):
-        return None
+    return _server_of_url(base_url) if isinstance(base_url, str) else None
+
+
+@lru_cache(maxsize=256)
+def _server_of_url(base_url: str) -> tuple[str, int] | None:
     parts = urlsplit(base_url)
     if not parts.hostname:
         return None

@@ -122,6 +122,11 @@ class Tracing:
         start = time.perf_counter()
         usage = None
         try:
+            if not span.is_recording() and not span.get_span_context().is_valid:
+                # no SDK configured (the API's no-op tracer, no parent): nothing to record or carry
+                result = await answer(request)
+                usage = getattr(result, "usage", None)
+                return result
             with trace.use_span(span, record_exception=False, set_status_on_exception=False):
                 result = await answer(request)
             if isinstance(result, GenerateResponse):
