@@ -63,6 +63,10 @@ MODULE_LAYERS = {
     "abstractcore.features": "features",
     "abstractcore.features.constrain": "features",
     "abstractcore.features.cost": "features",
+    "abstractcore.features.telemetry": "features",
+    "abstractcore.features.telemetry.state": "features",
+    "abstractcore.features.telemetry.attributes": "features",
+    "abstractcore.features.telemetry.tracing": "features",
     "abstractcore.features.hosted_models": "features",
     "abstractcore.features.media": "features",
     "abstractcore.features.reasoning": "features",
@@ -350,6 +354,7 @@ EXPORTED = {
     "RunTimeoutError",
     "ToolSpec",
     "Usage",
+    "instrument",
     "create_llm",
     "tool",
 }

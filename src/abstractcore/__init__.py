@@ -54,6 +54,7 @@ from abstractcore.core.types import (
     ToolSpec,
     Usage,
 )
+from abstractcore.features.telemetry import instrument
 from abstractcore.features.tools.schema import Tool, tool
 from abstractcore.integrations.mcp import MCPTools
 from abstractcore.registry import PROVIDERS
@@ -110,6 +111,7 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "create_llm",
+    "instrument",
     "tool",
 ]
 

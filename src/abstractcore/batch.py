@@ -170,10 +170,16 @@ async def abatch(
                 return
             bar.step(False)
 
+    from contextlib import nullcontext
+
+    from abstractcore.features.telemetry import state as telemetry
+
+    tracing = telemetry.active
     try:
-        async with anyio.create_task_group() as group:
-            for _ in range(min(concurrency, len(calls))):
-                group.start_soon(worker, group.cancel_scope)
+        with tracing.batch(pipeline, len(calls)) if tracing is not None else nullcontext():
+            async with anyio.create_task_group() as group:
+                for _ in range(min(concurrency, len(calls))):
+                    group.start_soon(worker, group.cancel_scope)
     finally:
         bar.close()
     if failure:

@@ -32,6 +32,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,6 +45,7 @@ from abstractcore.core.errors import (
 )
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk, ToolCall, Usage
 from abstractcore.features.request import Pipeline, Request, build_request, pipeline_of
+from abstractcore.features.telemetry import state as _telemetry
 from abstractcore.features.tools.results import image_parts, tool_content
 from abstractcore.features.tools.schema import Tool, to_tools
 from abstractcore.features.tools.sources import refresh_sources
@@ -162,6 +164,19 @@ def as_text(value: Any) -> str:
 
 
 async def _execute(
+    call: ToolCall, tools: dict[str, Tool], approve: Approve | None, timeout: float | None = None
+) -> ToolExecution:
+    tracing = _telemetry.active
+    if tracing is None:
+        return await _execute_untraced(call, tools, approve, timeout)
+    found = tools.get(call.name)
+    with tracing.tool(call, found.spec.description if found is not None else None) as span:
+        execution = await _execute_untraced(call, tools, approve, timeout)
+        tracing.tool_result(span, execution.error, execution.result)
+    return execution
+
+
+async def _execute_untraced(
     call: ToolCall, tools: dict[str, Tool], approve: Approve | None, timeout: float | None = None
 ) -> ToolExecution:
     start = time.perf_counter()
@@ -416,7 +431,11 @@ async def arun(
         response_model,
         params,
     )
-    with anyio.CancelScope(deadline=loop.deadline()):
+    tracing = _telemetry.active
+    with (
+        tracing.agent(pipeline) if tracing is not None else nullcontext(),
+        anyio.CancelScope(deadline=loop.deadline()),
+    ):
         for _ in range(max_turns):
             response = await pipeline._send(await loop.turn())
             step = loop.record(response)
@@ -427,7 +446,20 @@ async def arun(
     raise loop.timed_out()  # reached only when the deadline cut the run short
 
 
-async def astream_run(
+def astream_run(
+    llm: Any,
+    prompt: str | Sequence[Any] | None = None,
+    **options: Any,
+) -> AsyncIterator[RunEvent]:
+    """The tool loop as it happens: text deltas, each call, each result, then the ``RunResult``."""
+    events = _stream_run(llm, prompt, **options)
+    tracing = _telemetry.active
+    if tracing is None:
+        return events
+    return tracing.agent_stream(pipeline_of(llm), events)
+
+
+async def _stream_run(
     llm: Any,
     prompt: str | Sequence[Any] | None = None,
     *,

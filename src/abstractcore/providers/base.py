@@ -18,6 +18,7 @@ from abstractcore.core.errors import ConfigurationError, ProviderError
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
 from abstractcore.features.cost import PRICED_PROVIDERS, cost_of
 from abstractcore.features.request import CallKwargs, Request, build_request
+from abstractcore.features.telemetry import state as _telemetry
 from abstractcore.providers.pipeline import BASE_OPTIONS, ProviderPipeline
 
 if TYPE_CHECKING:
@@ -175,6 +176,14 @@ class AsyncProvider(ProviderPipeline):
         if params:
             validate_params(params, {"timeout"}, where=f"{self.name}.embed()")
         timeout = Timeout.of(params["timeout"]) if "timeout" in params else self.timeout
+        tracing = _telemetry.active
+        if tracing is not None:
+            return await tracing.embed(self, batch, lambda: self._embed_priced(batch, dimensions, timeout))  # type: ignore[no-any-return]
+        return await self._embed_priced(batch, dimensions, timeout)
+
+    async def _embed_priced(
+        self, batch: list[str], dimensions: int | None, timeout: Timeout
+    ) -> EmbeddingResponse:
         response = await self._embed(batch, dimensions=dimensions, timeout=timeout)
         if self.name in PRICED_PROVIDERS:
             response.cost = cost_of(self.name, response.model or self.model, response.usage)

@@ -28,6 +28,7 @@ from abstractcore.features.structured_strategy import (
     structured_text,
     structured_text_stream,
 )
+from abstractcore.features.telemetry import state as _telemetry
 from abstractcore.features.tools.forced import ForcedKind
 from abstractcore.features.tools.strategy import generate, prompted_request, tool_stream, tools_prompted
 
@@ -87,8 +88,16 @@ class ProviderPipeline(abc.ABC):
         """Answer ``request``: a ``GenerateResponse``, or the validated value of its ``output``.
 
         The one entry point below the public methods: the router, the tool loop, sessions,
-        batches and the server hand their built ``Request`` here."""
+        batches and the server hand their built ``Request`` here. With tracing on
+        (``abstractcore.instrument()``) the call is one span."""
         request = self._bind(request)
+        tracing = _telemetry.active
+        if tracing is not None:
+            return await tracing.send(self, request, self._send_untraced)
+        return await self._send_untraced(request)
+
+    async def _send_untraced(self, request: Request) -> Any:
+        """``_send`` of a bound ``request``, untraced."""
         output = request.output
         if output is None:
             response = await generate(self, request)
@@ -102,8 +111,16 @@ class ProviderPipeline(abc.ABC):
 
     def _send_stream(self, request: Request) -> AsyncIterator[Any]:
         """Stream ``request`` (partial values of its ``output`` when it has one); bad arguments
-        raise here, before the iterator is returned."""
+        raise here, before the iterator is returned. With tracing on the stream is one span, from
+        its first read to its end."""
         request = self._bind(request)
+        tracing = _telemetry.active
+        if tracing is not None:
+            return tracing.stream(self, request, self._stream_untraced(request))
+        return self._stream_untraced(request)
+
+    def _stream_untraced(self, request: Request) -> AsyncIterator[Any]:
+        """``_send_stream`` of a bound ``request``, untraced."""
         output = request.output
         if output is None:
             chunks = tool_stream(self, request) if request.tools else self._stream(request)

@@ -22,6 +22,7 @@ from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk, Usage
 from abstractcore.features.request import Request
+from abstractcore.features.telemetry import state as _telemetry
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.router.circuit import Circuit
 from abstractcore.router.deployment import (
@@ -297,7 +298,21 @@ class Router(AsyncProvider):
         A ``GenerateResponse`` comes back with ``attempts`` (``RouteAttempt``s: the deployments
         passed over, those that failed, and last the one that served it). A failure that does
         not move is raised at once; when no deployment is left, the last failure is raised,
-        ``attempts`` on it."""
+        ``attempts`` on it. With tracing on, one ``route`` span holds each attempt's span."""
+        tracing = _telemetry.active
+        if tracing is None:
+            return await self._send_routed(request)
+        from abstractcore.features.telemetry.tracing import attempts
+
+        with tracing.parent("route", self._span_attributes()) as span:
+            answer = await self._send_routed(request)
+            attempts(span, getattr(answer, "attempts", None))
+            return answer
+
+    def _span_attributes(self) -> dict[str, Any]:
+        return {"abstractcore.router.strategy": self.strategy}
+
+    async def _send_routed(self, request: Request) -> Any:
         request, needs = self._for_deployments(request)
         answer, attempts = await self._routed(needs, lambda provider: provider._send(request))
         if isinstance(answer, GenerateResponse):
@@ -313,7 +328,16 @@ class Router(AsyncProvider):
         request, needs = self._for_deployments(request)
         # checked the way the first deployment checks them (its stream is dropped unstarted)
         self._deployments[0].provider._send_stream(request)
-        return self._routed_stream(needs, lambda provider: provider._send_stream(request))
+        chunks = self._routed_stream(needs, lambda provider: provider._send_stream(request))
+        tracing = _telemetry.active
+        if tracing is None:
+            return chunks
+        from abstractcore.features.telemetry.tracing import attempts
+
+        def last(span: Any, chunk: Any) -> None:
+            attempts(span, getattr(chunk, "attempts", None))
+
+        return tracing.parent_stream("route", self._span_attributes(), chunks, last)
 
     async def _count(self, request: Request) -> int:
         """The input tokens of ``request`` as the first deployment (in the order given) that can

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from abstractcore.features.telemetry import state as telemetry
 from abstractcore.server.backends import Backends
 from abstractcore.server.config import ServerConfig
 from abstractcore.server.service import Reply, Service
@@ -50,6 +51,16 @@ def _response(reply: Reply) -> web.Response:
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
+    tracing = telemetry.active
+    if tracing is None:
+        return await _serve(request)
+    with tracing.server(request.method, request.path, request.headers) as span:
+        response = await _serve(request)
+        span.set_attribute("http.response.status_code", response.status)
+        return response
+
+
+async def _serve(request: web.Request) -> web.StreamResponse:
     service = request.app[_SERVICE]
     method, path, headers = request.method, request.path, request.headers
     early = service.check(method, path, headers)

@@ -1,0 +1,366 @@
+"""``Tracing``: the spans and metrics of one ``abstractcore.instrument()`` call.
+
+Imported by ``instrument()`` only (it imports opentelemetry). One span per model call, started on
+the request pipeline: ``send`` around ``ProviderPipeline._send``, ``stream`` around the iterator of
+``_send_stream`` (the span starts when the stream is first read and ends when it ends, is left,
+fails or is cancelled), ``embed`` around ``aembed``. ``parent`` and ``parent_stream`` are the spans
+the apps open around their calls (``invoke_agent``, the router, a batch), ``tool`` one tool
+execution, ``server`` one served request continuing the caller's ``traceparent``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from abstractcore._version import __version__
+from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk, ToolCall
+from abstractcore.features.telemetry.attributes import (
+    content_of,
+    error_type,
+    output_messages,
+    request_attributes,
+    response_attributes,
+    server_of,
+    usage_attributes,
+)
+
+__all__ = ["Tracing", "attempts"]
+
+_METRIC_KEYS = (
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "server.address",
+    "server.port",
+    "error.type",
+)
+_TOKEN_BUCKETS = [4.0**n for n in range(14)]
+_SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+
+
+def attempts(span: Span, tried: Any) -> None:
+    """The router's attempts (``RouteAttempt``s) as events of its span: which deployment, and why
+    the call moved on; the deployment that served it as an attribute."""
+    if not isinstance(tried, list):
+        return
+    for attempt in tried:
+        event: dict[str, Any] = {
+            "abstractcore.router.deployment": attempt.deployment,
+            "gen_ai.request.model": attempt.model,
+            "abstractcore.router.outcome": attempt.outcome,
+        }
+        if attempt.reason:
+            event["abstractcore.router.reason"] = attempt.reason
+        if attempt.error is not None:
+            event["error.type"] = error_type(attempt.error)
+        span.add_event("abstractcore.router.attempt", event)
+        if attempt.outcome == "ok":
+            span.set_attribute("abstractcore.router.deployment", attempt.deployment)
+
+
+def _fail(span: Span, error: BaseException) -> None:
+    attempts(span, getattr(error, "attempts", None))
+    span.set_attribute("error.type", error_type(error))
+    if isinstance(error, Exception):  # a cancellation is no error of the call
+        span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
+
+
+class Tracing:
+    """The tracer, the meter's histograms and the content switch (see the module docstring)."""
+
+    def __init__(self, tracer_provider: Any, meter_provider: Any, capture_content: bool) -> None:
+        self.capture_content = capture_content
+        self.tracer = trace.get_tracer("abstractcore", __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter("abstractcore", __version__, meter_provider=meter_provider)
+        self.duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+        )
+        self.tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+        )
+        self.first_chunk = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
+            description="Time to receive the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+        )
+
+    # -- model calls --------------------------------------------------------------------------
+
+    def _start(self, operation: str, provider: Any, model: str, params: Mapping[str, Any]) -> Span:
+        server = server_of(provider)
+        attributes = request_attributes(operation, provider.name, model, params, server)
+        kind = SpanKind.CLIENT if server is not None else SpanKind.INTERNAL
+        return self.tracer.start_span(f"{operation} {model}", kind=kind, attributes=attributes)
+
+    def _record(self, span: Span, seconds: float, usage: Any) -> None:
+        attributes = getattr(span, "attributes", None) or {}
+        labels = {k: attributes[k] for k in _METRIC_KEYS if k in attributes}
+        self.duration.record(seconds, labels)
+        if usage is not None and "error.type" not in labels:
+            self.tokens.record(usage.input_tokens, {**labels, "gen_ai.token.type": "input"})
+            self.tokens.record(usage.output_tokens, {**labels, "gen_ai.token.type": "output"})
+
+    async def send(self, provider: Any, request: Any, answer: Callable[[Any], Awaitable[Any]]) -> Any:
+        """``answer(request)`` (the pipeline's ``_send`` of a bound request) in its ``chat`` span."""
+        span = self._start("chat", provider, request.model, request.params)
+        if self.capture_content:
+            span.set_attributes(content_of(request.messages))
+        start = time.perf_counter()
+        usage = None
+        try:
+            if not span.is_recording() and not span.get_span_context().is_valid:
+                # no SDK configured (the API's no-op tracer, no parent): nothing to record or carry
+                result = await answer(request)
+                usage = getattr(result, "usage", None)
+                return result
+            with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                result = await answer(request)
+            if isinstance(result, GenerateResponse):
+                usage = result.usage
+                span.set_attributes(response_attributes(result))
+                if self.capture_content:
+                    span.set_attribute(
+                        "gen_ai.output.messages",
+                        output_messages(result.content, result.tool_calls, result.finish_reason),
+                    )
+            return result
+        except BaseException as error:
+            _fail(span, error)
+            raise
+        finally:
+            self._record(span, time.perf_counter() - start, usage)
+            span.end()
+
+    async def stream(self, provider: Any, request: Any, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """``chunks`` in one ``chat`` span, from the first read to the end of the stream."""
+        span = self._start("chat", provider, request.model, request.params)
+        span.set_attribute("gen_ai.request.stream", True)
+        if self.capture_content:
+            span.set_attributes(content_of(request.messages))
+        start = time.perf_counter()
+        first = True
+        last: StreamChunk | None = None
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        try:
+            while True:
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                if first:
+                    first = False
+                    seconds = time.perf_counter() - start
+                    span.set_attribute("gen_ai.response.time_to_first_chunk", seconds)
+                    self.first_chunk.record(seconds, self._labels(span))
+                if isinstance(chunk, StreamChunk):
+                    if self.capture_content:
+                        texts.append(chunk.content)
+                        calls.extend(chunk.tool_calls)
+                    if chunk.finish_reason is not None:
+                        last = chunk
+                yield chunk
+        except GeneratorExit:  # the consumer left early (``aclose``, a ``break``, garbage collection)
+            span.set_attribute("abstractcore.stream.closed_early", True)
+            raise
+        except BaseException as error:
+            _fail(span, error)
+            raise
+        finally:
+            try:
+                await _close(chunks)
+            finally:
+                if last is not None:
+                    span.set_attributes(response_attributes(last))
+                if self.capture_content and (texts or calls):
+                    reason = last.finish_reason if last is not None else None
+                    span.set_attribute(
+                        "gen_ai.output.messages", output_messages("".join(texts), calls, reason)
+                    )
+                self._record(span, time.perf_counter() - start, last.usage if last is not None else None)
+                span.end()
+
+    def _labels(self, span: Span) -> dict[str, Any]:
+        attributes = getattr(span, "attributes", None) or {}
+        return {k: attributes[k] for k in _METRIC_KEYS if k in attributes}
+
+    async def embed(self, provider: Any, texts: list[str], answer: Callable[[], Awaitable[Any]]) -> Any:
+        """``answer()`` (the provider's embeddings of ``texts``) in its ``embeddings`` span."""
+        span = self._start("embeddings", provider, provider.model, {})
+        start = time.perf_counter()
+        usage = None
+        try:
+            with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                result = await answer()
+            if isinstance(result, EmbeddingResponse):
+                usage = result.usage
+                span.set_attributes(response_attributes(_as_answer(result)))
+                if result.vectors:
+                    span.set_attribute("gen_ai.embeddings.dimension.count", len(result.vectors[0]))
+            return result
+        except BaseException as error:
+            _fail(span, error)
+            raise
+        finally:
+            self._record(span, time.perf_counter() - start, usage)
+            span.end()
+
+    # -- the apps' parent spans ---------------------------------------------------------------
+
+    @contextmanager
+    def parent(self, name: str, attributes: Mapping[str, Any]) -> Iterator[Span]:
+        """A span around a coroutine's work (no ``yield`` of a generator inside), current while it
+        runs so the calls inside are its children."""
+        with self.tracer.start_as_current_span(
+            name, attributes=dict(attributes), record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                yield span
+            except BaseException as error:
+                _fail(span, error)
+                raise
+
+    async def parent_stream(
+        self,
+        name: str,
+        attributes: Mapping[str, Any],
+        inner: AsyncIterator[Any],
+        last: Callable[[Span, Any], None],
+    ) -> AsyncIterator[Any]:
+        """``inner`` in one span, current during each read of ``inner`` (never across a ``yield``),
+        so the calls ``inner`` makes are its children; ``last(span, item)`` sees every item."""
+        span = self.tracer.start_span(name, attributes=dict(attributes))
+        parent = trace.set_span_in_context(span)
+        try:
+            while True:
+                token = context.attach(parent)
+                try:
+                    item = await inner.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    context.detach(token)
+                last(span, item)
+                yield item
+        except GeneratorExit:
+            span.set_attribute("abstractcore.stream.closed_early", True)
+            raise
+        except BaseException as error:
+            _fail(span, error)
+            raise
+        finally:
+            try:
+                await _close(inner)
+            finally:
+                span.end()
+
+    def _agent_attributes(self, pipeline: Any) -> dict[str, Any]:
+        return {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.provider.name": pipeline.name,
+            "gen_ai.request.model": pipeline.model,
+        }
+
+    def agent(self, pipeline: Any) -> Any:
+        """The ``invoke_agent`` span of a ``run``: its model turns and tool executions inside."""
+        return self.parent("invoke_agent", self._agent_attributes(pipeline))
+
+    def agent_stream(self, pipeline: Any, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """``astream_run``'s events in one ``invoke_agent`` span."""
+
+        def last(span: Span, event: Any) -> None:
+            result = getattr(event, "result", None)
+            if result is not None:
+                span.set_attributes(usage_attributes(result.usage))
+
+        return self.parent_stream("invoke_agent", self._agent_attributes(pipeline), events, last)
+
+    def batch(self, pipeline: Any, size: int) -> Any:
+        """The span of one ``abatch``: each item's call is its child."""
+        attributes = {
+            "gen_ai.provider.name": pipeline.name,
+            "gen_ai.request.model": pipeline.model,
+            "abstractcore.batch.size": size,
+        }
+        return self.parent("batch", attributes)
+
+    def tool_result(self, span: Span, error: str | None, result: Any) -> None:
+        """What a tool execution ended with: its error (the model sees it), or its result."""
+        if error is not None:
+            span.set_attribute("error.type", "ToolError")
+            span.set_status(Status(StatusCode.ERROR, error[:500]))
+        elif self.capture_content:
+            span.set_attribute("gen_ai.tool.call.result", _text(result))
+
+    @contextmanager
+    def tool(self, call: ToolCall, description: str | None) -> Iterator[Span]:
+        """The ``execute_tool {name}`` span of one tool execution."""
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call.name,
+            "gen_ai.tool.call.id": call.id,
+            "gen_ai.tool.type": "function",
+        }
+        if description:
+            attributes["gen_ai.tool.description"] = description
+        if self.capture_content:
+            attributes["gen_ai.tool.call.arguments"] = call.arguments_json()
+        with self.parent(f"execute_tool {call.name}", attributes) as span:
+            yield span
+
+    @contextmanager
+    def server(self, method: str, path: str, headers: Mapping[str, str]) -> Iterator[Span]:
+        """The server span of one request, continuing the caller's W3C ``traceparent``."""
+        parent = propagate.extract(headers)
+        attributes = {"http.request.method": method, "url.path": path}
+        with self.tracer.start_as_current_span(
+            f"{method} {path}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except BaseException as error:
+                _fail(span, error)
+                raise
+
+
+def _text(value: Any) -> str:
+    import json
+
+    try:
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _as_answer(response: EmbeddingResponse) -> GenerateResponse:
+    return GenerateResponse(usage=response.usage, model=response.model, cost=response.cost)
+
+
+async def _close(iterator: Any) -> None:
+    """Close ``iterator`` even while the calling task is being cancelled."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is None:
+        return
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        await aclose()
