@@ -4,6 +4,7 @@ object and event it sends is validated by the official SDK's types)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -333,3 +334,38 @@ async def test_a_forced_tool_is_named_in_tool_choice(server: FakeResponses) -> N
     assert [(c.id, c.arguments) for c in r.tool_calls] == [("call_f", {"city": "Bergen"})]
     assert r.finish_reason == "tool_calls"
     assert server.requests[-1]["tool_choice"] == {"type": "function", "name": "get_weather"}
+
+
+async def test_a_router_falls_back_to_a_responses_deployment(server: FakeResponses) -> None:
+    with socket.socket() as s:  # a port nothing listens on: the first deployment is refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    responses = {"model": "gpt-4.1-mini", "api": "responses", "base_url": server.base_url, "api_key": KEY}
+    router = create_llm(
+        "router",
+        models=[
+            (
+                "openai",
+                {
+                    "name": "down",
+                    "model": "gpt-4.1-mini",
+                    "base_url": dead,
+                    "api_key": KEY,
+                    "retry_config": NO_RETRY,
+                },
+            ),
+            ("openai", {"name": "responses", "retry_config": NO_RETRY, **responses}),
+        ],
+    )
+    server.script.append(Reply.text("Served.", usage=usage(5, 2)))
+    r = await router.agenerate("Hi")
+    assert r.content == "Served." and r.deployment == "responses"
+    assert server.requests[-1]["input"] == [{"role": "user", "content": "Hi"}]
+
+
+async def test_abatch_sends_each_item_to_the_responses_endpoint(server: FakeResponses) -> None:
+    llm = make(server)
+    server.script.extend(Reply.text(f"answer {i}", usage=usage(3, 2)) for i in range(3))
+    results = await llm.abatch([f"item {i}" for i in range(3)], concurrency=1, progress=False)
+    assert [r.content for r in results] == ["answer 0", "answer 1", "answer 2"]
+    assert [b["input"][0]["content"] for b in server.requests] == ["item 0", "item 1", "item 2"]
