@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from abstractcore.core.types import Message, ToolSpec
 from abstractcore.features.tools.schema import TOOL_CHOICES, normalise_tool_choice, tool_definition_problem
 
 __all__ = [
+    "answer_format",
     "FieldError",
     "Fields",
     "JsonFormat",
@@ -235,3 +236,19 @@ def check_tools(tools: list[ToolSpec], choice: Any, *, tools_param: str, choice_
         return normalise_tool_choice(choice, tools)
     except ValueError as exc:
         raise FieldError(choice_param, str(exc)) from None
+
+
+def answer_format(form: Fields | None, schema_of: Callable[[Fields], JsonFormat]) -> JsonFormat | None:
+    """An answer-format field (``{"type": "text" | "json_object" | "json_schema", ...}``, as Chat
+    Completions' ``response_format`` and the Responses API's ``text.format`` have it) as a
+    ``JsonFormat``: None for text, any JSON object, or the schema ``schema_of`` reads."""
+    if form is None:
+        return None
+    kind = form.string("type", required=True)
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return JsonFormat({"type": "object"}, "json_object")
+    if kind != "json_schema":
+        raise FieldError(form.path("type"), "must be 'text', 'json_object' or 'json_schema'")
+    return schema_of(form)

@@ -27,7 +27,15 @@ from abstractcore.core.types import (
 )
 from abstractcore.features.media import decode_data_url
 from abstractcore.wire.encoding import dumps, new_id, now, sse_data
-from abstractcore.wire.fields import FieldError, Fields, JsonFormat, ParsedCall, check_tools, checked_tool
+from abstractcore.wire.fields import (
+    FieldError,
+    Fields,
+    JsonFormat,
+    ParsedCall,
+    answer_format,
+    check_tools,
+    checked_tool,
+)
 from abstractcore.wire.openai_chat.shapes import call_body, server_finish_reason, usage_body
 
 __all__ = ["ChatStream", "completion", "include_usage", "model_list", "parse_chat"]
@@ -199,16 +207,10 @@ def _tools(body: Fields) -> list[ToolSpec]:
 
 
 def _answer(body: Fields) -> JsonFormat | None:
-    form = body.object("response_format")
-    if form is None:
-        return None
-    kind = form.string("type", required=True)
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return JsonFormat({"type": "object"}, "json_object")
-    if kind != "json_schema":
-        raise FieldError(form.path("type"), "must be 'text', 'json_object' or 'json_schema'")
+    return answer_format(body.object("response_format"), _json_schema)
+
+
+def _json_schema(form: Fields) -> JsonFormat:
     spec = form.object("json_schema", required=True)
     assert spec is not None
     schema = spec.object("schema")

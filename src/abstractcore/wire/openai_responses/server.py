@@ -32,7 +32,15 @@ from abstractcore.core.types import (
 )
 from abstractcore.features.media import decode_data_url
 from abstractcore.wire.encoding import new_id, now
-from abstractcore.wire.fields import FieldError, Fields, JsonFormat, ParsedCall, check_tools, checked_tool
+from abstractcore.wire.fields import (
+    FieldError,
+    Fields,
+    JsonFormat,
+    ParsedCall,
+    answer_format,
+    check_tools,
+    checked_tool,
+)
 from abstractcore.wire.openai_responses.shapes import (
     function_call_item,
     message_item,
@@ -265,16 +273,10 @@ def _tools(body: Fields) -> list[ToolSpec]:
 
 def _answer(body: Fields) -> JsonFormat | None:
     text = body.object("text")
-    form = text.object("format") if text else None
-    if form is None:
-        return None
-    kind = form.string("type", required=True)
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return JsonFormat({"type": "object"}, "json_object")
-    if kind != "json_schema":
-        raise FieldError(form.path("type"), "must be 'text', 'json_object' or 'json_schema'")
+    return answer_format(text.object("format") if text else None, _json_schema)
+
+
+def _json_schema(form: Fields) -> JsonFormat:
     schema = form.object("schema", required=True)
     assert schema is not None
     return JsonFormat(dict(schema.data), form.string("name") or "json_answer")
