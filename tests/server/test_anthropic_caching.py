@@ -14,12 +14,25 @@ from typing import Any
 
 import pytest
 
-from abstractcore import create_llm
+from abstractcore import LLM, create_llm
 from tests.server.support import MODEL, RunningServer, anthropic_client, running_server
 from tests.servers.anthropic_server import API_KEY as ANTHROPIC_KEY
 from tests.servers.anthropic_server import AnthropicServer
 
 pytestmark = pytest.mark.slow
+
+
+def anthropic_backend(server: AnthropicServer) -> tuple[LLM, Any]:
+    """A back end on the Anthropic test server, and the script recording what it was sent."""
+    script = server.script()
+    llm = create_llm(
+        "anthropic",
+        model="claude-haiku-4-5",
+        base_url=server.url,
+        api_key=ANTHROPIC_KEY,
+        headers=script.headers,
+    )
+    return llm, script
 
 
 def _system() -> list[dict[str, Any]]:
@@ -30,14 +43,7 @@ def _system() -> list[dict[str, Any]]:
 def test_cache_control_is_honoured_and_the_cached_tokens_reported(
     anthropic_test_server: AnthropicServer,
 ) -> None:
-    script = anthropic_test_server.script()
-    backend = create_llm(
-        "anthropic",
-        model="claude-haiku-4-5",
-        base_url=anthropic_test_server.url,
-        api_key=ANTHROPIC_KEY,
-        headers=script.headers,
-    )
+    backend, script = anthropic_backend(anthropic_test_server)
     system = _system()
     messages: Any = [{"role": "user", "content": "Name a colour."}]
     with running_server({"claude": backend}) as server:
@@ -62,14 +68,7 @@ def test_cache_control_is_honoured_and_the_cached_tokens_reported(
 
 
 def test_a_one_hour_breakpoint_asks_the_back_end_for_the_hour(anthropic_test_server: AnthropicServer) -> None:
-    script = anthropic_test_server.script()
-    backend = create_llm(
-        "anthropic",
-        model="claude-haiku-4-5",
-        base_url=anthropic_test_server.url,
-        api_key=ANTHROPIC_KEY,
-        headers=script.headers,
-    )
+    backend, script = anthropic_backend(anthropic_test_server)
     system = _system()
     system[-1]["cache_control"]["ttl"] = "1h"
     with running_server({"claude": backend}) as server:
@@ -95,14 +94,7 @@ def test_cache_control_on_a_back_end_that_caches_by_itself_is_accepted(
 def test_a_clients_breakpoint_reaches_the_back_end_on_the_same_block(
     anthropic_test_server: AnthropicServer,
 ) -> None:
-    script = anthropic_test_server.script()
-    backend = create_llm(
-        "anthropic",
-        model="claude-haiku-4-5",
-        base_url=anthropic_test_server.url,
-        api_key=ANTHROPIC_KEY,
-        headers=script.headers,
-    )
+    backend, script = anthropic_backend(anthropic_test_server)
     document = f"Manual {uuid.uuid4().hex}. " + "Aisle rules apply. " * 60
     content: Any = [
         {"type": "text", "text": document, "cache_control": {"type": "ephemeral"}},
