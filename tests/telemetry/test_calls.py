@@ -8,8 +8,12 @@ import gc
 import socket
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import abstractcore
 from abstractcore import AuthenticationError, ProviderConnectionError, RetryConfig, create_llm
 from tests.servers.openai_fake import KEY, FakeOpenAI, Fault
 from tests.telemetry.conftest import Traced
@@ -195,3 +199,41 @@ def test_content_is_not_recorded_by_default(fake: FakeOpenAI, traced: Traced) ->
     assert not any(
         k.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.system")) for k in span.attributes or {}
     )
+
+
+def test_metrics_carry_their_attributes_without_a_tracer_provider(fake: FakeOpenAI) -> None:
+    """A meter provider alone (the global tracer is the API's no-op one): the histograms still
+    carry the request's and the answer's attributes, for a call, a stream and a failure."""
+    reader = InMemoryMetricReader()
+    abstractcore.instrument(None, MeterProvider(metric_readers=[reader]))
+    try:
+        llm = create_llm("openai", model="gpt-test", base_url=fake.base_url, api_key=KEY)
+        llm.generate("Hi")
+        "".join(chunk.content for chunk in llm.stream("Hi"))
+        wrong = create_llm("openai", model="gpt-test", base_url=fake.base_url, api_key="sk-wrong-0123")
+        with pytest.raises(AuthenticationError):
+            wrong.generate("Hi")
+    finally:
+        abstractcore.instrument(False)
+    traced = Traced(InMemorySpanExporter(), reader)
+    assert traced.spans() == []
+    expected = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-test",
+        "server.address": "127.0.0.1",
+        "server.port": _port(fake.base_url),
+    }
+    durations = sorted(
+        (dict(p.attributes) for p in traced.points("gen_ai.client.operation.duration")), key=len
+    )
+    answered = {**expected, "gen_ai.response.model": "gpt-test"}
+    assert durations == [answered, {**expected, "error.type": "AuthenticationError"}]
+    assert [p.count for p in traced.points("gen_ai.client.operation.duration")] == [2, 1]
+    tokens = traced.points("gen_ai.client.token.usage")
+    assert {p.attributes["gen_ai.token.type"]: p.sum for p in tokens} == {"input": 14, "output": 12}
+    for point in tokens:
+        kind = point.attributes["gen_ai.token.type"]
+        assert dict(point.attributes) == {**answered, "gen_ai.token.type": kind}
+    [first] = traced.points("gen_ai.client.operation.time_to_first_chunk")
+    assert dict(first.attributes) == expected

@@ -10,9 +10,9 @@ execution, ``server`` one served request continuing the caller's ``traceparent``
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from time import perf_counter
 from typing import Any
 
 from opentelemetry import context, metrics, propagate, trace
@@ -32,14 +32,13 @@ from abstractcore.features.telemetry.attributes import (
 
 __all__ = ["Tracing", "attempts"]
 
-_METRIC_KEYS = (
+#: The request attributes the metrics carry (the response model and ``error.type`` are added).
+_REQUEST_LABELS = (
     "gen_ai.operation.name",
     "gen_ai.provider.name",
     "gen_ai.request.model",
-    "gen_ai.response.model",
     "server.address",
     "server.port",
-    "error.type",
 )
 _TOKEN_BUCKETS = [4.0**n for n in range(14)]
 _SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
@@ -100,60 +99,79 @@ class Tracing:
 
     # -- model calls --------------------------------------------------------------------------
 
-    def _start(self, operation: str, provider: Any, model: str, params: Mapping[str, Any]) -> Span:
+    def _start(
+        self, operation: str, provider: Any, model: str, params: Mapping[str, Any], extra: Mapping[str, Any]
+    ) -> tuple[Span, dict[str, Any]]:
+        """The call's span, started with every attribute known before it is sent, and the metric
+        attributes: built from the same dict, never read back from the span (which records
+        nothing without an SDK tracer provider)."""
         server = server_of(provider)
         attributes = request_attributes(operation, provider.name, model, params, server)
+        labels = {k: attributes[k] for k in _REQUEST_LABELS if k in attributes}
+        if extra:
+            attributes.update(extra)
         kind = SpanKind.CLIENT if server is not None else SpanKind.INTERNAL
-        return self.tracer.start_span(f"{operation} {model}", kind=kind, attributes=attributes)
+        return self.tracer.start_span(f"{operation} {model}", kind=kind, attributes=attributes), labels
 
-    def _record(self, span: Span, seconds: float, usage: Any) -> None:
-        attributes = getattr(span, "attributes", None) or {}
-        labels = {k: attributes[k] for k in _METRIC_KEYS if k in attributes}
+    def _record(
+        self, labels: dict[str, Any], seconds: float, answer: Any, error: BaseException | None
+    ) -> None:
+        """The call's duration and, when it answered, its token usage (by token type). The dicts
+        handed to the SDK are new ones: it keeps the first it sees for each set of attributes."""
+        labels = dict(labels)
+        if error is not None:
+            labels["error.type"] = error_type(error)
+        model = getattr(answer, "model", None)
+        if model:
+            labels["gen_ai.response.model"] = model
         self.duration.record(seconds, labels)
-        if usage is not None and "error.type" not in labels:
+        usage = getattr(answer, "usage", None) if error is None else None
+        if usage is not None:
             self.tokens.record(usage.input_tokens, {**labels, "gen_ai.token.type": "input"})
             self.tokens.record(usage.output_tokens, {**labels, "gen_ai.token.type": "output"})
 
     async def send(self, provider: Any, request: Any, answer: Callable[[Any], Awaitable[Any]]) -> Any:
         """``answer(request)`` (the pipeline's ``_send`` of a bound request) in its ``chat`` span."""
-        span = self._start("chat", provider, request.model, request.params)
-        if self.capture_content:
-            span.set_attributes(content_of(request.messages))
-        start = time.perf_counter()
-        usage = None
+        extra = content_of(request.messages) if self.capture_content else None
+        span, labels = self._start("chat", provider, request.model, request.params, extra or {})
+        start = perf_counter()
+        result: Any = None
+        failure: BaseException | None = None
         try:
-            if not span.is_recording() and not span.get_span_context().is_valid:
-                # no SDK configured (the API's no-op tracer, no parent): nothing to record or carry
+            if span.is_recording() or span.get_span_context().is_valid:
+                token = context.attach(trace.set_span_in_context(span))
+                try:
+                    result = await answer(request)
+                finally:
+                    context.detach(token)
+            else:  # the API's no-op tracer and no parent: nothing to carry to the calls inside
                 result = await answer(request)
-                usage = getattr(result, "usage", None)
-                return result
-            with trace.use_span(span, record_exception=False, set_status_on_exception=False):
-                result = await answer(request)
-            if isinstance(result, GenerateResponse):
-                usage = result.usage
-                span.set_attributes(response_attributes(result))
+            if isinstance(result, GenerateResponse) and span.is_recording():
+                attributes = response_attributes(result)
                 if self.capture_content:
-                    span.set_attribute(
-                        "gen_ai.output.messages",
-                        output_messages(result.content, result.tool_calls, result.finish_reason),
+                    attributes["gen_ai.output.messages"] = output_messages(
+                        result.content, result.tool_calls, result.finish_reason
                     )
+                span.set_attributes(attributes)
             return result
         except BaseException as error:
+            failure = error
             _fail(span, error)
             raise
         finally:
-            self._record(span, time.perf_counter() - start, usage)
+            self._record(labels, perf_counter() - start, result, failure)
             span.end()
 
     async def stream(self, provider: Any, request: Any, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """``chunks`` in one ``chat`` span, from the first read to the end of the stream."""
-        span = self._start("chat", provider, request.model, request.params)
-        span.set_attribute("gen_ai.request.stream", True)
+        extra: dict[str, Any] = {"gen_ai.request.stream": True}
         if self.capture_content:
-            span.set_attributes(content_of(request.messages))
-        start = time.perf_counter()
+            extra.update(content_of(request.messages))
+        span, labels = self._start("chat", provider, request.model, request.params, extra)
+        start = perf_counter()
         first = True
         last: StreamChunk | None = None
+        failure: BaseException | None = None
         texts: list[str] = []
         calls: list[ToolCall] = []
         try:
@@ -164,9 +182,9 @@ class Tracing:
                     break
                 if first:
                     first = False
-                    seconds = time.perf_counter() - start
+                    seconds = perf_counter() - start
                     span.set_attribute("gen_ai.response.time_to_first_chunk", seconds)
-                    self.first_chunk.record(seconds, self._labels(span))
+                    self.first_chunk.record(seconds, labels)
                 if isinstance(chunk, StreamChunk):
                     if self.capture_content:
                         texts.append(chunk.content)
@@ -178,45 +196,43 @@ class Tracing:
             span.set_attribute("abstractcore.stream.closed_early", True)
             raise
         except BaseException as error:
+            failure = error
             _fail(span, error)
             raise
         finally:
             try:
                 await _close(chunks)
             finally:
-                if last is not None:
-                    span.set_attributes(response_attributes(last))
+                attributes = response_attributes(last) if last is not None else {}
                 if self.capture_content and (texts or calls):
                     reason = last.finish_reason if last is not None else None
-                    span.set_attribute(
-                        "gen_ai.output.messages", output_messages("".join(texts), calls, reason)
-                    )
-                self._record(span, time.perf_counter() - start, last.usage if last is not None else None)
+                    attributes["gen_ai.output.messages"] = output_messages("".join(texts), calls, reason)
+                if attributes:
+                    span.set_attributes(attributes)
+                self._record(labels, perf_counter() - start, last, failure)
                 span.end()
-
-    def _labels(self, span: Span) -> dict[str, Any]:
-        attributes = getattr(span, "attributes", None) or {}
-        return {k: attributes[k] for k in _METRIC_KEYS if k in attributes}
 
     async def embed(self, provider: Any, texts: list[str], answer: Callable[[], Awaitable[Any]]) -> Any:
         """``answer()`` (the provider's embeddings of ``texts``) in its ``embeddings`` span."""
-        span = self._start("embeddings", provider, provider.model, {})
-        start = time.perf_counter()
-        usage = None
+        span, labels = self._start("embeddings", provider, provider.model, {}, {})
+        start = perf_counter()
+        result: Any = None
+        failure: BaseException | None = None
         try:
             with trace.use_span(span, record_exception=False, set_status_on_exception=False):
                 result = await answer()
             if isinstance(result, EmbeddingResponse):
-                usage = result.usage
-                span.set_attributes(response_attributes(_as_answer(result)))
+                attributes = response_attributes(_as_answer(result))
                 if result.vectors:
-                    span.set_attribute("gen_ai.embeddings.dimension.count", len(result.vectors[0]))
+                    attributes["gen_ai.embeddings.dimension.count"] = len(result.vectors[0])
+                span.set_attributes(attributes)
             return result
         except BaseException as error:
+            failure = error
             _fail(span, error)
             raise
         finally:
-            self._record(span, time.perf_counter() - start, usage)
+            self._record(labels, perf_counter() - start, result, failure)
             span.end()
 
     # -- the apps' parent spans ---------------------------------------------------------------
