@@ -135,6 +135,10 @@ MODULE_LAYERS = {
     "abstractcore.integrations.mcp.connection": "apps",
     "abstractcore.integrations.mcp.results": "apps",
     "abstractcore.run": "apps",
+    "abstractcore.run.loop": "apps",
+    "abstractcore.run.results": "apps",
+    "abstractcore.run.stream": "apps",
+    "abstractcore.run.tools": "apps",
     "abstractcore.session": "apps",
     # sync face
     "abstractcore._llm_base": "sync face",
