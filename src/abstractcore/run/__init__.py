@@ -39,6 +39,7 @@ from abstractcore.run.results import Approve, RunEvent, RunResult, RunStep, Tool
 from abstractcore.run.stream import stream_run
 
 __all__ = [
+    "Approve",
     "RunEvent",
     "RunResult",
     "RunStep",
