@@ -20,6 +20,7 @@ __all__ = [
     "content_of",
     "error_type",
     "output_messages",
+    "param_attributes",
     "request_attributes",
     "response_attributes",
     "server_of",
@@ -65,17 +66,26 @@ def request_attributes(
         "gen_ai.provider.name": provider,
         "gen_ai.request.model": model,
     }
+    if server is not None:
+        attributes["server.address"], attributes["server.port"] = server
+    attributes.update(param_attributes(params))
+    return attributes
+
+
+def param_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``gen_ai.request.*`` sampling parameters given (temperature, max_tokens, stop, ...)."""
+    attributes: dict[str, Any] = {}
+    if not params:
+        return attributes
     for name, key in _PARAMS.items():
         value = params.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             attributes[key] = value
     stop = params.get("stop")
     if isinstance(stop, str):
         attributes["gen_ai.request.stop_sequences"] = [stop]
     elif isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop):
         attributes["gen_ai.request.stop_sequences"] = list(stop)
-    if server is not None:
-        attributes["server.address"], attributes["server.port"] = server
     return attributes
 
 

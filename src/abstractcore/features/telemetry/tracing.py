@@ -24,6 +24,7 @@ from abstractcore.features.telemetry.attributes import (
     content_of,
     error_type,
     output_messages,
+    param_attributes,
     request_attributes,
     response_attributes,
     server_of,
@@ -40,6 +41,8 @@ _REQUEST_LABELS = (
     "server.address",
     "server.port",
 )
+#: A call's span name, kind, request attributes (without parameters) and metric attributes.
+_Base = tuple[str, SpanKind, dict[str, Any], dict[str, Any]]
 _TOKEN_BUCKETS = [4.0**n for n in range(14)]
 _SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 
@@ -76,6 +79,8 @@ class Tracing:
 
     def __init__(self, tracer_provider: Any, meter_provider: Any, capture_content: bool) -> None:
         self.capture_content = capture_content
+        #: (operation, provider, base_url, model) -> what every call of theirs starts with.
+        self._bases: dict[tuple[str, str, Any, str], _Base] = {}
         self.tracer = trace.get_tracer("abstractcore", __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter("abstractcore", __version__, meter_provider=meter_provider)
         self.duration = meter.create_histogram(
@@ -103,29 +108,41 @@ class Tracing:
         self, operation: str, provider: Any, model: str, params: Mapping[str, Any], extra: Mapping[str, Any]
     ) -> tuple[Span, dict[str, Any]]:
         """The call's span, started with every attribute known before it is sent, and the metric
-        attributes: built from the same dict, never read back from the span (which records
-        nothing without an SDK tracer provider)."""
+        attributes: built from the same values, never read back from the span (which records
+        nothing without an SDK tracer provider). What depends on the provider and model only is
+        built once per provider and model."""
+        key = (operation, provider.name, getattr(provider, "base_url", None), model)
+        base = self._bases.get(key)
+        if base is None:
+            base = self._base(operation, provider, model)
+            if len(self._bases) < 1024:
+                self._bases[key] = base
+        name, kind, attributes, labels = base
+        if params or extra:
+            attributes = {**attributes, **param_attributes(params), **extra}
+        return self.tracer.start_span(name, kind=kind, attributes=attributes), labels
+
+    @staticmethod
+    def _base(operation: str, provider: Any, model: str) -> _Base:
         server = server_of(provider)
-        attributes = request_attributes(operation, provider.name, model, params, server)
+        attributes = request_attributes(operation, provider.name, model, {}, server)
         labels = {k: attributes[k] for k in _REQUEST_LABELS if k in attributes}
-        if extra:
-            attributes.update(extra)
         kind = SpanKind.CLIENT if server is not None else SpanKind.INTERNAL
-        return self.tracer.start_span(f"{operation} {model}", kind=kind, attributes=attributes), labels
+        return f"{operation} {model}", kind, attributes, labels
 
     def _record(
         self, labels: dict[str, Any], seconds: float, answer: Any, error: BaseException | None
     ) -> None:
-        """The call's duration and, when it answered, its token usage (by token type). The dicts
-        handed to the SDK are new ones: it keeps the first it sees for each set of attributes."""
-        labels = dict(labels)
-        if error is not None:
-            labels["error.type"] = error_type(error)
+        """The call's duration and, when it answered, its token usage (by token type). ``labels``
+        is shared by the calls of one provider and model: never changed, new dicts are recorded."""
         model = getattr(answer, "model", None)
+        if error is not None:
+            self.duration.record(seconds, {**labels, "error.type": error_type(error)})
+            return
         if model:
-            labels["gen_ai.response.model"] = model
+            labels = {**labels, "gen_ai.response.model": model}
         self.duration.record(seconds, labels)
-        usage = getattr(answer, "usage", None) if error is None else None
+        usage = getattr(answer, "usage", None)
         if usage is not None:
             self.tokens.record(usage.input_tokens, {**labels, "gen_ai.token.type": "input"})
             self.tokens.record(usage.output_tokens, {**labels, "gen_ai.token.type": "output"})
