@@ -66,6 +66,7 @@ MODULE_LAYERS = {
     "abstractcore.features.telemetry": "features",
     "abstractcore.features.telemetry.state": "features",
     "abstractcore.features.telemetry.attributes": "features",
+    "abstractcore.features.telemetry.environment": "features",
     "abstractcore.features.telemetry.tracing": "features",
     "abstractcore.features.hosted_models": "features",
     "abstractcore.features.media": "features",

@@ -128,7 +128,13 @@ async def start(app: web.Application, host: str = "127.0.0.1", port: int = 8000)
 
 
 def run(app: web.Application, config: ServerConfig, *, announce: bool = True) -> None:
-    """Serve ``app`` until interrupted (Ctrl-C or SIGTERM), then close the back ends."""
+    """Serve ``app`` until interrupted (Ctrl-C or SIGTERM), then close the back ends. With
+    ``config.otel`` tracing is switched on first, the OpenTelemetry SDK configured from the
+    ``OTEL_*`` environment variables (``docs/tracing.md``)."""
+    if config.otel:
+        from abstractcore.features.telemetry.environment import instrument_from_environment
+
+        instrument_from_environment()
 
     async def main() -> None:
         runner = await start(app, config.host, config.port)

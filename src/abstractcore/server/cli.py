@@ -4,6 +4,7 @@
     abstractcore serve --provider ollama --model qwen2.5-coder:7b --port 8080
     abstractcore serve --config server.yaml               # several back ends
     ABSTRACTCORE_SERVER_API_KEY=... abstractcore serve --host 0.0.0.0
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 abstractcore serve --otel   # traced
 
 Any failure to start (a bad option, an unknown provider, a port in use) prints one line on
 stderr and exits non-zero. Ctrl-C (or SIGTERM) stops the server gracefully and exits 0; further
@@ -73,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         "--max-request-bytes", dest="max_request_bytes", type=int, help=f"default {DEFAULT_MAX_REQUEST_BYTES}"
     )
     net.add_argument(
+        "--otel",
+        action="store_true",
+        default=None,
+        help="trace every request with OpenTelemetry (the SDK configured from the OTEL_* variables; "
+        "see docs/tracing.md)",
+    )
+    net.add_argument(
         "--log-level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"]
     )
     return parser
@@ -102,7 +110,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         entry = ModelEntry(args.provider or "huggingface", args.model, args.name, tuple(args.alias), options)
         config = ServerConfig(models=(entry,))
     changes: dict[str, Any] = {}
-    for name in ("host", "port", "max_request_bytes"):
+    for name in ("host", "port", "max_request_bytes", "otel"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.cors_origins:

@@ -50,6 +50,7 @@ _SERVER_KEYS = (
     "max_request_bytes",
     "responses_store_size",
     "responses_store_ttl",
+    "otel",
     "models",
 )
 _MODEL_KEYS = ("provider", "model", "name", "aliases", "options")
@@ -75,7 +76,9 @@ class ServerConfig:
     allowed to call it (none: CORS off); ``max_request_bytes`` the largest request body;
     ``responses_store_size`` and ``responses_store_ttl`` bound the responses kept in memory for
     ``previous_response_id`` (how many, the least recently used dropped first; for how many
-    seconds each).
+    seconds each). ``otel`` switches tracing on when the server starts (``abstractcore serve
+    --otel``): the OpenTelemetry SDK configured from the ``OTEL_*`` environment variables, see
+    ``docs/tracing.md``.
     """
 
     host: str = "127.0.0.1"
@@ -86,6 +89,7 @@ class ServerConfig:
     models: tuple[ModelEntry, ...] = ()
     responses_store_size: int = 1000
     responses_store_ttl: float = 3600.0
+    otel: bool = False
 
     def __post_init__(self) -> None:
         size, ttl = self.responses_store_size, self.responses_store_ttl
@@ -93,6 +97,8 @@ class ServerConfig:
             raise ConfigurationError(f"responses_store_size must be an integer >= 0; got {size!r}.")
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
             raise ConfigurationError(f"responses_store_ttl must be a number of seconds > 0; got {ttl!r}.")
+        if not isinstance(self.otel, bool):
+            raise ConfigurationError(f"otel must be true or false; got {self.otel!r}.")
         if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port must be an integer 0-65535; got {self.port!r}.")
         if not isinstance(self.max_request_bytes, int) or self.max_request_bytes < 1024:
@@ -193,5 +199,6 @@ def load_config(path: str | os.PathLike[str]) -> ServerConfig:
         max_request_bytes=data.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES),
         responses_store_size=data.get("responses_store_size", 1000),
         responses_store_ttl=data.get("responses_store_ttl", 3600.0),
+        otel=data.get("otel", False),
         models=tuple(_entry(m, f"{where}: models[{i}]") for i, m in enumerate(models)),
     )
