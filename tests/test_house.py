@@ -36,6 +36,7 @@ MODULE_LAYERS = {
     "abstractcore.transport.http": "transport",
     "abstractcore.transport.httpx_transport": "transport",
     "abstractcore.transport.ndjson": "transport",
+    "abstractcore.transport.propagation": "transport",
     "abstractcore.transport.sse": "transport",
     "abstractcore.transport.threads": "transport",
     # engines

@@ -40,6 +40,7 @@ from abstractcore.core.errors import (
 )
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.secrets import Secret
+from abstractcore.transport import propagation
 from abstractcore.transport.base import (
     HeaderValue,
     HttpRequest,
@@ -217,6 +218,9 @@ class HttpClient:
                 url += ("&" if "?" in url else "?") + urlencode(extras.query, doseq=True)
         content = None if body is None else _ENCODER.encode(body).encode()
         all_headers = {**self._headers, **headers} if headers else self._headers
+        outgoing = propagation.outgoing
+        if outgoing is not None:  # tracing's traceparent (``instrument(propagate=True)``)
+            all_headers = {**all_headers, **outgoing()}
         return HttpRequest(method, url, all_headers, content, timeout or self.timeout)
 
     async def _send(self, request: HttpRequest, *, stream: bool, model: str | None) -> TransportResponse:

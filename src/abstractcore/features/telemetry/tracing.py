@@ -31,7 +31,7 @@ from abstractcore.features.telemetry.attributes import (
     usage_attributes,
 )
 
-__all__ = ["Tracing", "attempts"]
+__all__ = ["Tracing", "attempts", "trace_headers"]
 
 #: The request attributes the metrics carry (the response model and ``error.type`` are added).
 _REQUEST_LABELS = (
@@ -65,6 +65,13 @@ def attempts(span: Span, tried: Any) -> None:
         span.add_event("abstractcore.router.attempt", event)
         if attempt.outcome == "ok":
             span.set_attribute("abstractcore.router.deployment", attempt.deployment)
+
+
+def trace_headers() -> dict[str, str]:
+    """The current trace context as request headers (``traceparent``, by the global propagator)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
 
 
 def _fail(span: Span, error: BaseException) -> None:
@@ -191,12 +198,19 @@ class Tracing:
         failure: BaseException | None = None
         texts: list[str] = []
         calls: list[ToolCall] = []
+        # current while the first read sends the request (its retries too): the context propagated
+        # in its headers, and any HTTP client instrumentation's spans its children
+        current = trace.set_span_in_context(span) if span.get_span_context().is_valid else None
         try:
             while True:
+                token = context.attach(current) if first and current is not None else None
                 try:
                     chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     break
+                finally:
+                    if token is not None:
+                        context.detach(token)
                 if first:
                     first = False
                     seconds = perf_counter() - start
