@@ -1,5 +1,7 @@
 """The attributes of a span, as plain dicts: what the OpenTelemetry GenAI semantic conventions
-(v0.1.0 of open-telemetry/semantic-conventions-genai) name, read from a ``Request`` and its answer.
+name (the registry of semantic-conventions v1.41.0, carried on by
+open-telemetry/semantic-conventions-genai v0.1.0; see docs/tracing.md), read from a ``Request``
+and its answer.
 
 Pure functions over abstractcore's types; nothing here imports opentelemetry. API keys are never
 read: a request carries none, and only a provider's ``base_url`` host and port are taken.
@@ -80,6 +82,8 @@ def param_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
     for name, key in _PARAMS.items():
         value = params.get(name)
         if value is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if name == "top_k" and float(value).is_integer():
+                value = int(value)  # an int since semantic-conventions-genai v0.1.0
             attributes[key] = value
     stop = params.get("stop")
     if isinstance(stop, str):
