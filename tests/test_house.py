@@ -65,6 +65,7 @@ MODULE_LAYERS = {
     "abstractcore.features.constrain": "features",
     "abstractcore.features.cost": "features",
     "abstractcore.features.telemetry": "features",
+    "abstractcore.features.telemetry.spans": "features",
     "abstractcore.features.telemetry.state": "features",
     "abstractcore.features.telemetry.attributes": "features",
     "abstractcore.features.telemetry.environment": "features",

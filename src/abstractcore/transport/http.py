@@ -218,10 +218,7 @@ class HttpClient:
                 url += ("&" if "?" in url else "?") + urlencode(extras.query, doseq=True)
         content = None if body is None else _ENCODER.encode(body).encode()
         all_headers = {**self._headers, **headers} if headers else self._headers
-        outgoing = propagation.outgoing
-        if outgoing is not None:  # tracing's traceparent (``instrument(propagate=True)``)
-            all_headers = {**all_headers, **outgoing()}
-        return HttpRequest(method, url, all_headers, content, timeout or self.timeout)
+        return HttpRequest(method, url, propagation.added(all_headers), content, timeout or self.timeout)
 
     async def _send(self, request: HttpRequest, *, stream: bool, model: str | None) -> TransportResponse:
         attempt = 0

@@ -30,8 +30,9 @@ from abstractcore.features.telemetry.attributes import (
     server_of,
     usage_attributes,
 )
+from abstractcore.features.telemetry.spans import attempts, close, fail, trace_headers
 
-__all__ = ["Tracing", "attempts", "trace_headers"]
+__all__ = ["Tracing", "attempts", "trace_headers"]  # the last two from ``spans.py``
 
 #: The request attributes the metrics carry (the response model and ``error.type`` are added).
 _REQUEST_LABELS = (
@@ -45,40 +46,6 @@ _REQUEST_LABELS = (
 _Base = tuple[str, SpanKind, dict[str, Any], dict[str, Any]]
 _TOKEN_BUCKETS = [4.0**n for n in range(14)]
 _SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
-
-
-def attempts(span: Span, tried: Any) -> None:
-    """The router's attempts (``RouteAttempt``s) as events of its span: which deployment, and why
-    the call moved on; the deployment that served it as an attribute."""
-    if not isinstance(tried, list):
-        return
-    for attempt in tried:
-        event: dict[str, Any] = {
-            "abstractcore.router.deployment": attempt.deployment,
-            "gen_ai.request.model": attempt.model,
-            "abstractcore.router.outcome": attempt.outcome,
-        }
-        if attempt.reason:
-            event["abstractcore.router.reason"] = attempt.reason
-        if attempt.error is not None:
-            event["error.type"] = error_type(attempt.error)
-        span.add_event("abstractcore.router.attempt", event)
-        if attempt.outcome == "ok":
-            span.set_attribute("abstractcore.router.deployment", attempt.deployment)
-
-
-def trace_headers() -> dict[str, str]:
-    """The current trace context as request headers (``traceparent``, by the global propagator)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
-
-
-def _fail(span: Span, error: BaseException) -> None:
-    attempts(span, getattr(error, "attempts", None))
-    span.set_attribute("error.type", error_type(error))
-    if isinstance(error, Exception):  # a cancellation is no error of the call
-        span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
 
 
 class Tracing:
@@ -180,7 +147,7 @@ class Tracing:
             return result
         except BaseException as error:
             failure = error
-            _fail(span, error)
+            fail(span, error)
             raise
         finally:
             self._record(labels, perf_counter() - start, result, failure)
@@ -228,11 +195,11 @@ class Tracing:
             raise
         except BaseException as error:
             failure = error
-            _fail(span, error)
+            fail(span, error)
             raise
         finally:
             try:
-                await _close(chunks)
+                await close(chunks)
             finally:
                 attributes = response_attributes(last) if last is not None else {}
                 if self.capture_content and (texts or calls):
@@ -260,7 +227,7 @@ class Tracing:
             return result
         except BaseException as error:
             failure = error
-            _fail(span, error)
+            fail(span, error)
             raise
         finally:
             self._record(labels, perf_counter() - start, result, failure)
@@ -278,7 +245,7 @@ class Tracing:
             try:
                 yield span
             except BaseException as error:
-                _fail(span, error)
+                fail(span, error)
                 raise
 
     async def parent_stream(
@@ -307,11 +274,11 @@ class Tracing:
             span.set_attribute("abstractcore.stream.closed_early", True)
             raise
         except BaseException as error:
-            _fail(span, error)
+            fail(span, error)
             raise
         finally:
             try:
-                await _close(inner)
+                await close(inner)
             finally:
                 span.end()
 
@@ -385,7 +352,7 @@ class Tracing:
             try:
                 yield span
             except BaseException as error:
-                _fail(span, error)
+                fail(span, error)
                 raise
 
 
@@ -400,14 +367,3 @@ def _text(value: Any) -> str:
 
 def _as_answer(response: EmbeddingResponse) -> GenerateResponse:
     return GenerateResponse(usage=response.usage, model=response.model, cost=response.cost)
-
-
-async def _close(iterator: Any) -> None:
-    """Close ``iterator`` even while the calling task is being cancelled."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is None:
-        return
-    import anyio
-
-    with anyio.CancelScope(shield=True):
-        await aclose()
