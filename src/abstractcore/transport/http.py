@@ -215,7 +215,10 @@ class HttpClient:
                 headers = {**(headers or {}), **extras.headers}
             if extras.query:
                 url += ("&" if "?" in url else "?") + urlencode(extras.query, doseq=True)
-        content = None if body is None else _ENCODER.encode(body).encode()
+        # bytes are sent as they are (a multipart upload, a pre-encoded batch); the rest as JSON
+        content = (
+            None if body is None else body if isinstance(body, bytes) else _ENCODER.encode(body).encode()
+        )
         all_headers = {**self._headers, **headers} if headers else self._headers
         return HttpRequest(method, url, all_headers, content, timeout or self.timeout)
 
