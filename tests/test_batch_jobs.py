@@ -326,3 +326,12 @@ def test_anthropic_split_under_the_limits(anthropic_batches: AnthropicBatches) -
     job = llm.submit_batch(items, limits=BatchLimits(requests=2, bytes=10**6))
     assert len(job.batch_ids) == 3
     assert [r.content for r in llm.resume_batch(job.id, poll_interval=0.01)] == items
+
+
+def test_a_batch_the_provider_refuses_gives_every_item_the_reason(openai_batches: OpenAIBatches) -> None:
+    # stream=True smuggled into the bodies: OpenAI's validation fails the whole input file
+    results = openai_llm(openai_batches).batch(
+        ["one", "two"], via="provider", extra_body={"stream": True}, poll_interval=0.01
+    )
+    assert all(isinstance(r, BatchItemError) and r.reason == "failed" for r in results)
+    assert "stream is not supported in a batch (line 1)" in str(results[0])
