@@ -265,9 +265,11 @@ def test_a_provider_without_a_batch_api_says_so_before_sending() -> None:
 def test_a_job_id_is_checked_against_the_provider(openai_batches: OpenAIBatches) -> None:
     llm = openai_llm(openai_batches)
     with pytest.raises(ConfigurationError, match="belongs to anthropic"):
-        llm.resume_batch("anthropic:msgbatch_1")
+        llm.resume_batch("anthropic:msgbatch_1=3")
     with pytest.raises(ConfigurationError, match="Not a batch job id"):
         llm.resume_batch("batch_without_provider")
+    with pytest.raises(ConfigurationError, match="Not a batch job id"):
+        llm.resume_batch("openai:batch_1")  # without its item count
 
 
 # -- Anthropic -------------------------------------------------------------------------------

@@ -36,29 +36,36 @@ MAX_POLL_INTERVAL = 60.0
 class BatchJob:
     """A submitted provider batch job. ``id`` is all another process needs to resume it.
 
-    ``provider`` is the provider's name, ``batch_ids`` the provider batches it was split into,
-    ``total`` its items (known to the process that submitted it).
+    ``provider`` is the provider's name, ``batch_ids`` the provider batches it was split into
+    (consecutive items, in order) and ``sizes`` how many items each holds: the id carries both
+    (``"openai:batch_abc=50000,batch_def=10000"``), as a batch the provider refused may report
+    no counts at all.
     """
 
     id: str
     provider: str
     batch_ids: tuple[str, ...]
-    total: int | None = None
+    sizes: tuple[int, ...]
     _requests: tuple[Request, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def total(self) -> int:
+        """The job's items."""
+        return sum(self.sizes)
 
     @classmethod
     def parse(cls, job: BatchJob | str) -> BatchJob:
-        """The job an id names (``"provider:batch_id[,batch_id...]"``)."""
+        """The job an id names (``"provider:batch_id=items[,batch_id=items...]"``)."""
         if isinstance(job, BatchJob):
             return job
-        name, _, ids = job.partition(":") if isinstance(job, str) else ("", "", "")
-        batch_ids = tuple(i for i in ids.split(",") if i)
-        if not name or not batch_ids:
+        name, _, rest = job.partition(":") if isinstance(job, str) else ("", "", "")
+        parts = [part.rpartition("=") for part in rest.split(",") if part]
+        if not name or not parts or not all(i and sep and n.isdigit() for i, sep, n in parts):
             raise ConfigurationError(
                 f"Not a batch job id: {job!r}; it is the id of what asubmit_batch returned "
-                "(job.id, e.g. 'openai:batch_abc123')."
+                "(job.id, e.g. 'openai:batch_abc123=20')."
             )
-        return cls(job, name, batch_ids)
+        return cls(str(job), name, tuple(i for i, _, _ in parts), tuple(int(n) for _, _, n in parts))
 
 
 def _api(llm: Any) -> BatchAPI:
@@ -110,8 +117,9 @@ async def asubmit(
                 except Exception:  # the original failure is what the caller needs
                     pass
         raise
-    job_id = f"{provider.name}:{','.join(created)}"
-    return BatchJob(job_id, provider.name, tuple(created), len(requests), tuple(requests))
+    sizes = tuple(len(part) for part in parts)
+    job_id = f"{provider.name}:" + ",".join(f"{b}={n}" for b, n in zip(created, sizes, strict=True))
+    return BatchJob(job_id, provider.name, tuple(created), sizes, tuple(requests))
 
 
 async def acancel(llm: Any, job: BatchJob | str) -> None:
@@ -147,28 +155,30 @@ async def aresume(
         raise ConfigurationError(f"poll_interval must be a number of seconds > 0; got {poll_interval!r}.")
     api = _api(llm)
     statuses = await _wait(api, found, _show_progress(progress), float(poll_interval))
-    total = sum(s.total for s in statuses)
+    total = found.total
     requests = found._requests
     if len(requests) != total:  # another process: the request shape needed to decode, re-given
         generic = await api.provider._prepared(build_request("", response_model=response_model))
         requests = (generic,) * total
     results: list[Any] = [None] * total
     seen = [False] * total
-    for status in statuses:
+    start = 0
+    for status, size in zip(statuses, found.sizes, strict=True):
         async for line in api.lines(status):
-            if 0 <= line.index < total:
+            if start <= line.index < start + size:  # a line of this batch's items only
                 results[line.index] = api.decode(line, requests[line.index])
                 seen[line.index] = True
-    failure = next((s.failure for s in statuses if s.failure), None)
-    for index in range(total):
-        if not seen[index]:
-            results[index] = BatchItemError(
-                f"Item {index} has no result: " + (failure or "the provider returned no line for it."),
-                reason="failed",
-                custom_id=f"item-{index}",
-                provider=found.provider,
-                model=requests[index].model,
-            )
+        why = status.failure or f"the provider returned no line for it (batch {status.status})."
+        for index in range(start, start + size):
+            if not seen[index]:
+                results[index] = BatchItemError(
+                    f"Item {index} has no result: {why}",
+                    reason="failed",
+                    custom_id=f"item-{index}",
+                    provider=found.provider,
+                    model=requests[index].model,
+                )
+        start += size
     if not return_exceptions:
         _raise_first(results)
     return results
@@ -179,7 +189,7 @@ async def _wait(api: BatchAPI, job: BatchJob, show: bool, interval: float) -> li
     import anyio
 
     statuses = {batch_id: await api.status(batch_id) for batch_id in job.batch_ids}
-    bar = _Bar(sum(s.total for s in statuses.values()), show)
+    bar = _Bar(job.total, show)
     try:
         while True:
             bar.to(

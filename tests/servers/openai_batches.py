@@ -149,7 +149,8 @@ class OpenAIBatches:
         return None
 
     def _object(self, batch: Batch) -> dict[str, Any]:
-        total = len(batch.lines) if batch.status != "validating" else 0
+        # a batch refused at validation never counted its requests
+        total = 0 if batch.status == "validating" or batch.errors else len(batch.lines)
         return {
             "id": batch.id,
             "object": "batch",
