@@ -94,6 +94,7 @@ MODULE_LAYERS = {
     "abstractcore.wire.openai_responses.client": "features",
     "abstractcore.wire.openai_responses.events": "features",
     "abstractcore.wire.openai_responses.shapes": "features",
+    "abstractcore.wire.anthropic_messages.batch": "features",
     "abstractcore.wire.anthropic_messages.client": "features",
     "abstractcore.wire.anthropic_messages.server": "features",
     "abstractcore.wire.anthropic_messages.shapes": "features",
@@ -103,6 +104,8 @@ MODULE_LAYERS = {
     "abstractcore.features.local_thinking": "features",
     "abstractcore.wire.encoding": "features",
     "abstractcore.wire.fields": "features",
+    "abstractcore.wire.batches": "features",
+    "abstractcore.wire.openai_chat.batch": "features",
     "abstractcore.wire.openai_chat.client": "features",
     "abstractcore.wire.openai_chat.server": "features",
     "abstractcore.wire.openai_chat.shapes": "features",
@@ -113,6 +116,7 @@ MODULE_LAYERS = {
     "abstractcore.providers": "providers",
     "abstractcore.providers.anthropic": "providers",
     "abstractcore.providers.base": "providers",
+    "abstractcore.providers.batches": "providers",
     "abstractcore.providers.http": "providers",
     "abstractcore.providers.huggingface": "providers",
     "abstractcore.providers.lmstudio": "providers",
@@ -126,6 +130,7 @@ MODULE_LAYERS = {
     "abstractcore.providers.vllm": "providers",
     # apps
     "abstractcore.batch": "apps",
+    "abstractcore.batch_jobs": "apps",
     "abstractcore.router": "apps",
     "abstractcore.router.circuit": "apps",
     "abstractcore.router.deployment": "apps",
@@ -174,7 +179,7 @@ MODULE_LAYERS = {
 PACKAGE_LAYERS: dict[str, str] = {}
 
 #: Provider modules other providers may build on.
-PROVIDER_BASES = {"base", "pipeline", "http", "local", "openai_compatible"}
+PROVIDER_BASES = {"base", "batches", "pipeline", "http", "local", "openai_compatible"}
 TOP_PACKAGES = ("abstractcore", "abstractllm")
 
 
@@ -321,6 +326,9 @@ EXPORTED = {
     "BackendNotInstalledError",
     "BadRequestError",
     "BatchError",
+    "BatchItemError",
+    "BatchJob",
+    "BatchLimits",
     "Capabilities",
     "ConfigurationError",
     "ContextLengthExceededError",
@@ -387,6 +395,7 @@ def test_the_package_exports_exactly_its_public_surface() -> None:
         "session",
         "router",
         "batch",
+        "batch_jobs",
         "server",
         "wire",
         "integrations",

@@ -14,6 +14,7 @@ from abstractcore._sync import LLM
 from abstractcore._sync_session import Session
 from abstractcore._version import __version__ as __version__
 from abstractcore.batch import BatchError
+from abstractcore.batch_jobs import BatchJob, BatchLimits
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import Timeout
 from abstractcore.core.errors import (
@@ -21,6 +22,7 @@ from abstractcore.core.errors import (
     AuthenticationError,
     BackendNotInstalledError,
     BadRequestError,
+    BatchItemError,
     ConfigurationError,
     ContextLengthExceededError,
     EndpointNotFoundError,
@@ -70,6 +72,9 @@ __all__ = [
     "BackendNotInstalledError",
     "BadRequestError",
     "BatchError",
+    "BatchItemError",
+    "BatchJob",
+    "BatchLimits",
     "Capabilities",
     "ConfigurationError",
     "ContextLengthExceededError",

@@ -10,8 +10,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from abstractcore import batch as _batch
+from abstractcore import batch_jobs as _jobs
 from abstractcore import run as _run
 from abstractcore._sync_session import Session
+from abstractcore.batch_jobs import BatchJob, BatchLimits, Via
+from abstractcore.core.errors import ConfigurationError
 from abstractcore.features.request import CallKwargs
 from abstractcore.providers.base import AsyncProvider
 from abstractcore.run import Approve, RunEvent, RunResult
@@ -139,6 +142,8 @@ class LLMBase:
         concurrency: int = 8,
         return_exceptions: bool = True,
         progress: bool | None = None,
+        via: Via | None = None,
+        poll_interval: float = 5.0,
         **kwargs: Unpack[CallKwargs],
     ) -> list[Any]:
         """Generate for many items at once: prompts, or dicts of ``generate`` arguments.
@@ -150,7 +155,21 @@ class LLMBase:
         ``BatchError`` carrying the finished results (``.results``). A
         progress bar is shown on a terminal (stderr), never otherwise;
         ``progress=True`` / ``False`` forces it.
+
+        ``via="provider"`` sends the job to the provider's batch API instead (OpenAI, Anthropic:
+        half price, within 24 hours) and waits for it, polling from ``poll_interval`` seconds
+        with backoff; the results are the same. ``submit_batch`` / ``resume_batch`` split that
+        in two, for jobs that outlive the process.
         """
+        if via == "provider":
+            job = await _jobs.asubmit(self, items, **kwargs)
+            return await _jobs.aresume(
+                self, job, return_exceptions=return_exceptions, progress=progress, poll_interval=poll_interval
+            )
+        if via is not None:
+            raise ConfigurationError(
+                f"via= is 'provider' (the provider's batch API) or None (in process); got {via!r}."
+            )
         return await _batch.abatch(
             self,
             items,
@@ -159,6 +178,52 @@ class LLMBase:
             progress=progress,
             **kwargs,
         )
+
+    async def asubmit_batch(
+        self,
+        items: Sequence[str | Mapping[str, Any]],
+        *,
+        limits: BatchLimits | None = None,
+        **kwargs: Unpack[CallKwargs],
+    ) -> BatchJob:
+        """Send ``items`` to the provider's batch API and return the job at once.
+
+        Items and keyword arguments are ``abatch``'s. Keep ``job.id``: ``resume_batch(job.id)``
+        gets the results from any process, also after this one died. A job larger than one
+        provider batch may hold (``limits``, the API's published ones by default) is split
+        into several. ``ConfigurationError`` for a provider without a batch API.
+        """
+        return await _jobs.asubmit(self, items, limits=limits, **kwargs)
+
+    async def aresume_batch(
+        self,
+        job: BatchJob | str,
+        *,
+        response_model: Any = None,
+        return_exceptions: bool = True,
+        progress: bool | None = None,
+        poll_interval: float = 5.0,
+    ) -> list[Any]:
+        """Wait for a submitted job (a ``BatchJob`` or its id) and return its results in input order.
+
+        Each slot holds what ``abatch`` gives: the response, the validated value of
+        ``response_model`` (give it again when resuming in another process), or the error that
+        item got (an item that expired or was cancelled: ``BatchItemError``). Polls from
+        ``poll_interval`` seconds with backoff; the progress bar follows the provider's counts.
+        """
+        return await _jobs.aresume(
+            self,
+            job,
+            response_model=response_model,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            poll_interval=poll_interval,
+        )
+
+    async def acancel_batch(self, job: BatchJob | str) -> None:
+        """Ask the provider to stop a submitted job; ``resume_batch`` then gives what finished
+        (the rest as ``BatchItemError`` with reason "canceled")."""
+        await _jobs.acancel(self, job)
 
     def session(
         self,

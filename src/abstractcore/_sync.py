@@ -10,6 +10,7 @@ import functools
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from abstractcore.batch_jobs import BatchJob, BatchLimits, Via
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
 from abstractcore.features.request import CallKwargs
@@ -424,6 +425,8 @@ class LLM(LLMBase):
         concurrency: int = 8,
         return_exceptions: bool = True,
         progress: bool | None = None,
+        via: Via | None = None,
+        poll_interval: float = 5.0,
         **kwargs: Unpack[CallKwargs],
     ) -> list[Any]:
         """Generate for many items at once: prompts, or dicts of ``generate`` arguments.
@@ -435,6 +438,11 @@ class LLM(LLMBase):
         ``BatchError`` carrying the finished results (``.results``). A
         progress bar is shown on a terminal (stderr), never otherwise;
         ``progress=True`` / ``False`` forces it.
+
+        ``via="provider"`` sends the job to the provider's batch API instead (OpenAI, Anthropic:
+        half price, within 24 hours) and waits for it, polling from ``poll_interval`` seconds
+        with backoff; the results are the same. ``submit_batch`` / ``resume_batch`` split that
+        in two, for jobs that outlive the process.
         """
         return _portal.call(
             functools.partial(
@@ -443,6 +451,57 @@ class LLM(LLMBase):
                 concurrency=concurrency,
                 return_exceptions=return_exceptions,
                 progress=progress,
+                via=via,
+                poll_interval=poll_interval,
                 **kwargs,
             )
         )
+
+    def submit_batch(
+        self,
+        items: Sequence[str | Mapping[str, Any]],
+        *,
+        limits: BatchLimits | None = None,
+        **kwargs: Unpack[CallKwargs],
+    ) -> BatchJob:
+        """Send ``items`` to the provider's batch API and return the job at once.
+
+        Items and keyword arguments are ``batch``'s. Keep ``job.id``: ``resume_batch(job.id)``
+        gets the results from any process, also after this one died. A job larger than one
+        provider batch may hold (``limits``, the API's published ones by default) is split
+        into several. ``ConfigurationError`` for a provider without a batch API.
+        """
+        return _portal.call(functools.partial(self.asubmit_batch, items, limits=limits, **kwargs))
+
+    def resume_batch(
+        self,
+        job: BatchJob | str,
+        *,
+        response_model: Any = None,
+        return_exceptions: bool = True,
+        progress: bool | None = None,
+        poll_interval: float = 5.0,
+    ) -> list[Any]:
+        """Wait for a submitted job (a ``BatchJob`` or its id) and return its results in input order.
+
+        Each slot holds what ``batch`` gives: the response, the validated value of
+        ``response_model`` (give it again when resuming in another process), or the error that
+        item got (an item that expired or was cancelled: ``BatchItemError``). Polls from
+        ``poll_interval`` seconds with backoff; the progress bar follows the provider's counts.
+        """
+        return _portal.call(
+            functools.partial(
+                self.aresume_batch,
+                job,
+                response_model=response_model,
+                return_exceptions=return_exceptions,
+                progress=progress,
+                poll_interval=poll_interval,
+            )
+        )
+
+    def cancel_batch(self, job: BatchJob | str) -> None:
+        """Ask the provider to stop a submitted job; ``resume_batch`` then gives what finished
+        (the rest as ``BatchItemError`` with reason "canceled").
+        """
+        return _portal.call(functools.partial(self.acancel_batch, job))

@@ -125,6 +125,16 @@ class _Bar:
             self._bar.set_postfix_str(f"{self.errors} failed", refresh=False)
         self._bar.update(1)
 
+    def to(self, done: int, failed: int) -> None:
+        """Move to ``done`` items, ``failed`` of them failed (a provider batch's counts)."""
+        if self._bar is None:
+            return
+        if failed != self.errors:
+            self.errors = failed
+            self._bar.set_postfix_str(f"{failed} failed", refresh=False)
+        if done > self._bar.n:
+            self._bar.update(done - self._bar.n)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

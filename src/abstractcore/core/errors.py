@@ -46,6 +46,7 @@ EndpointNotFoundError       no        move      passed through
 RateLimitError              yes       move      passed through as 429
 ServerError                 yes       move      passed through
 ResponseFormatError         no        move      502
+BatchItemError              no        raise     500
 StructuredOutputError       no        answered  500
 LocalBackendError           no        move      500
 =========================== ========= ========= ============
@@ -73,6 +74,7 @@ __all__ = [
     "AuthenticationError",
     "BackendNotInstalledError",
     "BadRequestError",
+    "BatchItemError",
     "ConfigurationError",
     "ContextLengthExceededError",
     "EndpointNotFoundError",
@@ -282,6 +284,21 @@ class ResponseFormatError(ProviderError):
 
     failover: ClassVar[Failover] = "move"
     http_status: ClassVar[int | None] = 502
+
+
+class BatchItemError(ProviderError):
+    """An item of a provider batch job that got no answer: ``reason`` is "expired" (the batch's
+    completion window passed first), "canceled" (the job was cancelled first) or "failed" (the
+    provider refused the whole batch; ``message`` says why). An item the provider answered with
+    an error carries that error's own class instead (``BadRequestError``, ...)."""
+
+    reason: str
+    custom_id: str | None
+
+    def __init__(
+        self, message: str, *, reason: str = "failed", custom_id: str | None = None, **fields: Any
+    ) -> None:
+        super().__init__(message, reason=reason, custom_id=custom_id, **fields)
 
 
 class StructuredOutputError(AbstractCoreError):

@@ -39,6 +39,7 @@ __all__ = [
     "structured_stream",
     "structured_text",
     "structured_text_stream",
+    "structured_value",
 ]
 
 T = TypeVar("T")
@@ -118,6 +119,20 @@ async def structured_answer(
         raise done.error
     value: T = done.value
     return value
+
+
+def structured_value(output: OutputSpec[T], response: GenerateResponse) -> T:
+    """The validated value of one answer that cannot be asked again (a provider batch's item),
+    repaired when it is near-JSON, else ``StructuredOutputError``."""
+    answer = _answer_text(response)
+    if response.finish_reason != "length":
+        try:
+            return output.parse(answer)
+        except ValidationFailure as failure:
+            raise _structured_error(
+                output, [answer], failure.errors, response.finish_reason, response.usage or Usage()
+            ) from None
+    raise _structured_error(output, [answer], [], response.finish_reason, response.usage or Usage())
 
 
 async def structured_text(

@@ -10,7 +10,7 @@ is which class.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -32,6 +32,7 @@ from abstractcore.core.types import (
 from abstractcore.features.hosted_models import hosted_capabilities
 from abstractcore.features.structured import StructuredMode
 from abstractcore.providers.base import Request
+from abstractcore.providers.batches import BatchAPI
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 from abstractcore.wire.anthropic_messages import (
@@ -45,6 +46,8 @@ from abstractcore.wire.anthropic_messages import (
     request_body,
     thinking_budget,
 )
+from abstractcore.wire.anthropic_messages import batch as messages_batch
+from abstractcore.wire.batches import BatchStatus, ResultLine
 
 __all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider"]
 
@@ -250,6 +253,10 @@ class AnthropicProvider(HttpProvider):
             )
         return int(data["input_tokens"])
 
+    def _batch_api(self) -> BatchAPI:
+        """Anthropic's Message Batches API."""
+        return AnthropicBatches(self)
+
     async def alist_models(self) -> list[str]:
         """Model ids from ``GET /v1/models``."""
         ids: list[str] = []
@@ -266,3 +273,40 @@ class AnthropicProvider(HttpProvider):
             if not data.get("has_more") or not data.get("last_id"):
                 return ids
             path = f"v1/models?limit=1000&after_id={quote(str(data['last_id']))}"
+
+
+class AnthropicBatches(BatchAPI):
+    """Anthropic's Message Batches API: ``/v1/messages/batches``, results as JSONL."""
+
+    limits = messages_batch.LIMITS
+
+    def encode(self, index: int, request: Request) -> bytes:
+        return messages_batch.request_entry(index, self.body(request))
+
+    async def create(self, encoded: list[bytes], requests: Sequence[Request]) -> BatchStatus:
+        # native JSON output needs its beta header: one header for the whole batch
+        native = any(r.structured_mode == "native" and r.output is not None for r in requests)
+        data = await self._http.request_json(
+            "POST",
+            "v1/messages/batches",
+            messages_batch.create_body(encoded),
+            model=self.provider.model,
+            headers={"anthropic-beta": STRUCTURED_OUTPUTS_BETA} if native else None,
+        )
+        return self.checked(data, messages_batch.status_of)
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        path = f"v1/messages/batches/{quote(batch_id)}"
+        data = await self._http.request_json("GET", path, model=self.provider.model)
+        return self.checked(data, messages_batch.status_of)
+
+    async def cancel(self, batch_id: str) -> BatchStatus:
+        path = f"v1/messages/batches/{quote(batch_id)}/cancel"
+        data = await self._http.request_json("POST", path, model=self.provider.model)
+        return self.checked(data, messages_batch.status_of)
+
+    def result_urls(self, status: BatchStatus) -> list[str]:
+        return [status.results] if status.results else []
+
+    def result_line(self, data: Any) -> ResultLine | None:
+        return messages_batch.result_line(data)

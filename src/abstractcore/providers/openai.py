@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS
-from abstractcore.core.errors import BadRequestError, ConfigurationError, ProviderStatusError
+from abstractcore.core.errors import (
+    BadRequestError,
+    ConfigurationError,
+    ProviderStatusError,
+    ResponseFormatError,
+)
 from abstractcore.core.types import GenerateResponse, StreamChunk
 from abstractcore.features.hosted_models import hosted_capabilities
 from abstractcore.features.request import Request
+from abstractcore.providers.batches import BatchAPI
 from abstractcore.providers.openai_compatible import (
     LLAMA_CPP_ERRORS,
     REASONING_PARAMS,
@@ -20,6 +26,8 @@ from abstractcore.providers.openai_compatible import (
 )
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 from abstractcore.wire import openai_responses as responses
+from abstractcore.wire.batches import BatchStatus, ResultLine
+from abstractcore.wire.openai_chat import batch as chat_batch
 from abstractcore.wire.openai_chat.reasoning import Dialect
 
 __all__ = ["APIS", "RESPONSES_ERRORS", "RESPONSES_PARAMS", "OpenAIProvider"]
@@ -187,6 +195,15 @@ class OpenAIProvider(OpenAICompatibleProvider):
             raise error
         yield state.last_chunk()
 
+    def _batch_api(self) -> BatchAPI:
+        """OpenAI's Batch API over Chat Completions (files + batches)."""
+        if self.api == "responses":
+            raise ConfigurationError(
+                "Provider batches send Chat Completions bodies: create_llm('openai', api='chat') for "
+                "abatch(via='provider'), or abatch without via= on the Responses API."
+            )
+        return OpenAIBatches(self)
+
     async def _count_tokens(self, request: Request, *, ask: bool = False) -> int | None:
         """Chat Completions: as the compatible servers count. Responses: OpenAI's
         ``POST /v1/responses/input_tokens`` (None where the server has no such endpoint)."""
@@ -217,3 +234,44 @@ COUNT_FIELDS = (
     "reasoning",
     "previous_response_id",
 )
+
+
+class OpenAIBatches(BatchAPI):
+    """OpenAI's Batch API: the JSONL input uploaded to ``/v1/files``, then ``/v1/batches``."""
+
+    limits = chat_batch.LIMITS
+
+    def encode(self, index: int, request: Request) -> bytes:
+        return chat_batch.request_line(index, self.body(request))
+
+    async def create(self, encoded: list[bytes], requests: Sequence[Request]) -> BatchStatus:
+        form, content_type = chat_batch.upload_form(b"".join(encoded))
+        model = self.provider.model
+        uploaded = await self._http.request_json(
+            "POST", "files", form, model=model, headers={"content-type": content_type}
+        )
+        file_id = uploaded.get("id") if isinstance(uploaded, dict) else None
+        if not isinstance(file_id, str):
+            raise ResponseFormatError(
+                f"{self.provider.name} file upload reply has no id: {str(uploaded)[:200]!r}",
+                provider=self.provider.name,
+                model=model,
+            )
+        data = await self._http.request_json("POST", "batches", chat_batch.create_body(file_id), model=model)
+        return self.checked(data, chat_batch.status_of)
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        data = await self._http.request_json("GET", f"batches/{quote(batch_id)}", model=self.provider.model)
+        return self.checked(data, chat_batch.status_of)
+
+    async def cancel(self, batch_id: str) -> BatchStatus:
+        path = f"batches/{quote(batch_id)}/cancel"
+        data = await self._http.request_json("POST", path, model=self.provider.model)
+        return self.checked(data, chat_batch.status_of)
+
+    def result_urls(self, status: BatchStatus) -> list[str]:
+        files = (status.results, status.errors_file)
+        return [f"files/{quote(file)}/content" for file in files if file]
+
+    def result_line(self, data: Any) -> ResultLine | None:
+        return chat_batch.result_line(data)

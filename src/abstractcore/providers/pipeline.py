@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import GENERATION_PARAMS, Timeout, validate_params
@@ -31,6 +31,9 @@ from abstractcore.features.structured_strategy import (
 from abstractcore.features.telemetry import state as _telemetry
 from abstractcore.features.tools.forced import ForcedKind
 from abstractcore.features.tools.strategy import generate, prompted_request, tool_stream, tools_prompted
+
+if TYPE_CHECKING:
+    from abstractcore.providers.batches import BatchAPI
 
 __all__ = ["BASE_OPTIONS", "ProviderPipeline"]
 
@@ -135,11 +138,7 @@ class ProviderPipeline(abc.ABC):
     async def _count(self, request: Request) -> int:
         """``acount_tokens`` of a built ``request``: counted as it is sent (its structured-output
         constraint applied, its tools prompted where the model ignores them)."""
-        request = self._bind(request)
-        if request.output is not None:
-            request = structured_request(self, request, request.output, request.structured_mode)
-        if await tools_prompted(self, request):
-            request = prompted_request(self, request)
+        request = await self._prepared(request)
         count = await self._count_tokens(request)
         if count is None:
             raise ConfigurationError(
@@ -147,6 +146,21 @@ class ProviderPipeline(abc.ABC):
                 "answer's usage has the count."
             )
         return count
+
+    async def _prepared(self, request: Request) -> Request:
+        """``request`` as one attempt reaches the hooks: bound, its structured-output constraint
+        applied, its tools prompted where the model ignores them (what ``_count`` counts and a
+        provider batch sends per item)."""
+        request = self._bind(request)
+        if request.output is not None:
+            request = structured_request(self, request, request.output, request.structured_mode)
+        if await tools_prompted(self, request):
+            request = prompted_request(self, request)
+        return request
+
+    def _batch_api(self) -> BatchAPI | None:
+        """This provider's batch API (``providers/batches.py``); None: it has none."""
+        return None
 
     def _bind(self, request: Request) -> Request:
         """``request`` for this provider: its model, the call's parameters checked against the

@@ -216,7 +216,7 @@ class HttpClient:
                 headers = {**(headers or {}), **extras.headers}
             if extras.query:
                 url += ("&" if "?" in url else "?") + urlencode(extras.query, doseq=True)
-        content = None if body is None else _ENCODER.encode(body).encode()
+        content = body if body is None or isinstance(body, bytes) else _ENCODER.encode(body).encode()
         all_headers = {**self._headers, **headers} if headers else self._headers
         return HttpRequest(method, url, propagation.added(all_headers), content, timeout or self.timeout)
 
@@ -295,7 +295,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         extras: RequestExtras | None = None,
     ) -> Any:
-        """Send a request and return its JSON reply (``ResponseFormatError`` if it is not JSON).
+        """Send ``body`` (JSON; bytes as they are) and return the JSON reply (else ``ResponseFormatError``).
 
         ``extras`` (a call's ``extra_body``/``extra_headers``/``extra_query``) are merged in last."""
         request = self._request(method, path, body, timeout, headers, extras)
