@@ -43,6 +43,7 @@ MODULE_LAYERS = {
     "abstractcore.engines": "engines",
     "abstractcore.engines.base": "engines",
     "abstractcore.engines.embedding": "engines",
+    "abstractcore.engines.gil": "engines",
     "abstractcore.engines.worker": "engines",
     "abstractcore.engines.host": "engines",
     "abstractcore.engines.llamacpp": "engines",

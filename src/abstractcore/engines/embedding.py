@@ -21,7 +21,7 @@ from typing import Any
 
 from abstractcore.core.errors import ContextLengthExceededError
 from abstractcore.engines import llamacpp_native
-from abstractcore.engines.base import collect_garbage, require
+from abstractcore.engines.base import collect_garbage
 
 __all__ = ["EMBED_CONTEXT", "GROUP_TOKENS", "GGUFEmbedder", "check_embed_context", "close_llama", "in_groups"]
 
@@ -96,7 +96,7 @@ class GGUFEmbedder:
 
     def _load(self) -> Any:
         if self._llama is None:
-            llama_cpp = require("llama_cpp", "llamacpp", "Embedding with GGUF models")
+            llama_cpp = llamacpp_native.import_llama_cpp("Embedding with GGUF models")
             llamacpp_native.prepare(llama_cpp)
             kwargs: dict[str, Any] = {
                 "model_path": str(self.path),

@@ -37,6 +37,7 @@ from anyio.lowlevel import RunVar
 
 from abstractcore.core.errors import AbstractCoreError, LocalBackendError, ModelLoadError, ProviderError
 from abstractcore.engines.base import BatchEngine, BatchHandle, Engine, EngineClosed, GenerationSpec, Outcome
+from abstractcore.engines.gil import loading
 from abstractcore.engines.worker import (
     Emit,
     LoopInbox,
@@ -213,14 +214,16 @@ class ModelHost:
     def resolved(self) -> Engine:
         """The engine for this model, created (not loaded) on first use; in the worker thread."""
         if self.engine is None:
-            self.engine = self.guard("loading", self._create, load=True)
+            with loading():
+                self.engine = self.guard("loading", self._create, load=True)
         return self.engine
 
     def ready(self) -> Engine:
         """The loaded engine (called under the model lock, in the worker thread)."""
         engine = self.resolved()
         if not engine.loaded:
-            self.guard("loading", engine.load, load=True)
+            with loading():  # the event loop keeps getting the GIL while this thread imports
+                self.guard("loading", engine.load, load=True)
         return engine
 
     def unload_now(self) -> None:

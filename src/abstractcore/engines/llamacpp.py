@@ -13,6 +13,7 @@ any work. llama.cpp's log goes to the ``abstractcore.llamacpp`` logger
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -27,9 +28,9 @@ from abstractcore.engines.base import (
     FollowingProcessor,
     GenerationSpec,
     Outcome,
-    require,
 )
 from abstractcore.engines.embedding import GGUFEmbedder, close_llama
+from abstractcore.engines.gil import loading
 from abstractcore.engines.host import register
 
 __all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "TEMPLATE_SWITCHES", "LlamaCppEngine", "template_switches"]
@@ -124,16 +125,17 @@ def _counting_llama(llama_cpp: Any) -> Any:
 
 
 def _llama_cpp() -> Any:
-    return require("llama_cpp", "llamacpp", "Running GGUF models")
+    return sys.modules.get("llama_cpp") or llamacpp_native.import_llama_cpp()
 
 
 def gguf_trained_context(path: Path) -> int | None:
     """The context the GGUF at ``path`` was trained for (None when llama.cpp is not installed)."""
-    try:
-        llama_cpp = _llama_cpp()
-    except ImportError:
-        return None
-    return llamacpp_native.trained_context(llama_cpp, str(path))
+    with loading():  # imports llama_cpp and reads the vocabulary: a load, for the event loop
+        try:
+            llama_cpp = _llama_cpp()
+        except ImportError:
+            return None
+        return llamacpp_native.trained_context(llama_cpp, str(path))
 
 
 def forced_tool(spec: GenerationSpec) -> dict[str, Any] | None:
@@ -233,7 +235,7 @@ class LlamaCppEngine(Engine):
 
     def load(self) -> None:
         """Load the GGUF (memory-mapped; ~0.1 s for a small model)."""
-        llama_cpp = require("llama_cpp", "llamacpp", "Running GGUF models")
+        llama_cpp = llamacpp_native.import_llama_cpp()
         llamacpp_native.prepare(llama_cpp)
         kwargs: dict[str, Any] = {"model_path": str(self.path), "n_ctx": self.n_ctx, "verbose": False}
         if self.n_gpu_layers is not None:

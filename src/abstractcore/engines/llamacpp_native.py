@@ -36,12 +36,15 @@ from types import TracebackType
 from typing import Any
 
 from abstractcore.core.errors import ModelLoadError
+from abstractcore.engines.base import require
+from abstractcore.engines.gil import preload
 
 __all__ = [
     "LOGGER_NAME",
     "build_features",
     "cpu_flags",
     "eog_ids",
+    "import_llama_cpp",
     "prepare",
     "repack_is_safe",
     "trained_context",
@@ -100,6 +103,13 @@ class _LineLog:
                     logger.log(level, "%s", line.rstrip())
         except BaseException:
             pass
+
+
+def import_llama_cpp(what: str = "Running GGUF models") -> Any:
+    """``llama_cpp``, imported with its native libraries (and numpy's) opened first with the GIL
+    released (``gil.preload``): an event loop waiting for a load is not stalled by ``dlopen``."""
+    preload(("numpy", "llama_cpp"))
+    return require("llama_cpp", "llamacpp", what)
 
 
 def prepare(llama_cpp: Any) -> None:

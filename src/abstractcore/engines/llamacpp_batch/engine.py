@@ -17,7 +17,6 @@ from abstractcore.engines.base import (
     EngineClosed,
     GenerationSpec,
     collect_garbage,
-    require,
 )
 from abstractcore.engines.embedding import GGUFEmbedder
 from abstractcore.engines.host import register
@@ -84,7 +83,7 @@ class LlamaCppBatchEngine(BatchEngine):
 
     def load(self) -> None:
         """Load the GGUF and create the context and its scheduler thread."""
-        llama_cpp = require("llama_cpp", "llamacpp", "Running GGUF models")
+        llama_cpp = llamacpp_native.import_llama_cpp()
         llamacpp_native.prepare(llama_cpp)
         options = Options(
             self.n_ctx,

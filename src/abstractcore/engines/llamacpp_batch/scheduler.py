@@ -58,6 +58,7 @@ class Scheduler:
         self.n_seq = int(llama_cpp.llama_n_seq_max(self._ctx))
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self.vocab = Vocab(llama_cpp, self._model)
+        self.vocab.compile_template()  # in the load (gil.loading), not in the first request
         self._vocab = self.vocab.pointer
         self._n_vocab = self.vocab.n_tokens
         #: Every token id that ends a generation.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from typing import Any
 
@@ -41,6 +42,11 @@ class Vocab:
         if spec.on_prompt is not None:
             spec.on_prompt(str(rendered.prompt))
         return self.tokenize(str(rendered.prompt), add_special=not rendered.added_special)
+
+    def compile_template(self) -> None:
+        """Compile the chat template now, if the GGUF has one (at load, not in the first request)."""
+        with contextlib.suppress(ValueError):
+            self._chat_formatter()
 
     def template_switches(self) -> frozenset[str]:
         """``enable_thinking`` when the GGUF's chat template reads it."""
