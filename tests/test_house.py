@@ -171,6 +171,12 @@ MODULE_LAYERS = {
     "abstractcore.server.embeddings": "faces",
     "abstractcore.server.errors": "faces",
     "abstractcore.server.responses": "faces",
+    # Ray Data: a face over the whole package (it builds LLMs with create_llm in each actor)
+    "abstractcore.integrations.ray": "faces",
+    "abstractcore.integrations.ray.columns": "faces",
+    "abstractcore.integrations.ray.config": "faces",
+    "abstractcore.integrations.ray.processor": "faces",
+    "abstractcore.integrations.ray.worker": "faces",
     "abstractcore.server.service": "faces",
     "abstractllm": "faces",
     "abstractllm.core": "faces",

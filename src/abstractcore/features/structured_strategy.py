@@ -17,6 +17,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from pydantic_core import to_jsonable_python
+
 from abstractcore.core.errors import ConfigurationError, StructuredOutputError
 from abstractcore.core.types import GenerateResponse, Message, StreamChunk, Usage
 from abstractcore.features.hooks import ProviderHooks
@@ -149,7 +151,8 @@ async def structured_text(
         text = _Unwrapping().whole(done.text, complete=False) if output.wrapped else done.text
         finish = "length"
     else:
-        text, finish = json.dumps(done.value, ensure_ascii=False), "stop"
+        # a typed value (OutputSpec.of(Model): the Ray stage's response_model) dumps as its JSON
+        text, finish = json.dumps(to_jsonable_python(done.value), ensure_ascii=False), "stop"
     return replace(done.response, content=text, tool_calls=[], finish_reason=finish, usage=done.usage)
 
 
