@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from abstractcore import batch as _batch
-from abstractcore import run as _run
-from abstractcore._sync_session import Session
-from abstractcore.features.request import CallKwargs
 from abstractcore.providers.base import AsyncProvider
-from abstractcore.run import Approve, RunEvent, RunResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the tool loop, batches and sessions are imported by their first call
     from typing_extensions import Unpack
+
+    from abstractcore._sync_session import Session
+    from abstractcore.features.request import CallKwargs
+    from abstractcore.run import Approve, RunEvent, RunResult
 
 __all__ = ["LLMBase"]
 
@@ -97,6 +96,8 @@ class LLMBase:
         Returns a ``RunResult``: ``output``, ``messages`` (the whole transcript,
         reusable as the next call's input), ``steps`` and the summed ``usage``.
         """
+        from abstractcore import run as _run
+
         return await _run.arun(
             self,
             prompt,
@@ -121,6 +122,8 @@ class LLMBase:
     ) -> AsyncIterator[RunEvent]:
         """The tool loop as it happens: ``RunEvent``s for text deltas, each call, each result, then
         one "done" event holding the ``RunResult``. Takes the arguments of ``arun``."""
+        from abstractcore import run as _run
+
         return _run.astream_run(
             self,
             prompt,
@@ -151,6 +154,8 @@ class LLMBase:
         progress bar is shown on a terminal (stderr), never otherwise;
         ``progress=True`` / ``False`` forces it.
         """
+        from abstractcore import batch as _batch
+
         return await _batch.abatch(
             self,
             items,
@@ -175,6 +180,8 @@ class LLMBase:
         turns first once the history grows past it; ``params`` are generation defaults for
         every turn. ``chat.save(path)`` / ``Session.load(path, llm)`` keep it as JSON.
         """
+        from abstractcore._sync_session import Session
+
         return Session(
             self,
             system_prompt=system_prompt,

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
 from abstractcore.features.request import CallKwargs
-from abstractcore.run import Approve, RunEvent, RunResult
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from abstractcore.run import Approve, RunEvent, RunResult
 
 from abstractcore import _portal
 from abstractcore._llm_base import LLMBase

@@ -11,7 +11,7 @@ is which class.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from abstractcore.core.capabilities import Capabilities
@@ -30,7 +30,6 @@ from abstractcore.core.types import (
     StreamChunk,
 )
 from abstractcore.features.hosted_models import hosted_capabilities
-from abstractcore.features.structured import StructuredMode
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
@@ -45,6 +44,9 @@ from abstractcore.wire.anthropic_messages import (
     request_body,
     thinking_budget,
 )
+
+if TYPE_CHECKING:
+    from abstractcore.features.structured import StructuredMode
 
 __all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider"]
 
