@@ -18,7 +18,7 @@ from abstractcore.core.config import GENERATION_PARAMS, Timeout, validate_params
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
-from abstractcore.features.cost import PRICED_PROVIDERS, cost_of, priced_stream
+from abstractcore.features.cost import PRICED_PROVIDERS, price_response, priced_stream
 from abstractcore.features.request import Request
 from abstractcore.features.telemetry import state as _telemetry
 
@@ -101,7 +101,7 @@ class ProviderPipeline(abc.ABC):
             else:
                 response = await self._complete(request)
             if self.name in PRICED_PROVIDERS:
-                response.cost = cost_of(self.name, response.model or request.model, response.usage)
+                price_response(response, self.name, response.model or request.model)
             return response
         from abstractcore.features.structured_strategy import (
             structured_answer,
