@@ -19,6 +19,7 @@ LAYER_ORDER = ("core", "transport", "engines", "features", "providers", "apps", 
 #: modules being written in parallel for issue 18 are listed already.
 MODULE_LAYERS = {
     # core
+    "abstractcore._lazy": "core",
     "abstractcore._version": "core",
     "abstractcore.core": "core",
     "abstractcore.core.capabilities": "core",

@@ -9,18 +9,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from abstractcore import batch as _batch
-from abstractcore import batch_jobs as _jobs
-from abstractcore import run as _run
-from abstractcore._sync_session import Session
-from abstractcore.batch_jobs import BatchJob, BatchLimits, Via
 from abstractcore.core.errors import ConfigurationError
-from abstractcore.features.request import CallKwargs
 from abstractcore.providers.base import AsyncProvider
-from abstractcore.run import Approve, RunEvent, RunResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the tool loop, batches and sessions are imported by their first call
     from typing_extensions import Unpack
+
+    from abstractcore._sync_session import Session
+    from abstractcore.batch_jobs import BatchJob, BatchLimits, Via
+    from abstractcore.features.request import CallKwargs
+    from abstractcore.run import Approve, RunEvent, RunResult
 
 __all__ = ["LLMBase"]
 
@@ -100,6 +98,8 @@ class LLMBase:
         Returns a ``RunResult``: ``output``, ``messages`` (the whole transcript,
         reusable as the next call's input), ``steps`` and the summed ``usage``.
         """
+        from abstractcore import run as _run
+
         return await _run.arun(
             self,
             prompt,
@@ -124,6 +124,8 @@ class LLMBase:
     ) -> AsyncIterator[RunEvent]:
         """The tool loop as it happens: ``RunEvent``s for text deltas, each call, each result, then
         one "done" event holding the ``RunResult``. Takes the arguments of ``arun``."""
+        from abstractcore import run as _run
+
         return _run.astream_run(
             self,
             prompt,
@@ -162,6 +164,8 @@ class LLMBase:
         in two, for jobs that outlive the process.
         """
         if via == "provider":
+            from abstractcore import batch_jobs as _jobs
+
             job = await _jobs.asubmit(self, items, **kwargs)
             return await _jobs.aresume(
                 self, job, return_exceptions=return_exceptions, progress=progress, poll_interval=poll_interval
@@ -170,6 +174,8 @@ class LLMBase:
             raise ConfigurationError(
                 f"via= is 'provider' (the provider's batch API) or None (in process); got {via!r}."
             )
+        from abstractcore import batch as _batch
+
         return await _batch.abatch(
             self,
             items,
@@ -193,6 +199,8 @@ class LLMBase:
         provider batch may hold (``limits``, the API's published ones by default) is split
         into several. ``ConfigurationError`` for a provider without a batch API.
         """
+        from abstractcore import batch_jobs as _jobs
+
         return await _jobs.asubmit(self, items, limits=limits, **kwargs)
 
     async def aresume_batch(
@@ -211,6 +219,8 @@ class LLMBase:
         item got (an item that expired or was cancelled: ``BatchItemError``). Polls from
         ``poll_interval`` seconds with backoff; the progress bar follows the provider's counts.
         """
+        from abstractcore import batch_jobs as _jobs
+
         return await _jobs.aresume(
             self,
             job,
@@ -223,6 +233,8 @@ class LLMBase:
     async def acancel_batch(self, job: BatchJob | str) -> None:
         """Ask the provider to stop a submitted job; ``resume_batch`` then gives what finished
         (the rest as ``BatchItemError`` with reason "canceled")."""
+        from abstractcore import batch_jobs as _jobs
+
         await _jobs.acancel(self, job)
 
     def session(
@@ -240,6 +252,8 @@ class LLMBase:
         turns first once the history grows past it; ``params`` are generation defaults for
         every turn. ``chat.save(path)`` / ``Session.load(path, llm)`` keep it as JSON.
         """
+        from abstractcore._sync_session import Session
+
         return Session(
             self,
             system_prompt=system_prompt,

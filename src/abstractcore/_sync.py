@@ -10,14 +10,15 @@ import functools
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from abstractcore.batch_jobs import BatchJob, BatchLimits, Via
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
 from abstractcore.features.request import CallKwargs
-from abstractcore.run import Approve, RunEvent, RunResult
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from abstractcore.batch_jobs import BatchJob, BatchLimits, Via
+    from abstractcore.run import Approve, RunEvent, RunResult
 
 from abstractcore import _portal
 from abstractcore._llm_base import LLMBase

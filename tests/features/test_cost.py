@@ -80,3 +80,20 @@ def test_a_cached_haiku_turn_costs_the_hand_computed_figure() -> None:
     usage = Usage.of(10_000, 500, cached_tokens=6_000, cache_write_tokens=3_000)
     hand = (1_000 * 1.0 + 3_000 * 1.25 + 6_000 * 0.10 + 500 * 5.0) / 1_000_000
     assert cost_of("anthropic", "claude-haiku-4-5", usage) == pytest.approx(hand, rel=1e-12)
+
+
+def test_a_fresh_process_prices_its_first_answer_when_the_cost_is_read(fake: FakeOpenAI) -> None:
+    # the first lookup loads genai-prices' data (~0.1-0.3 s): the first call does not wait for it
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom abstractcore import create_llm\nfrom abstractcore.features.cost import cost_of\n"
+        f"llm = create_llm('openai', model='gpt-4o-mini', base_url={fake.base_url!r}, api_key={KEY!r})\n"
+        "r = llm.generate('hi')\nprint('genai_prices' in sys.modules)\ncost = r.cost\n"
+        "print('genai_prices' in sys.modules, cost is not None and cost > 0, "
+        "cost == cost_of('openai', 'gpt-4o-mini', r.usage))\n"
+        "r2 = llm.generate('hi')\nprint(r2.cost == cost)\nllm.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True", "True", "True"]

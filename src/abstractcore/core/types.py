@@ -6,7 +6,7 @@ Plain dataclasses, so ``import abstractcore`` stays cheap (no pydantic import).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Union
 
@@ -395,6 +395,36 @@ class GenerateResponse:
         return Message(
             "assistant", self.content, tool_calls=list(self.tool_calls), reasoning=list(self.reasoning_parts)
         )
+
+
+class _DeferredCost:
+    """A price computed when ``cost`` is first read (``defer_cost``)."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[], float | None]) -> None:
+        self.compute = compute
+
+
+_COST_SLOT: Any = GenerateResponse.__dict__["cost"]  # the slot's own descriptor
+
+
+def _read_cost(self: GenerateResponse) -> float | None:
+    value = _COST_SLOT.__get__(self, GenerateResponse)
+    if type(value) is _DeferredCost:
+        value = value.compute()
+        _COST_SLOT.__set__(self, value)
+    return value  # type: ignore[no-any-return]
+
+
+# ``cost`` reads through a property, so an answer can be priced when it is first read: a fresh
+# process's first call then does not wait for the price list to load (genai-prices, ~0.1-0.3 s).
+setattr(GenerateResponse, "cost", property(_read_cost, _COST_SLOT.__set__, doc="USD; None when unpriced."))  # noqa: B010
+
+
+def defer_cost(response: GenerateResponse, compute: Callable[[], float | None]) -> None:
+    """Price ``response`` with ``compute()`` when its ``cost`` is first read (once)."""
+    _COST_SLOT.__set__(response, _DeferredCost(compute))
 
 
 @dataclass(slots=True)

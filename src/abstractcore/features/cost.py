@@ -15,23 +15,47 @@ rate.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-from abstractcore.core.types import StreamChunk, Usage
+from abstractcore.core.types import GenerateResponse, StreamChunk, Usage, defer_cost
 
-__all__ = ["PRICED_PROVIDERS", "cost_of", "priced_stream"]
+__all__ = ["PRICED_PROVIDERS", "cost_of", "price_response", "priced_stream"]
 
 #: abstractcore provider name -> genai-prices provider id (the providers with a public price list).
 PRICED_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter"}
 _lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=512)
+_prices: dict[tuple[str, str], Any] = {}
+
+
 def _price(provider: str, model: str) -> tuple[float, float, float, float] | Any | None:
+    """``_lookup``, remembered for up to 512 models."""
+    key = (provider, model)
+    try:
+        return _prices[key]
+    except KeyError:
+        pass
+    found = _lookup(provider, model)
+    if len(_prices) < 512:
+        _prices[key] = found
+    return found
+
+
+def price_response(response: GenerateResponse, provider: str, model: str | None) -> None:
+    """Set ``response.cost``: at once when the model's price is known already, else when it is
+    first read (the first lookup loads genai-prices' data, which a first call need not wait for)."""
+    usage = response.usage
+    if usage is None or not model or (PRICED_PROVIDERS.get(provider, ""), model) in _prices:
+        response.cost = cost_of(provider, model, usage)
+    else:
+        defer_cost(response, lambda: cost_of(provider, model, usage))
+
+
+def _lookup(provider: str, model: str) -> tuple[float, float, float, float] | Any | None:
     """(input, output, cache read, cache write) USD per million tokens (a cache rate the data
     leaves out is the input rate, as genai-prices bills it); a ModelPrice when tiered; None if
     unknown."""

@@ -26,11 +26,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 from abstractcore.core.config import Timeout
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.types import ContentPart, Message, TextPart, ToolSpec
-from abstractcore.features.structured import STRUCTURED_MODES, OutputSpec, StructuredMode
-from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_specs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # structured output and tools are imported by the first call that uses them
     from abstractcore.core.config import TimeoutLike
+    from abstractcore.features.structured import OutputSpec, StructuredMode
 
 __all__ = ["EXTRAS", "CallKwargs", "Pipeline", "Request", "build_request", "pipeline_of"]
 
@@ -202,19 +201,33 @@ def build_request(
         raise ConfigurationError("max_retries applies to response_model, not to streams.")
     if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
         raise ConfigurationError(f"max_retries must be an integer >= 0; got {retries!r}.")
-    if mode is not None and mode not in STRUCTURED_MODES:
-        raise ConfigurationError(
-            f"structured_mode must be one of {', '.join(STRUCTURED_MODES)}; got {mode!r}."
-        )
-    specs = to_tool_specs(tools) if tools else []
+    if mode is not None:
+        from abstractcore.features.structured import STRUCTURED_MODES
+
+        if mode not in STRUCTURED_MODES:
+            raise ConfigurationError(
+                f"structured_mode must be one of {', '.join(STRUCTURED_MODES)}; got {mode!r}."
+            )
+    specs: list[ToolSpec] = []
+    choice = None
+    if tools or tool_choice is not None:
+        from abstractcore.features.tools.schema import normalise_tool_choice, to_tool_specs
+
+        specs = to_tool_specs(tools) if tools else []
+        choice = normalise_tool_choice(tool_choice, specs)
+    output = None
+    if response_model is not None:
+        from abstractcore.features.structured import OutputSpec
+
+        output = OutputSpec.of(response_model)
     # None is "the default" for a generation parameter; timeout=None is "no limit" (bound later)
     call_params = {k: v for k, v in params.items() if v is not None or k == "timeout"}
     return Request(
         messages=_messages(prompt, messages, system_prompt, media),
         params=call_params,
         tools=specs,
-        tool_choice=normalise_tool_choice(tool_choice, specs),
-        output=OutputSpec.of(response_model) if response_model is not None else None,
+        tool_choice=choice,
+        output=output,
         structured_mode=mode,
         max_retries=2 if retries is None else retries,
         extra_body=_mapping("extra_body", body) if body is not None else {},

@@ -11,7 +11,7 @@ is which class.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from abstractcore.core.capabilities import Capabilities
@@ -30,7 +30,6 @@ from abstractcore.core.types import (
     StreamChunk,
 )
 from abstractcore.features.hosted_models import hosted_capabilities
-from abstractcore.features.structured import StructuredMode
 from abstractcore.providers.base import Request
 from abstractcore.providers.batches import BatchAPI
 from abstractcore.providers.http import HttpProvider
@@ -48,6 +47,9 @@ from abstractcore.wire.anthropic_messages import (
 )
 from abstractcore.wire.anthropic_messages import batch as messages_batch
 from abstractcore.wire.batches import BatchStatus, ResultLine
+
+if TYPE_CHECKING:
+    from abstractcore.features.structured import StructuredMode
 
 __all__ = ["ANTHROPIC_ERRORS", "AnthropicProvider"]
 

@@ -19,7 +19,6 @@ from abstractcore.core.errors import BatchItemError, ConfigurationError, Respons
 from abstractcore.core.types import GenerateResponse
 from abstractcore.features.cost import PRICED_PROVIDERS, cost_of
 from abstractcore.features.request import Request
-from abstractcore.features.structured_strategy import structured_value
 from abstractcore.wire.batches import BatchLimits, BatchStatus, ResultLine
 
 __all__ = ["BATCH_PRICE", "BatchAPI"]
@@ -136,6 +135,8 @@ class BatchAPI(abc.ABC):
             response.cost = cost * BATCH_PRICE if cost is not None else None
         if request.output is None:
             return response
+        from abstractcore.features.structured_strategy import structured_value
+
         try:
             return structured_value(request.output, response)
         except Exception as error:

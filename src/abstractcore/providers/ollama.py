@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS, Timeout
@@ -28,7 +28,6 @@ from abstractcore.core.types import (
     StreamChunk,
     Usage,
 )
-from abstractcore.features.structured import StructuredMode
 from abstractcore.features.tools.forced import ForcedKind
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
@@ -44,6 +43,9 @@ from abstractcore.wire.ollama_chat import (
     shown_capabilities,
     think,
 )
+
+if TYPE_CHECKING:
+    from abstractcore.features.structured import StructuredMode
 
 __all__ = ["OLLAMA_ERRORS", "OllamaProvider"]
 

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from abstractcore.core.capabilities import Capabilities
 from abstractcore.core.config import AUTOMATIC_CACHE_PARAMS, Timeout
@@ -28,12 +28,14 @@ from abstractcore.core.errors import (
     ResponseFormatError,
 )
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk, Usage
-from abstractcore.features.structured import StructuredMode
 from abstractcore.providers.base import Request
 from abstractcore.providers.http import HttpProvider
 from abstractcore.transport.error_mapping import ErrorRule, ErrorTable
 from abstractcore.wire.openai_chat import ChunkReader, reply_to_response, request_body, response_format
 from abstractcore.wire.openai_chat.reasoning import Dialect, reasoning_controls
+
+if TYPE_CHECKING:
+    from abstractcore.features.structured import StructuredMode
 
 __all__ = ["LLAMA_CPP_ERRORS", "REASONING_PARAMS", "OpenAICompatibleProvider", "with_v1"]
 

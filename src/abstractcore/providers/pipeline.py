@@ -18,19 +18,13 @@ from abstractcore.core.config import GENERATION_PARAMS, Timeout, validate_params
 from abstractcore.core.errors import ConfigurationError
 from abstractcore.core.retry import RetryConfig
 from abstractcore.core.types import EmbeddingResponse, GenerateResponse, StreamChunk
-from abstractcore.features.cost import PRICED_PROVIDERS, cost_of, priced_stream
+from abstractcore.features.cost import PRICED_PROVIDERS, price_response, priced_stream
 from abstractcore.features.request import Request
-from abstractcore.features.structured import StructuredMode
-from abstractcore.features.structured_strategy import (
-    structured_answer,
-    structured_request,
-    structured_stream,
-    structured_text,
-    structured_text_stream,
-)
 from abstractcore.features.telemetry import state as _telemetry
-from abstractcore.features.tools.forced import ForcedKind
-from abstractcore.features.tools.strategy import generate, prompted_request, tool_stream, tools_prompted
+
+if TYPE_CHECKING:  # structured output and tools: imported by the first request that has them
+    from abstractcore.features.structured import StructuredMode
+    from abstractcore.features.tools.forced import ForcedKind
 
 if TYPE_CHECKING:
     from abstractcore.providers.batches import BatchAPI
@@ -103,10 +97,21 @@ class ProviderPipeline(abc.ABC):
         """``_send`` of a bound ``request``, untraced."""
         output = request.output
         if output is None:
-            response = await generate(self, request)
+            if request.tools:
+                from abstractcore.features.tools.strategy import generate
+
+                response = await generate(self, request)
+            else:
+                response = await self._complete(request)
             if self.name in PRICED_PROVIDERS:
-                response.cost = cost_of(self.name, response.model or request.model, response.usage)
+                price_response(response, self.name, response.model or request.model)
             return response
+        from abstractcore.features.structured_strategy import (
+            structured_answer,
+            structured_request,
+            structured_text,
+        )
+
         request = structured_request(self, request, output, request.structured_mode)
         if request.output_as_text:  # the server's JSON answer: the text, with usage and finish
             return await structured_text(self, request, output, request.max_retries)
@@ -126,10 +131,21 @@ class ProviderPipeline(abc.ABC):
         """``_send_stream`` of a bound ``request``, untraced."""
         output = request.output
         if output is None:
-            chunks = tool_stream(self, request) if request.tools else self._stream(request)
+            if request.tools:
+                from abstractcore.features.tools.strategy import tool_stream
+
+                chunks = tool_stream(self, request)
+            else:
+                chunks = self._stream(request)
             if self.name in PRICED_PROVIDERS:
                 return priced_stream(chunks, self.name, request.model or self.model)
             return chunks
+        from abstractcore.features.structured_strategy import (
+            structured_request,
+            structured_stream,
+            structured_text_stream,
+        )
+
         constrained = structured_request(self, request, output, request.structured_mode)
         if request.output_as_text:
             return structured_text_stream(self, constrained, output)
@@ -153,9 +169,14 @@ class ProviderPipeline(abc.ABC):
         provider batch sends per item)."""
         request = self._bind(request)
         if request.output is not None:
+            from abstractcore.features.structured_strategy import structured_request
+
             request = structured_request(self, request, request.output, request.structured_mode)
-        if await tools_prompted(self, request):
-            request = prompted_request(self, request)
+        if request.tools:
+            from abstractcore.features.tools.strategy import prompted_request, tools_prompted
+
+            if await tools_prompted(self, request):
+                request = prompted_request(self, request)
         return request
 
     def _batch_api(self) -> BatchAPI | None:

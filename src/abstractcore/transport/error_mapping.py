@@ -16,7 +16,6 @@ scrubbed from every message and body.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
@@ -157,6 +156,8 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # an HTTP date: rare, and email.utils costs ~10 ms to import
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

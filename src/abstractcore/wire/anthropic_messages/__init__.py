@@ -13,36 +13,88 @@ the one stop-reason map ``STOP_REASONS`` and usage.
 
 from __future__ import annotations
 
-from abstractcore.wire.anthropic_messages.caching import add_breakpoints, cache_control, cache_ttl
-from abstractcore.wire.anthropic_messages.client import (
-    COUNT_FIELDS,
-    DEFAULT_MAX_TOKENS,
-    MessagesStream,
-    content_blocks,
-    count_body,
-    is_error_event,
-    is_message_stop,
-    message_to_response,
-    request_body,
-    stop_sequences,
-    to_anthropic_messages,
-    tool_choice_to_anthropic,
-    tools_to_anthropic,
-)
-from abstractcore.wire.anthropic_messages.server import MessageStream, message, model_list, parse_messages
-from abstractcore.wire.anthropic_messages.shapes import (
-    STOP_REASONS,
-    finish_reason,
-    stop_reason,
-    usage_body,
-    usage_of,
-)
-from abstractcore.wire.anthropic_messages.thinking import (
-    EFFORT_BUDGETS,
-    check_thinking,
-    reasoning_blocks,
-    reasoning_part,
-    thinking_budget,
+from abstractcore._lazy import lazy_exports as _lazy_exports
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from abstractcore.wire.anthropic_messages.caching import add_breakpoints, cache_control, cache_ttl
+    from abstractcore.wire.anthropic_messages.client import (
+        COUNT_FIELDS,
+        DEFAULT_MAX_TOKENS,
+        MessagesStream,
+        content_blocks,
+        count_body,
+        is_error_event,
+        is_message_stop,
+        message_to_response,
+        request_body,
+        stop_sequences,
+        to_anthropic_messages,
+        tool_choice_to_anthropic,
+        tools_to_anthropic,
+    )
+    from abstractcore.wire.anthropic_messages.server import MessageStream, message, model_list, parse_messages
+    from abstractcore.wire.anthropic_messages.shapes import (
+        STOP_REASONS,
+        finish_reason,
+        stop_reason,
+        usage_body,
+        usage_of,
+    )
+    from abstractcore.wire.anthropic_messages.thinking import (
+        EFFORT_BUDGETS,
+        check_thinking,
+        reasoning_blocks,
+        reasoning_part,
+        thinking_budget,
+    )
+del TYPE_CHECKING
+
+# imported on first use: ``import`` of the package loads none of its modules
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    {
+        "abstractcore.wire.anthropic_messages.caching": (
+            "add_breakpoints",
+            "cache_control",
+            "cache_ttl",
+        ),
+        "abstractcore.wire.anthropic_messages.client": (
+            "COUNT_FIELDS",
+            "DEFAULT_MAX_TOKENS",
+            "MessagesStream",
+            "content_blocks",
+            "count_body",
+            "is_error_event",
+            "is_message_stop",
+            "message_to_response",
+            "request_body",
+            "stop_sequences",
+            "to_anthropic_messages",
+            "tool_choice_to_anthropic",
+            "tools_to_anthropic",
+        ),
+        "abstractcore.wire.anthropic_messages.server": (
+            "MessageStream",
+            "message",
+            "model_list",
+            "parse_messages",
+        ),
+        "abstractcore.wire.anthropic_messages.shapes": (
+            "STOP_REASONS",
+            "finish_reason",
+            "stop_reason",
+            "usage_body",
+            "usage_of",
+        ),
+        "abstractcore.wire.anthropic_messages.thinking": (
+            "EFFORT_BUDGETS",
+            "check_thinking",
+            "reasoning_blocks",
+            "reasoning_part",
+            "thinking_budget",
+        ),
+    },
 )
 
 __all__ = [

@@ -10,26 +10,71 @@ messages, tool calls, usage and the one finish-reason map ``FINISH_REASONS``.
 
 from __future__ import annotations
 
-from abstractcore.wire.openai_chat.client import (
-    PARAMS,
-    ChunkReader,
-    reply_to_response,
-    request_body,
-    response_format,
-)
-from abstractcore.wire.openai_chat.server import ChatStream, completion, include_usage, model_list, parse_chat
-from abstractcore.wire.openai_chat.shapes import (
-    FINISH_REASONS,
-    call_body,
-    finish_reason,
-    message_to_openai,
-    parse_tool_calls,
-    server_finish_reason,
-    tool_call_deltas,
-    tool_choice_to_openai,
-    tools_to_openai,
-    usage_body,
-    usage_of,
+from abstractcore._lazy import lazy_exports as _lazy_exports
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from abstractcore.wire.openai_chat.client import (
+        PARAMS,
+        ChunkReader,
+        reply_to_response,
+        request_body,
+        response_format,
+    )
+    from abstractcore.wire.openai_chat.server import (
+        ChatStream,
+        completion,
+        include_usage,
+        model_list,
+        parse_chat,
+    )
+    from abstractcore.wire.openai_chat.shapes import (
+        FINISH_REASONS,
+        call_body,
+        finish_reason,
+        message_to_openai,
+        parse_tool_calls,
+        server_finish_reason,
+        tool_call_deltas,
+        tool_choice_to_openai,
+        tools_to_openai,
+        usage_body,
+        usage_of,
+    )
+del TYPE_CHECKING
+
+# imported on first use: ``import`` of the package loads none of its modules
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    {
+        "abstractcore.wire.openai_chat.client": (
+            "PARAMS",
+            "ChunkReader",
+            "reply_to_response",
+            "request_body",
+            "response_format",
+        ),
+        "abstractcore.wire.openai_chat.server": (
+            "ChatStream",
+            "completion",
+            "include_usage",
+            "model_list",
+            "parse_chat",
+        ),
+        "abstractcore.wire.openai_chat.shapes": (
+            "FINISH_REASONS",
+            "call_body",
+            "finish_reason",
+            "message_to_openai",
+            "parse_tool_calls",
+            "server_finish_reason",
+            "tool_call_deltas",
+            "tool_choice_to_openai",
+            "tools_to_openai",
+            "usage_body",
+            "usage_of",
+        ),
+    },
 )
 
 __all__ = [

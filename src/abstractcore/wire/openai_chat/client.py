@@ -7,7 +7,7 @@ Used by the OpenAI-compatible providers (OpenAI, LM Studio, vLLM, OpenRouter, ll
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abstractcore.core.errors import ResponseFormatError, ToolCallError
 from abstractcore.core.types import (
@@ -20,7 +20,6 @@ from abstractcore.core.types import (
     Usage,
 )
 from abstractcore.features.reasoning import ThinkingSplitter, split_thinking
-from abstractcore.features.structured import OutputSpec
 from abstractcore.features.tools.accumulator import ToolCallAccumulator
 from abstractcore.features.tools.forced import cut_call_error
 from abstractcore.wire.openai_chat.reasoning import echoed_reasoning, reasoning_of
@@ -33,6 +32,9 @@ from abstractcore.wire.openai_chat.shapes import (
     tools_to_openai,
     usage_of,
 )
+
+if TYPE_CHECKING:
+    from abstractcore.features.structured import OutputSpec
 
 __all__ = ["PARAMS", "ChunkReader", "reply_to_response", "request_body", "response_format"]
 

@@ -12,42 +12,91 @@ the status / finish-reason map).
 
 from __future__ import annotations
 
-from abstractcore.wire.openai_responses.client import (
-    ENCRYPTED_REASONING,
-    UNSUPPORTED_PARAMS,
-    check_params,
-    input_items,
-    reasoning_field,
-    reasoning_items,
-    reasoning_parts,
-    reply_to_response,
-    request_body,
-    text_format,
-    tool_call,
-)
-from abstractcore.wire.openai_responses.events import (
-    END_EVENTS,
-    ResponsesStream,
-    failure_of,
-    is_error_event,
-    is_last_event,
-)
-from abstractcore.wire.openai_responses.server import (
-    ResponsesCall,
-    completed,
-    conversation_of,
-    output_items,
-    parse_responses,
-    response_object,
-)
-from abstractcore.wire.openai_responses.server_stream import ResponseStream
-from abstractcore.wire.openai_responses.shapes import (
-    SOURCE,
-    finish_reason,
-    function_tool,
-    tool_choice_to_responses,
-    tools_to_responses,
-    usage_of,
+from abstractcore._lazy import lazy_exports as _lazy_exports
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from abstractcore.wire.openai_responses.client import (
+        ENCRYPTED_REASONING,
+        UNSUPPORTED_PARAMS,
+        check_params,
+        input_items,
+        reasoning_field,
+        reasoning_items,
+        reasoning_parts,
+        reply_to_response,
+        request_body,
+        text_format,
+        tool_call,
+    )
+    from abstractcore.wire.openai_responses.events import (
+        END_EVENTS,
+        ResponsesStream,
+        failure_of,
+        is_error_event,
+        is_last_event,
+    )
+    from abstractcore.wire.openai_responses.server import (
+        ResponsesCall,
+        completed,
+        conversation_of,
+        output_items,
+        parse_responses,
+        response_object,
+    )
+    from abstractcore.wire.openai_responses.server_stream import ResponseStream
+    from abstractcore.wire.openai_responses.shapes import (
+        SOURCE,
+        finish_reason,
+        function_tool,
+        tool_choice_to_responses,
+        tools_to_responses,
+        usage_of,
+    )
+del TYPE_CHECKING
+
+# imported on first use: ``import`` of the package loads none of its modules
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    {
+        "abstractcore.wire.openai_responses.client": (
+            "ENCRYPTED_REASONING",
+            "UNSUPPORTED_PARAMS",
+            "check_params",
+            "input_items",
+            "reasoning_field",
+            "reasoning_items",
+            "reasoning_parts",
+            "reply_to_response",
+            "request_body",
+            "text_format",
+            "tool_call",
+        ),
+        "abstractcore.wire.openai_responses.events": (
+            "END_EVENTS",
+            "ResponsesStream",
+            "failure_of",
+            "is_error_event",
+            "is_last_event",
+        ),
+        "abstractcore.wire.openai_responses.server": (
+            "ResponsesCall",
+            "completed",
+            "conversation_of",
+            "output_items",
+            "parse_responses",
+            "response_object",
+        ),
+        "abstractcore.wire.openai_responses.server_stream": ("ResponseStream",),
+        "abstractcore.wire.openai_responses.shapes": (
+            "SOURCE",
+            "finish_reason",
+            "function_tool",
+            "tool_choice_to_responses",
+            "tools_to_responses",
+            "usage_of",
+        ),
+    },
 )
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abstractcore.core.errors import ConfigurationError, ResponseFormatError
 from abstractcore.core.types import (
@@ -25,7 +25,6 @@ from abstractcore.core.types import (
     ToolCall,
     ToolSpec,
 )
-from abstractcore.features.structured import OutputSpec
 from abstractcore.features.tools.accumulator import as_arguments
 from abstractcore.wire.openai_responses.shapes import (
     SOURCE,
@@ -34,6 +33,9 @@ from abstractcore.wire.openai_responses.shapes import (
     tools_to_responses,
     usage_of,
 )
+
+if TYPE_CHECKING:
+    from abstractcore.features.structured import OutputSpec
 
 __all__ = [
     "ENCRYPTED_REASONING",
