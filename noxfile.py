@@ -16,7 +16,7 @@ def _install(session: nox.Session, extras: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (real llama.cpp server, real in-process models)."""
-    _install(session, "dev,server,transformers,mlx")
+    _install(session, "dev,docs,server,transformers,mlx")
     session.run("pytest", "-q", *session.posargs)
 
 
