@@ -240,3 +240,10 @@ def _fast_lane_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(
             f"{request.node.nodeid} is not slow but {'; '.join(sorted(set(FAST_LANE.seen)))}: {_HOW}."
         )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The count of docs examples run (tests/test_docs_run.py), when that module ran."""
+    module = sys.modules.get("tests.test_docs_run")
+    if module is not None and module.RUN:
+        terminalreporter.write_line(module.summary())
