@@ -1,6 +1,6 @@
 """The docs name only what exists, and their Python examples are valid Python.
 
-Checked in README.md and every docs/*.md:
+Checked in README.md and every docs/**/*.md:
 
 - every repository path they name (``src/...``, ``benchmarks/...``, ``scripts/...``,
   ``tests/...``, ``docs/...``, ``.ci/...``; a ``*`` is a glob that must match a file) exists, and
@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 ASYNC_MARK = "# inside async code"
 
 _TOP = r"(?:src|benchmarks|scripts|tests|docs|\.ci)"

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PROVIDERS", "create_provider", "provider_class"]
 
-#: provider name -> "module:Class" under ``abstractcore.providers`` (or a full module path).
 PROVIDERS: dict[str, str] = {
     "anthropic": "anthropic:AnthropicProvider",
     "ollama": "ollama:OllamaProvider",
@@ -26,6 +25,8 @@ PROVIDERS: dict[str, str] = {
     "openrouter": "openrouter:OpenRouterProvider",
     "router": "abstractcore.router:Router",
 }
+"""The provider names ``create_llm`` takes, each to ``"module:Class"`` under
+``abstractcore.providers`` (or a full module path); the class is imported only when asked for."""
 
 _ALIASES = {"openai_compatible": "openai-compatible", "lm-studio": "lmstudio", "hf": "huggingface"}
 
