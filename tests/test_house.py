@@ -62,6 +62,7 @@ MODULE_LAYERS = {
     "abstractcore.engines.mlx_batch": "engines",
     "abstractcore.engines.model_files": "engines",
     "abstractcore.engines.transformers": "engines",
+    "abstractcore.engines.warmup": "engines",
     # features
     "abstractcore.features": "features",
     "abstractcore.features.constrain": "features",
