@@ -57,6 +57,7 @@ MODULE_LAYERS = {
     "abstractcore.engines.llamacpp_batch.scheduler": "engines",
     "abstractcore.engines.llamacpp_batch.sequences": "engines",
     "abstractcore.engines.llamacpp_batch.vocab": "engines",
+    "abstractcore.engines.llamacpp_counting": "engines",
     "abstractcore.engines.llamacpp_native": "engines",
     "abstractcore.engines.mlx": "engines",
     "abstractcore.engines.mlx_batch": "engines",
