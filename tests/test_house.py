@@ -57,11 +57,13 @@ MODULE_LAYERS = {
     "abstractcore.engines.llamacpp_batch.scheduler": "engines",
     "abstractcore.engines.llamacpp_batch.sequences": "engines",
     "abstractcore.engines.llamacpp_batch.vocab": "engines",
+    "abstractcore.engines.llamacpp_counting": "engines",
     "abstractcore.engines.llamacpp_native": "engines",
     "abstractcore.engines.mlx": "engines",
     "abstractcore.engines.mlx_batch": "engines",
     "abstractcore.engines.model_files": "engines",
     "abstractcore.engines.transformers": "engines",
+    "abstractcore.engines.warmup": "engines",
     # features
     "abstractcore.features": "features",
     "abstractcore.features.constrain": "features",

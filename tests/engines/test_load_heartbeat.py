@@ -57,6 +57,44 @@ CHILD = textwrap.dedent(
 )
 
 
+FIRST_CALL = textwrap.dedent(
+    """
+    import json, sys, threading
+    imported = []
+    def hook(event, args):
+        if event == "import":
+            imported.append((threading.get_ident(), args[0]))
+    sys.addaudithook(hook)
+    import asyncio, trio  # not anyio.run: it imports its backend before the first call
+    from abstractcore.engines.host import ModelHost
+
+    host = ModelHost(lambda: None, name="huggingface", model="m")  # as create_llm does
+
+    async def main():
+        loop_thread = threading.get_ident()
+        before = len(imported)
+        answer = await host.run(lambda cancel: 42)
+        streamed = [item async for item in host.stream(lambda emit, cancel: [emit(1), emit(2)])]
+        on_loop = [name for thread, name in imported[before:] if thread == loop_thread]
+        print(json.dumps({"answer": answer, "streamed": streamed, "on_loop": on_loop}))
+
+    asyncio.run(main()) if sys.argv[1] == "asyncio" else trio.run(main)
+    """
+)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_first_call_to_an_in_process_model_imports_nothing_on_the_event_loop(backend: str) -> None:
+    # anyio imports its backend lazily on the loop's first use (~35 ms of the loop's own time):
+    # creating the host has it imported in a thread, and the first call waits for that thread.
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL, backend], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"answer": 42, "streamed": [1, 2], "on_loop": []}
+
+
 @pytest.mark.slow
 def test_a_heartbeat_task_keeps_beating_through_a_cold_load_and_first_generation(gguf_path: Path) -> None:
     done = subprocess.run(

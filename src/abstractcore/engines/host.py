@@ -36,6 +36,7 @@ import anyio.to_thread
 from anyio.lowlevel import RunVar
 
 from abstractcore.core.errors import AbstractCoreError, LocalBackendError, ModelLoadError, ProviderError
+from abstractcore.engines import warmup
 from abstractcore.engines.base import BatchEngine, BatchHandle, Engine, EngineClosed, GenerationSpec, Outcome
 from abstractcore.engines.gil import loading
 from abstractcore.engines.worker import (
@@ -173,6 +174,7 @@ class ModelHost:
         self._create = create
         self.engine: Engine | None = None
         self.worker: ModelWorker[Any] = ModelWorker(name)
+        warmup.start()  # the first call's imports, off the event loop (usually done by then)
 
     def __repr__(self) -> str:
         return f"ModelHost({self.name!r}, {self.model!r})"
@@ -273,6 +275,7 @@ class ModelHost:
         The text goes to ``emit`` on the engine's thread when given (a whole answer: no hop to
         the event loop per token), else through ``BatchRun.events()``.
         """
+        await warmup.ready()
         cancel = threading.Event()
         inbox: LoopInbox[str | Future[Outcome]] = LoopInbox(cancel)
         load = ready or self.ready

@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +32,7 @@ from abstractcore.engines.base import (
 from abstractcore.engines.embedding import GGUFEmbedder, close_llama
 from abstractcore.engines.gil import loading
 from abstractcore.engines.host import register
+from abstractcore.engines.llamacpp_counting import PREFILL_CHUNK, Cancelled, Probe, counting_llama
 
 __all__ = ["DEFAULT_N_CTX", "PREFILL_CHUNK", "TEMPLATE_SWITCHES", "LlamaCppEngine", "template_switches"]
 
@@ -40,88 +41,9 @@ TEMPLATE_SWITCHES = ("enable_thinking",)
 
 #: llama.cpp's own default (512) is too small for a chat; the model's full context costs memory.
 DEFAULT_N_CTX = 4096
-#: Prompt tokens evaluated per ``llama_decode``; the cancel flag is checked between chunks.
-#: Measured here (SmolLM2-135M, 4,000-token prompt): 128 costs ~3% prefill speed against 512.
-PREFILL_CHUNK = 128
-
 _PASSTHROUGH = ("temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty")
 # llama-cpp-python's message when the prompt does not fit (llama.py, _create_completion)
 _TOO_LONG = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
-
-
-class _Cancelled(Exception):
-    """Raised inside llama-cpp-python's generation to stop it (prompt chunks included)."""
-
-
-class _Probe:
-    """Per-call state shared with the counting ``Llama`` subclass."""
-
-    def __init__(self, cancel: threading.Event, *, count_only: bool = False) -> None:
-        self.cancel = cancel
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        #: Prompt tokens decoded before the first sampled token (the rest were reused: cached).
-        self.prefilled = 0
-        self.sampled = False
-        self.count_only = count_only  # stop once the prompt is tokenized, before any decoding
-
-    @property
-    def cached(self) -> int:
-        """Prompt tokens Llama's own prefix match reused (kept in its KV cells from the last call)."""
-        return max(0, self.prompt_tokens - self.prefilled) if self.sampled else 0
-
-
-def _counting_llama(llama_cpp: Any) -> Any:
-    """A ``Llama`` subclass that counts tokens and stops, prompt included, when cancelled."""
-
-    class CountingLlama(llama_cpp.Llama):  # type: ignore[misc]
-        probe: _Probe | None = None
-
-        def eval(self, tokens: Sequence[int]) -> None:
-            probe = self.probe
-            if probe is None:
-                super().eval(tokens)
-                return
-            if not probe.sampled:
-                probe.prefilled += len(tokens)
-            for start in range(0, len(tokens), PREFILL_CHUNK):
-                if probe.cancel.is_set():
-                    raise _Cancelled
-                super().eval(tokens[start : start + PREFILL_CHUNK])
-
-        def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
-            probe = self.probe
-            if probe is not None and probe.count_only:
-                probe.prompt_tokens = len(tokens)
-                raise _Cancelled
-            inner: Iterator[int] = super().generate(tokens, *args, **kwargs)
-            return inner if probe is None else self._counted(inner, probe, len(tokens))
-
-        def _counted(self, inner: Iterator[int], probe: _Probe, prompt_tokens: int) -> Iterator[int]:
-            probe.prompt_tokens = prompt_tokens
-            is_eog = self._eog_test()
-            try:
-                for token in inner:
-                    probe.sampled = True
-                    if probe.cancel.is_set():
-                        return
-                    if not is_eog(token):  # the tokens llama.cpp keeps as completion
-                        probe.completion_tokens += 1
-                    yield token
-            finally:
-                close = getattr(inner, "close", None)
-                if close is not None:
-                    close()
-
-        def _eog_test(self) -> Callable[[int], bool]:
-            vocab = getattr(getattr(self, "_model", None), "vocab", None)
-            test = getattr(llama_cpp, "llama_vocab_is_eog", None)
-            if vocab is not None and test is not None:
-                return lambda token: bool(test(vocab, token))
-            eos = self.token_eos()
-            return lambda token: token == eos
-
-    return CountingLlama
 
 
 def _llama_cpp() -> Any:
@@ -244,7 +166,7 @@ class LlamaCppEngine(Engine):
             kwargs["n_threads"] = self.n_threads
         repack = llamacpp_native.use_extra_buffers(llama_cpp, self.repack)
         with llamacpp_native.model_params(repack), llamacpp_native.default_attention():
-            self._llama = _counting_llama(llama_cpp)(**kwargs)
+            self._llama = counting_llama(llama_cpp)(**kwargs)
         register(self)
 
     @staticmethod
@@ -261,12 +183,12 @@ class LlamaCppEngine(Engine):
         """The prompt tokens of ``spec``: rendered and tokenized by ``create_chat_completion``
         itself, stopped before the first decode (the context is left as it was)."""
         llama = self._llama
-        probe = _Probe(threading.Event(), count_only=True)
+        probe = Probe(threading.Event(), count_only=True)
         llama.probe = probe
         llama.chat_handler = self._handler(spec)
         try:
             llama.create_chat_completion(messages=spec.messages, max_tokens=1, **self._prompt_kwargs(spec))
-        except _Cancelled:
+        except Cancelled:
             return probe.prompt_tokens
         except ValueError as exc:
             error = _context_error(exc)
@@ -296,7 +218,7 @@ class LlamaCppEngine(Engine):
             kwargs["logits_processor"] = _llama_cpp().LogitsProcessorList([FollowingProcessor(constraint)])
         arguments: list[str] = []
         out = arguments.append if tool is not None else emit  # a forced call's text is its arguments
-        probe = _Probe(cancel)
+        probe = Probe(cancel)
         llama.probe = probe
         llama.chat_handler = self._handler(spec)
         try:
@@ -314,7 +236,7 @@ class LlamaCppEngine(Engine):
                 calls, fragmented = (_whole_call(tool, "".join(arguments)),), False
             counts = (probe.prompt_tokens, probe.completion_tokens)
             return Outcome(finish, *counts, calls, fragmented, cached_tokens=probe.cached)
-        except _Cancelled:
+        except Cancelled:
             return Outcome("cancelled", probe.prompt_tokens, probe.completion_tokens)
         except ValueError as exc:
             error = _context_error(exc)

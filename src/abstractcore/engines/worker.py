@@ -46,6 +46,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from abstractcore.engines import warmup
 from abstractcore.transport.threads import CallSoon, LoopGone, call_soon_on_this_loop
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ class ModelWorker(Generic[T]):
         returns at once; the thread stops at its next check and releases the
         model (the next call waits for that).
         """
+        await warmup.ready()  # anyio's backend imported off the loop, before its first use here
         cancel = threading.Event()
 
         def job() -> R:
@@ -210,6 +212,7 @@ class ModelWorker(Generic[T]):
         or dropping it) sets ``cancel``; ``emit`` then raises ``StreamClosed``
         in the thread.
         """
+        await warmup.ready()
         cancel = threading.Event()
         send, receive = anyio.create_memory_object_stream[Any](math.inf)
         channel = _Channel(send, call_soon_on_this_loop(), cancel)
