@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from pydantic import BaseModel
@@ -47,32 +47,40 @@ class Person(BaseModel):
     age: int
 
 
-@pytest.fixture(scope="module")
-def _openai_server() -> Iterator[OpenAIBatches]:
-    state = OpenAIBatches()
+BatchServer = TypeVar("BatchServer", OpenAIBatches, AnthropicBatches)
+
+
+def _running(state: BatchServer) -> Iterator[BatchServer]:
+    """``state``'s server, started for a module's tests and stopped after them."""
     state.server.start()
     yield state
     state.server.stop()
+
+
+def _reset(state: BatchServer) -> BatchServer:
+    """``state`` as each test expects it: a batch ends after two polls, nothing expires."""
+    state.per_poll, state.expire_after = 2, None
+    return state
+
+
+@pytest.fixture(scope="module")
+def _openai_server() -> Iterator[OpenAIBatches]:
+    yield from _running(OpenAIBatches())
 
 
 @pytest.fixture
 def openai_batches(_openai_server: OpenAIBatches) -> OpenAIBatches:
-    _openai_server.per_poll, _openai_server.expire_after = 2, None
-    return _openai_server
+    return _reset(_openai_server)
 
 
 @pytest.fixture(scope="module")
 def _anthropic_server() -> Iterator[AnthropicBatches]:
-    state = AnthropicBatches()
-    state.server.start()
-    yield state
-    state.server.stop()
+    yield from _running(AnthropicBatches())
 
 
 @pytest.fixture
 def anthropic_batches(_anthropic_server: AnthropicBatches) -> AnthropicBatches:
-    _anthropic_server.per_poll, _anthropic_server.expire_after = 2, None
-    return _anthropic_server
+    return _reset(_anthropic_server)
 
 
 def openai_llm(server: OpenAIBatches) -> LLM:

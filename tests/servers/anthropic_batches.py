@@ -164,33 +164,36 @@ class AnthropicBatches:
             if len(batch.results) == len(batch.requests):
                 batch.status = "ended"
 
-    async def retrieve(self, request: web.Request) -> web.StreamResponse:
+    def _batch_of(self, request: web.Request) -> MessageBatch | web.StreamResponse:
+        """The batch ``request`` names, or the error response (a bad key, an unknown id)."""
         refused = self._refused(request)
         if refused is not None:
             return refused
         batch = self.batches.get(request.match_info["id"])
         if batch is None:
             return self._error(404, "not_found_error", "No such message batch.")
+        return batch
+
+    async def retrieve(self, request: web.Request) -> web.StreamResponse:
+        batch = self._batch_of(request)
+        if not isinstance(batch, MessageBatch):
+            return batch
         self._advance(batch)
         return web.json_response(self._object(batch))
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return self._error(404, "not_found_error", "No such message batch.")
+        batch = self._batch_of(request)
+        if not isinstance(batch, MessageBatch):
+            return batch
         if batch.status == "in_progress":
             batch.status = "canceling"
         return web.json_response(self._object(batch))
 
     async def results(self, request: web.Request) -> web.StreamResponse:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None or batch.status != "ended":
+        batch = self._batch_of(request)
+        if not isinstance(batch, MessageBatch):
+            return batch
+        if batch.status != "ended":
             return self._error(404, "not_found_error", "No results for this batch yet.")
         body = b"".join(json.dumps(row).encode() + b"\n" for row in reversed(batch.results))
         return web.Response(body=body, content_type="application/binary")
