@@ -15,7 +15,11 @@ Cloud providers are reached through the environment variables they read, as the 
 do: ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` -> the fake OpenAI server (tests/servers/openai_fake.py,
 any model), ``ANTHROPIC_BASE_URL`` / ``ANTHROPIC_API_KEY`` -> the Anthropic test server
 (tests/servers/anthropic_server.py, SmolLM2 behind the Messages wire format), ``OLLAMA_HOST`` ->
-the Ollama test server. ``create_llm("huggingface")`` finds the embedded GGUF itself.
+the Ollama test server. ``create_llm("huggingface")`` finds the embedded GGUF itself. The
+Anthropic and Ollama test servers stand a 135M model in for the 7B-and-up models the pages name,
+and it rambles to the end of its context where they stop by themselves: here their answers end at
+``LONGEST_ANSWER`` tokens. A page's own in-process model has no such cap, so its examples pass
+``max_tokens=`` where an answer could run long.
 
 Conventions on the pages:
 
@@ -45,6 +49,7 @@ from abstractcore.server.backends import Backends
 from tests.server.support import running_server
 from tests.servers.anthropic_server import API_KEY as ANTHROPIC_KEY
 from tests.servers.anthropic_server import AnthropicServer
+from tests.servers.common import LocalModel
 from tests.servers.ollama_server import OllamaServer
 from tests.servers.openai_fake import KEY as OPENAI_KEY
 from tests.servers.openai_fake import FakeOpenAI
@@ -57,6 +62,8 @@ _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
 _NOT_RUN = re.compile(r"<!--\s*not run:\s*(.*?)\s*-->\s*$")
 _PRINTS = re.compile(r"#\s*prints:\s*(.+?)\s*$", re.M)
 SERVED = "huggingface/smollm2-135m-instruct"
+#: The most tokens an answer of the Anthropic and Ollama test servers has here (LocalModel.longest_answer).
+LONGEST_ANSWER = 200
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,10 @@ def environment(
     anthropic_test_server: AnthropicServer,
     ollama_test_server: OllamaServer,
     reasoning_server_url: str,
+    test_servers_model: LocalModel,
 ) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     """(the environment of a block, the addresses replaced in its code)."""
+    test_servers_model.longest_answer = LONGEST_ANSWER
     llm = create_llm("huggingface", temperature=0)
     backends = Backends({SERVED: llm}, {"smollm2": SERVED, "claude": SERVED})
     with running_server(backends, api_key=None) as server:  # type: ignore[arg-type]
@@ -144,6 +153,7 @@ def environment(
         }
         yield env, addresses
     llm.unload()
+    test_servers_model.longest_answer = None
 
 
 @pytest.mark.parametrize("block", [b for b in ALL if b.not_run is None], ids=lambda b: b.id)

@@ -66,6 +66,16 @@ def llm(gguf_path: Path) -> Iterator[LLM]:
     model.unload()
 
 
+@pytest.fixture(scope="module")
+def deadline(llm: LLM) -> float:
+    """A ``run_timeout`` that leaves the model's forced call time to finish, so the deadline falls
+    inside the tool: four times what that call took here, 3 s at least (at most MODEL_SECONDS / 2).
+    A fixed 30 s made each of the two tests below wait 30 s."""
+    begin = time.monotonic()
+    llm.generate("Wait an hour, please.", tools=[hang], tool_choice="hang")
+    return min(MODEL_SECONDS / 2, max(3.0, 4 * (time.monotonic() - begin)))
+
+
 @pytest.fixture(autouse=True)
 def _not_started() -> None:
     started.clear()
@@ -125,8 +135,7 @@ async def test_an_async_tool_that_hangs_becomes_an_error_result_after_tool_timeo
 
 
 @pytest.mark.slow
-def test_run_timeout_bounds_the_whole_run_with_a_typed_error(llm: LLM) -> None:
-    deadline = MODEL_SECONDS / 2
+def test_run_timeout_bounds_the_whole_run_with_a_typed_error(llm: LLM, deadline: float) -> None:
     begin = time.monotonic()
     with pytest.raises(RunTimeoutError) as info:
         llm.run("Wait an hour, please.", tools=[hang], tool_choice="hang", run_timeout=deadline)
@@ -140,8 +149,7 @@ def test_run_timeout_bounds_the_whole_run_with_a_typed_error(llm: LLM) -> None:
 
 
 @pytest.mark.slow
-def test_run_timeout_bounds_the_streaming_loop_too(llm: LLM) -> None:
-    deadline = MODEL_SECONDS / 2
+def test_run_timeout_bounds_the_streaming_loop_too(llm: LLM, deadline: float) -> None:
     kinds: list[str] = []
     begin = time.monotonic()
     with pytest.raises(RunTimeoutError):

@@ -41,6 +41,10 @@ class LocalModel:
         self._lock = threading.Lock()
         self.loads = 0
         self.last_load_seconds = 0.0
+        #: The most tokens one answer may have whatever the request asks (None: no limit). The docs
+        #: run sets it: the 135M stand-in rambles to the end of its context where the 7B models the
+        #: pages name stop by themselves, and a README example made three such calls in 84 s.
+        self.longest_answer: int | None = None
 
     @property
     def loaded(self) -> bool:
@@ -126,6 +130,9 @@ class LocalModel:
             "stream": True,
             "max_tokens": max_tokens if max_tokens and max_tokens > 0 else None,
         }
+        if self.longest_answer is not None:
+            asked = kwargs["max_tokens"]
+            kwargs["max_tokens"] = self.longest_answer if asked is None else min(asked, self.longest_answer)
         for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k), ("seed", seed)):
             if value is not None:
                 kwargs[name] = value
