@@ -197,6 +197,10 @@ def _watch_model_loads() -> None:
     _watched(GGUFEmbedder, "_load")
 
 
+#: The node id of a docs block's test (tests/test_docs_run.py).
+DOCS_BLOCK = "tests/test_docs_run.py::test_the_block_runs["
+
+
 class _FixtureGuard:
     """Notes a model fixture set up for an unmarked test. A plugin, not a hook of this conftest:
     pytest asks only the root's conftest hooks about session-scoped fixtures."""
@@ -243,7 +247,14 @@ def _fast_lane_guard(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The count of docs examples run (tests/test_docs_run.py), when that module ran."""
-    module = sys.modules.get("tests.test_docs_run")
-    if module is not None and module.RUN:
-        terminalreporter.write_line(module.summary())
+    """The count of docs examples run (tests/test_docs_run.py), when that module ran. Counted from
+    the passed reports, which reach the terminal whether the tests ran here or in xdist workers."""
+    ran = [
+        report
+        for report in terminalreporter.stats.get("passed", [])
+        if getattr(report, "when", None) == "call" and DOCS_BLOCK in getattr(report, "nodeid", "")
+    ]
+    if ran:
+        from tests.test_docs_run import summary
+
+        terminalreporter.write_line(summary(len(ran)))
