@@ -119,8 +119,17 @@ def _is_span_attribute(dotted: str) -> bool:
     return any(f'"{dotted}"' in path.read_text() for path in _SPAN_SOURCES)
 
 
+def _is_logger_name(dotted: str) -> bool:
+    """A logger the package logs to (``abstractcore.http``), named in its source as a logger."""
+    spellings = (f'getLogger("{dotted}")', f'LOGGER_NAME = "{dotted}"')
+    return any(
+        any(spelling in path.read_text() for spelling in spellings)
+        for path in (ROOT / "src" / "abstractcore").rglob("*.py")
+    )
+
+
 def _resolves(dotted: str) -> bool:
-    if _is_span_attribute(dotted):
+    if _is_span_attribute(dotted) or _is_logger_name(dotted):
         return True
     parts = dotted.split(".")
     for end in range(len(parts), 0, -1):
