@@ -65,6 +65,7 @@ import multiprocessing as mp
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -1063,6 +1064,21 @@ async def _profile(root: str, pool: int, what: str, sizes: Sizes) -> None:
 # ---------------------------------------------------------------------------
 
 
+def reproducing_command(argv: list[str]) -> str:
+    """The command line of this run without its output path (for the figures' captions)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("--json="):
+            skip = False
+            continue
+        if arg == "--json":
+            skip = True
+            continue
+        kept.append(arg)
+    return " ".join(["python benchmarks/overhead.py", *kept])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
@@ -1203,6 +1219,7 @@ def main() -> None:
         + (f" Skipped (not importable): {', '.join(skipped)}." if skipped else "")
     )
     meta = {
+        "command": reproducing_command(sys.argv[1:]),
         "runs": sizes.runs,
         "import_runs": sizes.import_runs,
         "streams_per_run": sizes.streams_per_run,
