@@ -20,8 +20,10 @@ say, with retries off, and given the same connection limit where it lets the cal
   model prefixes and ``api_base=``, so it speaks all three formats. Its HTTP clients are its
   own (cached per provider): the pool size cannot be set through ``acompletion``. Its loop
   detector (a stream of 100 identical deltas is an error) is lifted for the fake stream.
-- ``any-llm``: ``any_llm.acompletion(provider=..., model=..., api_base=...)`` (PyPI
-  ``any-llm-sdk``), openai and anthropic (it wraps the official SDKs; no pool setting).
+- ``any-llm`` (PyPI ``any-llm-sdk``): one ``AnyLLM.create(provider, api_base=, max_retries=0,
+  http_client=...)`` per format, then ``.acompletion``; openai and anthropic go through the
+  official SDKs (given the same pool), ollama (the ``[ollama]`` extra) through ``ollama``'s
+  client with httpx's limits.
 
 Only ``openai``/``anthropic`` are dependencies of the project's venv; LiteLLM and any-llm are
 run from a separate venv (see ``benchmarks/README.md``). :func:`missing` says which peer
@@ -236,46 +238,59 @@ async def _litellm_settle() -> None:
 
 
 async def make_any_llm(root: str, pool: int, c: Canned) -> Peer:
-    import any_llm
+    # One reused provider object per format (AnyLLM.create), its SDK client given the pool:
+    # the official SDKs' http_client for openai / anthropic, httpx's limits for ollama's client.
+    import httpx
+    from any_llm import AnyLLM
 
-    routes = {"openai": ("openai", f"{root}/v1"), "anthropic": ("anthropic", root)}
+    routes: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "openai": ("openai", f"{root}/v1", {"http_client": _sdk_http("openai", pool), "max_retries": 0}),
+        "anthropic": ("anthropic", root, {"http_client": _sdk_http("anthropic", pool), "max_retries": 0}),
+    }
+    if importlib.util.find_spec("ollama") is not None:  # the any-llm-sdk[ollama] extra
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+        routes["ollama"] = ("ollama", root, {"limits": limits})
+    llms = {
+        fmt: AnyLLM.create(provider, api_key=c.api_key, api_base=base, **kwargs)
+        for fmt, (provider, base, kwargs) in routes.items()
+    }
     messages = _messages(c)
 
     async def request() -> None:
-        provider, base = routes["openai"]
-        r: Any = await any_llm.acompletion(
-            model=c.model, provider=provider, messages=messages, api_base=base, api_key=c.api_key
-        )
+        r: Any = await llms["openai"].acompletion(model=c.model, messages=messages)
         assert r.choices[0].message.content == c.answer
 
     def stream_of(fmt: str) -> Callable[[], Awaitable[int]]:
-        provider, base = routes[fmt]
+        llm = llms[fmt]
 
         async def stream() -> int:
-            events = await any_llm.acompletion(
-                model=c.model,
-                provider=provider,
-                messages=messages,
-                api_base=base,
-                api_key=c.api_key,
-                stream=True,
-                max_tokens=4096,
-            )
+            events = await llm.acompletion(model=c.model, messages=messages, stream=True, max_tokens=4096)
             return await _count_openai_chunks(events)
 
         return stream
 
     async def close() -> None:
-        return None
+        for llm in llms.values():
+            client: Any = getattr(llm, "client", None)
+            closing = getattr(client, "close", None)
+            if closing is not None:
+                await closing()
 
     return Peer(
         "any-llm",
         request,
-        {fmt: stream_of(fmt) for fmt in routes},
+        {fmt: stream_of(fmt) for fmt in llms},
         close,
-        f"any-llm-sdk {_version('any-llm-sdk')}: acompletion(provider=, api_base=); a client per "
-        "call over the official SDKs, pool size not settable",
+        f"any-llm-sdk {_version('any-llm-sdk')}: AnyLLM.create(provider, api_base=, "
+        f"http_client / limits={pool}).acompletion, over the official SDKs"
+        + ("" if "ollama" in llms else "; no Ollama: its [ollama] extra is not installed"),
     )
+
+
+def _sdk_http(sdk: str, pool: int) -> Any:
+    """The official SDK's own async httpx2 client (its defaults) with ``pool`` connections."""
+    module = importlib.import_module(sdk)
+    return module.DefaultAsyncHttpxClient(limits=_limits(pool))
 
 
 def _version(dist: str) -> str:
