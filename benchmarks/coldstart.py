@@ -3,8 +3,8 @@ first call of a new process against bare aiohttp's first call (used by ``overhea
 
 - **import**: wall time of ``python -c "import X"`` minus ``python -c pass`` and the RSS
   (``VmRSS``) right after the import, for abstractcore and the floors (``pass``, aiohttp,
-  httpx, the official openai SDK when installed); every interpreter is fresh, the rounds are
-  interleaved and the median is reported.
+  httpx, and, when installed, the official openai and anthropic SDKs and LiteLLM); every
+  interpreter is fresh, the rounds are interleaved and the median is reported.
 - **first call**: in a fresh interpreter, from before the first import to the reply in hand:
   bare aiohttp (``import aiohttp``, a ``ClientSession``, one ``post`` + ``resp.json()``) against
   abstractcore (``import abstractcore``, ``create_llm``, one ``agenerate`` under ``asyncio.run``,
@@ -38,7 +38,15 @@ _RSS = (
 _CLOCK = "import time as _t\n_t0 = _t.perf_counter()\n"
 _DONE = "_ms = (_t.perf_counter() - _t0) * 1000\n" + _RSS + "print(_ms, _rss)\n"
 
-FLOORS = {"pass": "pass", "aiohttp": "import aiohttp", "httpx": "import httpx", "openai": "import openai"}
+#: import probes (each when installed): the floors and the peers; LiteLLM only in a venv that has it
+FLOORS = {
+    "pass": "pass",
+    "aiohttp": "import aiohttp",
+    "httpx": "import httpx",
+    "openai": "import openai",
+    "anthropic": "import anthropic",
+    "litellm": "import litellm",
+}
 
 
 def abstractcore_root() -> str | None:
@@ -51,6 +59,7 @@ def abstractcore_root() -> str | None:
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # `import litellm` would fetch its price list
     root = abstractcore_root()
     if root is not None:  # the same abstractcore as this process (PYTHONPATH=... included)
         env["PYTHONPATH"] = root

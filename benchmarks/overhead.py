@@ -35,6 +35,16 @@ by the ``httpx-aiohttp`` transport, abstractcore ``agenerate``/``astream``
 abstractcore handed a plain ``httpx.AsyncClient``. Clients whose package is
 not installed (httpx-aiohttp) are skipped with a note.
 
+The peers, on request (``--clients default,openai-sdk,anthropic-sdk``; ``benchmarks/peers.py``
+says how each is driven): the official ``openai`` SDK (requests, the OpenAI SSE stream and its
+blocking client in the sync rows), the official ``anthropic`` SDK (Messages requests and the
+Anthropic SSE stream), each also on its aiohttp backend (``openai-sdk+aiohttp``,
+``anthropic-sdk+aiohttp``), LiteLLM (``litellm``: requests and all three streams) and any-llm
+(``any-llm``). A peer speaks only its own formats ("-" in the others); one that is not
+importable is skipped with a line saying so, never an error. After every client is built and
+warmed up the heap is frozen (``gc.freeze()``), so no client pays the full collections over
+another library's import-time objects.
+
 abstractcore is used through its public API only (``create_llm``,
 ``agenerate``, ``astream``, ``generate``, ``aclose``, ``close``), so the same
 file measures any version put first on ``PYTHONPATH``.
@@ -47,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import importlib.util
 import json
@@ -54,6 +65,7 @@ import multiprocessing as mp
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,6 +73,7 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import coldstart
+import peers
 from coldstart import HEAVY_MODULES, IMPORT_TARGET_MS
 
 HERE = Path(__file__).resolve().parent
@@ -466,9 +479,13 @@ READERS: dict[str, Callable[[AsyncIterator[bytes]], Awaitable[int]]] = {
 class Client:
     name: str
     request: Callable[[], Awaitable[None]]
-    streams: dict[str, Callable[[], Awaitable[int]]]
+    streams: dict[str, Callable[[], Awaitable[int]]]  # the formats it speaks (a peer: not all)
     close: Callable[[], Awaitable[None]]
     note: str = ""
+    request_format: str = "openai"  # the anthropic SDK's requests are Messages
+    #: awaited inside every timed section, after the last request: work a client defers to the
+    #: background (LiteLLM's logging callbacks) is charged to it, not to the next client measured
+    settle: Callable[[], Awaitable[None]] | None = None
 
 
 async def make_aiohttp(root: str, pool: int) -> Client:
@@ -599,6 +616,16 @@ async def make_abstractcore(root: str, pool: int, *, http_client: str | None = N
     return Client(name, request, {fmt: stream_of(llm) for fmt, llm in llms.items()}, close, note)
 
 
+def _canned() -> peers.Canned:
+    return peers.Canned(model=MODEL, api_key=API_KEY, prompt=PROMPT, answer=ANSWER)
+
+
+async def make_peer(name: str, root: str, pool: int) -> Client:
+    """An official SDK or LiteLLM / any-llm (``benchmarks/peers.py``) as a client of this harness."""
+    p = await peers.FACTORIES[name](root, pool, _canned())
+    return Client(p.name, p.request, p.streams, p.close, p.note, p.request_format, p.settle)
+
+
 # ---------------------------------------------------------------------------
 # Measurements
 # ---------------------------------------------------------------------------
@@ -618,6 +645,7 @@ class Sizes:
 class Result:
     name: str
     note: str = ""
+    request_format: str = "openai"
     seq_us: list[float] = field(default_factory=list)
     c100: list[float] = field(default_factory=list)
     c500: list[float] = field(default_factory=list)
@@ -649,6 +677,8 @@ async def _sequential(client: Client, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
         await client.request()
+    if client.settle is not None:
+        await client.settle()
     return (time.perf_counter() - start) / n * 1e6
 
 
@@ -662,6 +692,8 @@ async def _concurrent(client: Client, total: int, concurrency: int) -> float:
     gc.collect()
     start = time.perf_counter()
     await asyncio.gather(*(worker(per_worker + (i < extra)) for i in range(concurrency)))
+    if client.settle is not None:
+        await client.settle()
     return total / (time.perf_counter() - start)
 
 
@@ -673,6 +705,8 @@ async def _streams(client: Client, fmt: str, streams: int, chunks: int) -> float
         got = await stream()
         if got != chunks:
             raise AssertionError(f"{client.name} {FORMATS[fmt]}: {got} deltas, expected {chunks}")
+    if client.settle is not None:
+        await client.settle()
     return streams * chunks / (time.perf_counter() - start)
 
 
@@ -683,7 +717,10 @@ CLIENTS = (
     "abstractcore",
     "abstractcore+httpx-aiohttp",
     "abstractcore+httpx",
+    *peers.FACTORIES,  # openai-sdk, anthropic-sdk, their +aiohttp variants, litellm, any-llm
 )
+#: The peers are opt-in (``--clients default,openai-sdk,anthropic-sdk``): at 0.1x bare aiohttp's
+#: rates the two SDKs alone would add ~2-3 min to a full run.
 DEFAULT_CLIENTS = ("aiohttp", "httpx", "httpx-aiohttp", "abstractcore", "abstractcore+httpx-aiohttp")
 
 
@@ -695,6 +732,7 @@ async def run_async(root: str, pool: int, sizes: Sizes, names: list[str]) -> lis
         "abstractcore": lambda: make_abstractcore(root, pool),
         "abstractcore+httpx-aiohttp": lambda: make_abstractcore(root, pool, http_client="httpx-aiohttp"),
         "abstractcore+httpx": lambda: make_abstractcore(root, pool, http_client="httpx"),
+        **{name: functools.partial(make_peer, name, root, pool) for name in peers.FACTORIES},
     }
     clients: list[Client] = []
     try:
@@ -707,13 +745,20 @@ async def run_async(root: str, pool: int, sizes: Sizes, names: list[str]) -> lis
 
 
 async def _measure(clients: list[Client], pool: int, sizes: Sizes) -> list[Result]:
-    results = [Result(c.name, c.note) for c in clients]
+    results = [Result(c.name, c.note, c.request_format) for c in clients]
     formats = list(FORMATS)
     # Warm up: open the pool's connections, fill caches; nothing measured.
     for client in clients:
         await _concurrent(client, min(pool, 200) * 2, min(pool, 200))
         for fmt in formats if sizes.streams_per_run else ():
-            await client.streams[fmt]()
+            if fmt in client.streams:
+                await client.streams[fmt]()
+    # Every import (and the warm-up's lazy ones) is done: freeze what they left on the heap, so
+    # the full collections during one client's turn do not rescan another library's modules
+    # (LiteLLM leaves ~370k objects, the two SDKs ~180k: a full collection of 0.25-0.4 s here,
+    # which made abstractcore measured after LiteLLM 0.44x instead of ~0.95x bare aiohttp).
+    gc.collect()
+    gc.freeze()
     # Round-robin the runs so drift (thermal, other load) hits every client alike.
     for run in range(sizes.runs):
         for client, result in zip(clients, results):
@@ -739,10 +784,13 @@ async def _measure(clients: list[Client], pool: int, sizes: Sizes) -> list[Resul
             for fmt in order:
                 pairs = list(zip(clients, results))
                 for client, result in pairs if turn % 2 == 0 else pairs[::-1]:
-                    result.streams[fmt].append(await _streams(client, fmt, 1, sizes.stream_chunks))
+                    if fmt in client.streams:  # a peer speaks only its own format(s)
+                        result.streams[fmt].append(await _streams(client, fmt, 1, sizes.stream_chunks))
         for result in results:
             rates = "  ".join(
                 f"{fmt} {statistics.median(result.streams[fmt][-sizes.streams_per_run :]):7.0f}/s"
+                if result.streams[fmt]
+                else f"{fmt} {'-':>7s}  "
                 for fmt in formats
             )
             print(f"  run {run + 1}/{sizes.runs} {result.name:34s} streams {rates}", flush=True)
@@ -761,17 +809,35 @@ def run_sync_generate(root: str, pool: int, sizes: Sizes) -> list[float]:
     from abstractcore import create_llm
 
     llm = create_llm("openai", model=MODEL, base_url=f"{root}/v1", api_key=API_KEY, max_connections=pool)
+
+    def request() -> None:
+        assert llm.generate(PROMPT).content == ANSWER
+
+    try:
+        return _sync_sequential(request, sizes)
+    finally:
+        llm.close()
+
+
+def run_sync_openai_sdk(root: str, pool: int, sizes: Sizes) -> list[float]:
+    """The openai SDK's blocking ``OpenAI().chat.completions.create``, the same sequential loop."""
+    request, close = peers.sync_openai_sdk(root, pool, _canned())
+    try:
+        return _sync_sequential(request, sizes)
+    finally:
+        close()
+
+
+def _sync_sequential(request: Callable[[], None], sizes: Sizes) -> list[float]:
     for _ in range(50):
-        llm.generate(PROMPT)
+        request()
     out = []
     for _ in range(sizes.runs):
         gc.collect()
         start = time.perf_counter()
         for _ in range(sizes.sequential):
-            r = llm.generate(PROMPT)
+            request()
         out.append((time.perf_counter() - start) / sizes.sequential * 1e6)
-        assert r.content == ANSWER
-    llm.close()
     return out
 
 
@@ -797,12 +863,23 @@ def _ratio(key: str, value: float | None, ref: float | None) -> tuple[str, bool 
     return f"{r:.2f}x", ok
 
 
+_REQUEST_FORMATS = {"openai": "Chat Completions", "ollama": "Ollama", "anthropic": "Anthropic Messages"}
+
+
+def request_label(name: str, request_format: str) -> str:
+    """A requests-table row's name: the client, and its wire format when it is not OpenAI's."""
+    if request_format == REFERENCE_FORMAT:
+        return name
+    return f"{name}: {_REQUEST_FORMATS[request_format]} requests"
+
+
 def report(
     results: list[Result],
     sync_us: list[float] | None,
     imp: dict[str, Any] | None,
     meta: dict[str, Any],
     first: dict[str, Any] | None = None,
+    sync_sdk_us: list[float] | None = None,
 ) -> str:
     ref = results[0]
     assert ref.name == "bare aiohttp"
@@ -814,7 +891,9 @@ def report(
     }
     reference = ref_vals[f"stream:{REFERENCE_FORMAT}"]
     out = []
-    out.append(f"### Requests, OpenAI format (median of {meta['runs']} runs; ratio vs bare aiohttp)\n")
+    out.append(
+        f"### Requests, OpenAI format unless said (median of {meta['runs']} runs; ratio vs bare aiohttp)\n"
+    )
     out.append("| client | µs/request seq | req/s @100 | req/s @500 |")
     out.append("|---|---:|---:|---:|")
     for r in results:
@@ -825,12 +904,14 @@ def report(
             if r is not ref:
                 cell += f" ({_ratio(key, v, ref_vals[key])[0]})"
             cells.append(cell)
-        out.append(f"| {r.name} | " + " | ".join(cells) + " |")
-    if sync_us:
-        v = statistics.median(sync_us)
-        out.append(
-            f"| abstractcore sync `generate` | {_fmt(v)} ({_ratio('seq', v, ref_vals['seq'])[0]}) | - | - |"
-        )
+        out.append(f"| {request_label(r.name, r.request_format)} | " + " | ".join(cells) + " |")
+    for label, samples_us in (
+        ("abstractcore sync `generate`", sync_us),
+        ("openai SDK sync `create`", sync_sdk_us),
+    ):
+        if samples_us:
+            v = statistics.median(samples_us)
+            out.append(f"| {label} | {_fmt(v)} ({_ratio('seq', v, ref_vals['seq'])[0]}) | - | - |")
     out.append("")
     samples = meta["runs"] * meta["streams_per_run"]
     out.append(
@@ -844,7 +925,7 @@ def report(
         cells = []
         for fmt in FORMATS:
             cell = _fmt(r.median(f"stream:{fmt}"))
-            if r is not ref:
+            if r is not ref and r.streams[fmt]:
                 cell += f" ({_fmt_ratio(paired_ratio(r.streams[fmt], ref.streams[fmt]))})"
             cells.append(cell)
         out.append(f"| {r.name} | " + " | ".join(cells) + " |")
@@ -983,6 +1064,21 @@ async def _profile(root: str, pool: int, what: str, sizes: Sizes) -> None:
 # ---------------------------------------------------------------------------
 
 
+def reproducing_command(argv: list[str]) -> str:
+    """The command line of this run without its output path (for the figures' captions)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("--json="):
+            skip = False
+            continue
+        if arg == "--json":
+            skip = True
+            continue
+        kept.append(arg)
+    return " ".join(["python benchmarks/overhead.py", *kept])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
@@ -995,9 +1091,10 @@ def main() -> None:
     parser.add_argument(
         "--clients",
         default=None,
-        help=f"comma list of {', '.join(CLIENTS)} (default: {','.join(DEFAULT_CLIENTS)}, leaving out "
-        "those whose package is missing; abstractcore+httpx, the trio / user-client path, is slow "
-        "and not run by default); 'aiohttp', the reference, always runs first",
+        help=f"comma list of {', '.join(CLIENTS)} and 'default' (= {','.join(DEFAULT_CLIENTS)}, "
+        "leaving out those whose package is missing; abstractcore+httpx, the trio / user-client path, "
+        "and the peers are slow and not run by default; a peer that is not importable is skipped "
+        "with a note); 'aiohttp', the reference, always runs first",
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and client to separate CPUs")
@@ -1025,17 +1122,22 @@ def main() -> None:
     sizes.runs = max(1, args.runs)
     if args.no_streams:
         sizes.streams_per_run = 0
-    if args.clients is None:
-        names = list(DEFAULT_CLIENTS)
+    names = [n.strip() for n in (args.clients or "default").split(",") if n.strip()]
+    if "default" in names:
+        default = list(DEFAULT_CLIENTS)
         if importlib.util.find_spec("httpx_aiohttp") is None:
-            names = [n for n in names if "httpx-aiohttp" not in n]
+            default = [n for n in default if "httpx-aiohttp" not in n]
             print("httpx-aiohttp is not installed: its clients are left out", flush=True)
-    else:
-        names = [n.strip() for n in args.clients.split(",") if n.strip()]
+        at = names.index("default")
+        names[at : at + 1] = default
     names = ["aiohttp"] + [n for n in dict.fromkeys(names) if n != "aiohttp"]
     unknown = set(names) - set(CLIENTS)
     if unknown:
         parser.error(f"unknown client(s) {', '.join(sorted(unknown))}; choose from {', '.join(CLIENTS)}")
+    skipped = {n: peers.missing(n) for n in names if n in peers.NEEDS and peers.missing(n)}
+    for n, module in skipped.items():  # a peer that is not installed is skipped, never fatal
+        print(f"skipping {n}: {module} is not importable here (see benchmarks/README.md)", flush=True)
+    names = [n for n in names if n not in skipped]
 
     pin = not args.no_pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
     if pin:
@@ -1074,6 +1176,9 @@ def main() -> None:
         )
         results = asyncio.run(run_async(root, args.pool, sizes, names))
         sync_us = None if args.no_sync else run_sync_generate(root, args.pool, sizes)
+        sync_sdk_us = (
+            None if args.no_sync or "openai-sdk" not in names else run_sync_openai_sdk(root, args.pool, sizes)
+        )
         elapsed = time.perf_counter() - started
     finally:
         server.terminate()
@@ -1090,12 +1195,13 @@ def main() -> None:
         "aiohttp": aiohttp.__version__,
         "httpx": httpx.__version__,
     }
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        versions["httpx-aiohttp"] = version("httpx-aiohttp")
-    except Exception:
-        pass
+    for dist in ("httpx-aiohttp", "openai", "anthropic", "litellm", "any-llm-sdk"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
     setup = (
         f"{'quick' if args.quick else 'full'} run in {elapsed:.0f} s; abstractcore "
         f"{versions['abstractcore']} from {coldstart.abstractcore_root()}; "
@@ -1105,17 +1211,22 @@ def main() -> None:
         f"client; fake server = raw asyncio Protocol in its own process"
         f"{' (client and server pinned to separate CPUs)' if pin else ''}; "
         f"Python {versions['python']}, aiohttp {versions['aiohttp']}, httpx {versions['httpx']}, "
-        f"httpx-aiohttp {versions.get('httpx-aiohttp', 'not installed')}, stock asyncio loop, "
-        f"{os.cpu_count()} CPUs."
+        f"httpx-aiohttp {versions.get('httpx-aiohttp', 'not installed')}"
+        + "".join(
+            f", {d} {versions[d]}" for d in ("openai", "anthropic", "litellm", "any-llm-sdk") if d in versions
+        )
+        + f", stock asyncio loop, {os.cpu_count()} CPUs."
+        + (f" Skipped (not importable): {', '.join(skipped)}." if skipped else "")
     )
     meta = {
+        "command": reproducing_command(sys.argv[1:]),
         "runs": sizes.runs,
         "import_runs": sizes.import_runs,
         "streams_per_run": sizes.streams_per_run,
         "stream_chunks": sizes.stream_chunks,
         "setup": setup,
     }
-    text = report(results, sync_us, imp, meta, first)
+    text = report(results, sync_us, imp, meta, first, sync_sdk_us)
     print()
     print(text)
 
@@ -1137,6 +1248,7 @@ def main() -> None:
                     {
                         "name": r.name,
                         "note": r.note,
+                        "request_format": r.request_format,
                         "seq_us": r.seq_us,
                         "c100_rps": r.c100,
                         "c500_rps": r.c500,
@@ -1159,6 +1271,8 @@ def main() -> None:
                     for r in results
                 ],
                 "sync_generate_us": sync_us,
+                "sync_openai_sdk_us": sync_sdk_us,
+                "skipped_clients": skipped,
                 "import": imp,
                 "first_call": first,
                 "markdown": text,

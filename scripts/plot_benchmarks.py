@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,9 @@ def _stamp(path: Path) -> str:
 
 
 def _command(name: str, path: Path, data: dict[str, Any]) -> str:
+    recorded = data.get("meta", {}).get("command")  # overhead.py records its command line
+    if isinstance(recorded, str):
+        return recorded
     quick = "quick" in path.name or bool(data.get("meta", {}).get("quick"))
     if name == "router":
         quick = data.get("total") == 1000
@@ -120,15 +124,23 @@ def _svg(fig: Any, title: str, info: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
-def _bars(ax: Any, groups: list[str], series: dict[str, list[float]], ylabel: str) -> None:
+def _bars(ax: Any, groups: list[str], series: dict[str, list[float | None]], ylabel: str) -> None:
+    """Grouped bars; a missing value (a client that does not speak that format) draws none."""
     width = 0.8 / max(len(series), 1)
     for i, (label, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        bars = ax.bar(xs, values, width, label=label)
-        ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=6, padding=1)
+        heights = [float("nan") if v is None else v for v in values]
+        bars = ax.bar(xs, heights, width, label=label)
+        ax.bar_label(bars, labels=["" if v is None else f"{v:,.0f}" for v in values], fontsize=6, padding=1)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
+    if len(series) <= 5:
+        ax.legend(fontsize=7)
+        return
+    # With the peers: room above the tallest bar for a legend in columns, clear of the bars.
+    top = max((v for values in series.values() for v in values if v is not None), default=1.0)
+    ax.set_ylim(0, top * 1.45)
+    ax.legend(fontsize=6, ncols=3, loc="upper center")
 
 
 def _row(cells: list[str]) -> str:
@@ -140,12 +152,26 @@ def _table(head: list[str], rows: list[list[str]], info: dict[str, Any]) -> str:
     return "\n".join([*lines, "", f"Measured on {_caption(info)}."])
 
 
+#: overhead.py's own clients (the rest are the peers: the official SDKs, LiteLLM, any-llm)
+_TRANSPORTS = ("bare ", "httpx", "abstractcore")
+#: overhead.py's request formats other than OpenAI's (the anthropic SDK sends Messages)
+_REQUEST_FORMATS = {"ollama": "Ollama", "anthropic": "Anthropic Messages"}
+
+
+def _cell(value: float | None, ratio: float | None) -> str:
+    """``value (ratio x)``, or "-" for a client that does not speak that format."""
+    if value is None or ratio is None:
+        return "-"
+    return f"{value:,.0f} ({ratio:.2f}x)"
+
+
 def overhead(data: dict[str, Any], info: dict[str, Any]) -> tuple[bytes, str]:
     """Requests/s and stream deltas/s of each HTTP client against the same fake server."""
     plt = _plt()
     clients = data["clients"]
     ref = clients[0]["median"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    peers = [c["name"] for c in clients if not c["name"].startswith(_TRANSPORTS)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10 + 0.6 * max(len(clients) - 5, 0), 4))
     _bars(
         left,
         ["@100 in flight", "@500 in flight"],
@@ -159,19 +185,32 @@ def overhead(data: dict[str, Any], info: dict[str, Any]) -> tuple[bytes, str]:
         {c["name"]: [c["median"]["stream_deltas_per_s"][f] for f in formats] for c in clients},
         "text deltas/s of a 5,000-delta stream",
     )
-    svg = _svg(fig, "Transport overhead: abstractcore against bare aiohttp and httpx", info)
+    title = "Transport overhead: abstractcore against bare aiohttp and httpx"
+    if peers:
+        title = "Transport overhead: abstractcore against bare aiohttp, httpx and the peers"
+    svg = _svg(fig, title, info)
     rows = []
     for c in clients:
         m, same = c["median"], c["stream_paired_ratio_same_format"]
+        kind = _REQUEST_FORMATS.get(c.get("request_format", "openai"))
         rows.append(
             [
-                c["name"],
-                f"{m['seq_us']:,.0f} ({m['seq_us'] / ref['seq_us']:.2f}x)",
-                f"{m['c100_rps']:,.0f} ({m['c100_rps'] / ref['c100_rps']:.2f}x)",
-                f"{m['c500_rps']:,.0f} ({m['c500_rps'] / ref['c500_rps']:.2f}x)",
-                *(f"{m['stream_deltas_per_s'][f]:,.0f} ({same[f]:.2f}x)" for f in formats),
+                c["name"] + (f": {kind} requests" if kind else ""),
+                *(
+                    _cell(m[k], m[k] / ref[k] if m[k] is not None else None)
+                    for k in ("seq_us", "c100_rps", "c500_rps")
+                ),
+                *(_cell(m["stream_deltas_per_s"][f], same[f]) for f in formats),
             ]
         )
+    for key, label in (
+        ("sync_generate_us", "abstractcore sync `generate`"),
+        ("sync_openai_sdk_us", "openai SDK sync `create`"),
+    ):
+        samples = data.get(key)
+        if samples and data.get("sync_openai_sdk_us"):  # the blocking faces, side by side
+            us = statistics.median(samples)
+            rows.append([label, _cell(us, us / ref["seq_us"]), "-", "-", "-", "-", "-"])
     head = ["client", "µs/request seq", "req/s @100", "req/s @500"]
     head += ["OpenAI SSE", "Ollama NDJSON", "Anthropic SSE"]
     return svg, _table(head, rows, info)

@@ -50,3 +50,40 @@ def test_a_changed_result_makes_the_check_fail(tmp_path: Path) -> None:
     done = _check(copy)
     assert done.returncode == 1
     assert "docs/benchmarks/router.svg" in done.stderr and "docs/benchmarks.md" in done.stderr
+
+
+def test_the_peers_are_drawn_and_tabled_with_a_dash_where_they_speak_no_such_format() -> None:
+    """overhead.py's peers (the official SDKs, LiteLLM) speak only their own formats: the page
+    shows "-" there, names the anthropic SDK's requests as Messages, and the caption the command
+    the run recorded."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import plot_benchmarks
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    data = json.loads(next((ROOT / "docs" / "benchmarks" / "results").glob("overhead-*.json")).read_text())
+    ref = data["clients"][0]
+    none = {"openai": None, "ollama": None, "anthropic": None}
+
+    def peer(name: str, fmt: str, request_format: str) -> dict[str, object]:
+        median = {**ref["median"], "stream_deltas_per_s": {**none, fmt: 1234.0}}
+        return {
+            **ref,
+            "name": name,
+            "request_format": request_format,
+            "median": median,
+            "stream_paired_ratio_same_format": {**none, fmt: 0.05},
+        }
+
+    data["clients"] += [
+        peer("openai SDK", "openai", "openai"),
+        peer("anthropic SDK", "anthropic", "anthropic"),
+    ]
+    data["meta"]["command"] = "python benchmarks/overhead.py --clients default,openai-sdk,anthropic-sdk"
+    info = {"cores": 2, "cpu": "a CPU", "date": "2026-12-08 00:00", "command": data["meta"]["command"]}
+    svg, table = plot_benchmarks.overhead(data, info)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()}
+    assert rows["openai SDK"].endswith("| 1,234 (0.05x) | - | - |")
+    assert rows["anthropic SDK: Anthropic Messages requests"].endswith("| - | - | 1,234 (0.05x) |")
+    assert b"and the peers" in svg and b"openai SDK" in svg
+    assert plot_benchmarks._command("overhead", Path("overhead-x.json"), data) == info["command"]
